@@ -1,0 +1,85 @@
+/**
+ * FastCGI 1.0 wire constants. Section numbers refer to the FastCGI Specification
+ * (FastCGI-Archives/fcgi2 `doc/fcgi-spec.html`, Open Market, 1996); see also
+ * reference/protocols.md §2.1.
+ */
+
+/** §8: `FCGI_VERSION_1`, the only version there is. Anything else is fatal (F-2). */
+export const FCGI_VERSION_1 = 1;
+
+/** §8: `FCGI_HEADER_LEN`, the fixed record header size. */
+export const FCGI_HEADER_LEN = 8;
+
+/** §3.3: contentLength is a 16-bit field. */
+export const FCGI_MAX_CONTENT_LENGTH = 0xffff;
+
+/** §3.3: paddingLength is an 8-bit field. */
+export const FCGI_MAX_PADDING_LENGTH = 0xff;
+
+/**
+ * Largest multiple of 8 that fits a record (0xFFF8): stream records of this size need no
+ * padding (php-fpm writes its output this way; F-4).
+ */
+export const FCGI_MAX_ALIGNED_CONTENT_LENGTH = 0xfff8;
+
+/** §3.3: requestId 0 marks a management record. */
+export const FCGI_NULL_REQUEST_ID = 0;
+
+/** §8: record types (`FCGI_BEGIN_REQUEST` … `FCGI_UNKNOWN_TYPE`). */
+export const RecordType = {
+  BeginRequest: 1, // §5.1, web server → app, content 8 bytes
+  AbortRequest: 2, // §5.4, web server → app, content 0 bytes
+  EndRequest: 3, // §5.5, app → web server, content 8 bytes
+  Params: 4, // §5.2, stream of name-value pairs
+  Stdin: 5, // §5.3, stream of request body bytes
+  Stdout: 6, // §5.3, stream of response bytes
+  Stderr: 7, // §5.3, stream of error-log bytes
+  Data: 8, // §5.3, FILTER role only
+  GetValues: 9, // §4.1, management, names with empty values
+  GetValuesResult: 10, // §4.1, management, name-value pairs
+  UnknownType: 11, // §4.2, management, content 8 bytes
+} as const;
+export type RecordType = (typeof RecordType)[keyof typeof RecordType];
+
+/** §8: `FCGI_MAXTYPE`; types above this are unknown to this implementation (§4.2). */
+export const FCGI_MAX_TYPE = RecordType.UnknownType;
+
+/** §5.1: `FCGI_BeginRequestBody.role`. */
+export const Role = {
+  Responder: 1, // §6.2, the CGI equivalent
+  Authorizer: 2, // §6.3
+  Filter: 3, // §6.4, adds the DATA stream
+} as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+/** §5.1: `FCGI_BeginRequestBody.flags` bits. */
+export const Flag = {
+  KeepConn: 1, // FCGI_KEEP_CONN: the app must not close the connection after this request
+} as const;
+export type Flag = (typeof Flag)[keyof typeof Flag];
+
+/** §5.5: `FCGI_EndRequestBody.protocolStatus`. */
+export const ProtocolStatus = {
+  RequestComplete: 0, // FCGI_REQUEST_COMPLETE
+  CantMpxConn: 1, // FCGI_CANT_MPX_CONN: a second request on a non-multiplexed connection
+  Overloaded: 2, // FCGI_OVERLOADED
+  UnknownRole: 3, // FCGI_UNKNOWN_ROLE
+} as const;
+export type ProtocolStatus = (typeof ProtocolStatus)[keyof typeof ProtocolStatus];
+
+/** §4.1: management variables that GET_VALUES may ask for (F-6, F-45). */
+export const ManagementVariable = {
+  MaxConns: 'FCGI_MAX_CONNS', // max concurrent transport connections
+  MaxReqs: 'FCGI_MAX_REQS', // max concurrent requests
+  MpxsConns: 'FCGI_MPXS_CONNS', // "1" if connections are multiplexed, else "0"
+} as const;
+export type ManagementVariable = (typeof ManagementVariable)[keyof typeof ManagementVariable];
+
+/** Byte sizes of the fixed-length bodies (§5.1, §5.5, §4.2). */
+export const BEGIN_REQUEST_BODY_LEN = 8;
+export const END_REQUEST_BODY_LEN = 8;
+export const UNKNOWN_TYPE_BODY_LEN = 8;
+
+/** Default limits (reference/protocols.md §9). */
+export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024; // 1 MiB of concatenated PARAMS content
+export const DEFAULT_MAX_PAIRS = 1000;
