@@ -1,0 +1,96 @@
+/**
+ * The application contract: PEP 3333's environ/start_response, in TypeScript.
+ *
+ *   const app: App = (environ, startResponse) => {
+ *     startResponse('200 OK', [['Content-Type', 'text/plain']]);
+ *     return ['Hello, World!\n'];
+ *   };
+ *
+ * Every front (HTTP, FastCGI, SCGI, uwsgi, CGI) builds an Environ and calls the app through
+ * `runExchange` in call.ts, which owns every response rule (R-1..R-11 in
+ * shared/reference/protocols.md §8). Nothing here knows about sockets.
+ */
+import type { Readable } from 'node:stream';
+import type { WireProtocol } from '../protocols/errors.js';
+
+export type HeaderList = Array<[name: string, value: string]>;
+
+/** A body chunk: bytes, or a string that is sent as UTF-8. */
+export type Chunk = Uint8Array | string;
+
+/** The legacy write() callable returned by start_response (PEP 3333). */
+export type Write = (chunk: Chunk) => void;
+
+export type StartResponse = (status: string, headers: HeaderList, excInfo?: unknown) => Write;
+
+/** A response body. A Node Readable is an AsyncIterable, so returning a stream works. */
+export type Body = Iterable<Chunk> | AsyncIterable<Chunk>;
+
+export type App = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
+
+/** Where an app writes diagnostics (`environ['gatewire.errors']`); lines are tagged with the request id. */
+export interface ErrorSink {
+  write(message: string): void;
+}
+
+/**
+ * The environ. CGI meta-variables are byte strings held as latin1 JS strings (E-1): one char per
+ * byte, never UTF-8-decoded. Server-owned keys contain a dot, so no wire name can forge them (E-2).
+ */
+export interface Environ {
+  REQUEST_METHOD: string;
+  SCRIPT_NAME: string;
+  PATH_INFO: string;
+  QUERY_STRING: string;
+  SERVER_NAME: string;
+  SERVER_PORT: string;
+  SERVER_PROTOCOL: string;
+  CONTENT_TYPE?: string;
+  CONTENT_LENGTH?: string;
+  REMOTE_ADDR?: string;
+  REMOTE_PORT?: string;
+  REQUEST_URI?: string;
+
+  /** The request body: reads end at CONTENT_LENGTH, or at the end of the stream when input_terminated. */
+  'gatewire.input': Readable;
+  'gatewire.errors': ErrorSink;
+  'gatewire.url_scheme': 'http' | 'https';
+  'gatewire.protocol': WireProtocol;
+  /** Aborts when the client goes away, the web server aborts the request, or a timeout fires. */
+  'gatewire.signal': AbortSignal;
+  'gatewire.request_id': string;
+  /** True when the body length is not known in advance and the stream ends at EOF (E-11). */
+  'gatewire.input_terminated': boolean;
+  'gatewire.run_once': boolean;
+  'gatewire.multithread': boolean;
+  'gatewire.multiprocess': boolean;
+
+  [header: `HTTP_${string}`]: string | undefined;
+  [key: string]: unknown;
+}
+
+/** The CGI part of an environ: what a wire carries, before the server-owned keys are added. */
+export type CgiVars = Record<string, string>;
+
+export type AppInterface = 'environ' | 'node' | 'fetch';
+
+/** Thrown for a breach of the app contract (bad status, bad header, start_response misuse). */
+export class AppContractError extends Error {
+  override name = 'AppContractError';
+}
+
+/** A Node-style handler: Express, Koa's `app.callback()`, `fastify.routing`, a plain function. */
+export type NodeHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown;
+
+/** A fetch-style handler: Hono's `app.fetch`, or any `(Request) => Response`. */
+export type FetchHandler = (request: Request, ...rest: never[]) => Response | Promise<Response>;
+
+/**
+ * What a server serves: always an environ App (every front can call it), plus the original Node
+ * handler when there is one, which the HTTP front hands Node's own req/res at no cost.
+ */
+export interface Service {
+  app: App;
+  node?: NodeHandler;
+  interface: AppInterface;
+}

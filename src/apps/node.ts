@@ -1,0 +1,276 @@
+/**
+ * Node handlers `(req, res) => …` as Apps, for every front that is not Node's own HTTP server.
+ *
+ * Express and Koa replace the prototype of `req` and `res` with their own objects derived from
+ * http.IncomingMessage / http.ServerResponse, so a look-alike class loses its methods the moment
+ * Express touches it (node-fastcgi needs a monkey-patch for that reason). Here `req` and `res`
+ * ARE a real IncomingMessage and a real ServerResponse, attached to a capture socket: Node writes
+ * its HTTP/1.1 head and body bytes into that socket, the head is read back into start_response,
+ * and the body becomes the exchange's async iterable, with backpressure through the socket's
+ * write callbacks. The few settings that keep Node from adding framing (no chunked encoding, no
+ * Date) are own properties, which survive any prototype swap.
+ */
+import http from 'node:http';
+import { Duplex } from 'node:stream';
+import type { App, Environ, HeaderList, NodeHandler, StartResponse } from '../app.js';
+import { AppContractError } from '../app.js';
+import { percentDecodePath, quotePath } from '../environ.js';
+import { rawPathBelow } from '../fronts/http.js';
+import { isHopByHop } from '../../protocols/cgi/head.js';
+
+const kNeedDrain = Object.getOwnPropertySymbols(new http.OutgoingMessage()).find((s) => s.description === 'kNeedDrain');
+
+export function fromNodeHandler(handler: NodeHandler): App {
+  return (environ, startResponse) => new NodeExchange(handler, environ, startResponse);
+}
+
+/** The Node request line and headers an environ stands for. */
+export function nodeRequestParts(environ: Environ): { url: string; originalUrl: string | undefined; headers: Record<string, string>; rawHeaders: string[] } {
+  const scriptName = environ.SCRIPT_NAME;
+  const pathInfo = environ.PATH_INFO;
+  const query = environ.QUERY_STRING;
+  const uri = environ.REQUEST_URI;
+  let url: string;
+  if (uri !== undefined && uri.startsWith('/') && percentDecodePath(uri.split('?', 1)[0] as string) === scriptName + pathInfo) {
+    url = scriptName === '' ? uri : rawPathBelow(uri, scriptName.length);
+  } else {
+    url = (quotePath(pathInfo) || '/') + (query ? `?${query}` : '');
+  }
+  const headers: Record<string, string> = {};
+  const rawHeaders: string[] = [];
+  for (const key of Object.keys(environ)) {
+    let name: string;
+    if (key.startsWith('HTTP_')) name = key.slice(5).toLowerCase().replace(/_/g, '-');
+    else if (key === 'CONTENT_TYPE') name = 'content-type';
+    else if (key === 'CONTENT_LENGTH') name = 'content-length';
+    else continue;
+    const value = environ[key];
+    if (typeof value !== 'string') continue;
+    headers[name] = value;
+    rawHeaders.push(name, value);
+  }
+  if (environ['gatewire.input_terminated'] && headers['content-length'] === undefined) {
+    // Body parsers (type-is) look for one of the two framing headers to know there is a body.
+    headers['transfer-encoding'] = 'chunked';
+    rawHeaders.push('transfer-encoding', 'chunked');
+  }
+  return { url, originalUrl: scriptName === '' ? undefined : uri, headers, rawHeaders };
+}
+
+/** The socket Node's ServerResponse writes into; each write's callback is the backpressure. */
+class CaptureSocket extends Duplex {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly encrypted: boolean | undefined;
+
+  constructor(
+    environ: Environ,
+    private readonly onChunk: (chunk: Buffer, done: (err?: Error | null) => void) => void,
+  ) {
+    super({ decodeStrings: true, allowHalfOpen: true, highWaterMark: 64 * 1024 });
+    this.remoteAddress = environ.REMOTE_ADDR;
+    this.remotePort = environ.REMOTE_PORT === undefined ? undefined : Number(environ.REMOTE_PORT);
+    this.localAddress = typeof environ.SERVER_ADDR === 'string' ? environ.SERVER_ADDR : undefined;
+    this.localPort = Number(environ.SERVER_PORT) || undefined;
+    this.encrypted = environ['gatewire.url_scheme'] === 'https' ? true : undefined;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.onChunk(chunk, done);
+  }
+
+  override _read(): void {
+    // The request body reaches `req` through the environ's input, not through this socket.
+  }
+
+  setTimeout(): this {
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  address(): { address: string; port: number; family: string } {
+    return { address: this.localAddress ?? '', port: this.localPort ?? 0, family: '' };
+  }
+}
+
+type Pending = { chunk: Buffer; done: (err?: Error | null) => void };
+
+/** One Node handler call, seen by the exchange as an async iterable of body chunks. */
+class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
+  private readonly queue: Pending[] = [];
+  private waiter: ((r: IteratorResult<Buffer>) => void) | undefined;
+  private failWaiter: ((err: unknown) => void) | undefined;
+  private head: Buffer | undefined = Buffer.alloc(0);
+  private finished = false;
+  private error: unknown;
+  private readonly socket: CaptureSocket;
+  private readonly res: http.ServerResponse;
+
+  constructor(
+    handler: NodeHandler,
+    private readonly environ: Environ,
+    private readonly startResponse: StartResponse,
+  ) {
+    this.socket = new CaptureSocket(environ, (chunk, done) => this.onChunk(chunk, done));
+    const req = this.makeRequest();
+    const res = new http.ServerResponse(req);
+    Object.defineProperty(res, 'chunkedEncoding', { get: () => false, set: () => undefined });
+    res.useChunkedEncodingByDefault = false;
+    res.shouldKeepAlive = false;
+    res.sendDate = false;
+    res.assignSocket(this.socket as unknown as import('node:net').Socket);
+    this.socket.on('drain', () => {
+      if (kNeedDrain !== undefined) (res as unknown as Record<symbol, boolean>)[kNeedDrain] = false;
+      res.emit('drain');
+    });
+    res.on('finish', () => this.end());
+    this.res = res;
+    try {
+      const r = handler(req, res);
+      if (typeof (r as Promise<unknown> | undefined)?.then === 'function') (r as Promise<unknown>).then(undefined, (err: unknown) => this.fail(err));
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private makeRequest(): http.IncomingMessage {
+    const environ = this.environ;
+    const req = new http.IncomingMessage(this.socket as unknown as import('node:net').Socket);
+    const parts = nodeRequestParts(environ);
+    req.method = environ.REQUEST_METHOD;
+    req.url = parts.url;
+    if (parts.originalUrl !== undefined) (req as http.IncomingMessage & { originalUrl?: string }).originalUrl = parts.originalUrl;
+    const version = /^HTTP\/(\d)\.(\d)$/.exec(environ.SERVER_PROTOCOL);
+    req.httpVersionMajor = version ? Number(version[1]) : 1;
+    req.httpVersionMinor = version ? Number(version[2]) : 0;
+    req.httpVersion = `${req.httpVersionMajor}.${req.httpVersionMinor}`;
+    req.headers = parts.headers;
+    req.rawHeaders = parts.rawHeaders;
+
+    const input = environ['gatewire.input'];
+    let flowing = false;
+    // Own property: survives Express's prototype swap. Pulls the body only when the handler reads.
+    req._read = () => {
+      if (flowing) {
+        input.resume();
+        return;
+      }
+      flowing = true;
+      input.on('data', (chunk: Buffer) => {
+        if (!req.push(chunk)) input.pause();
+      });
+      input.on('end', () => {
+        req.complete = true;
+        req.push(null);
+      });
+      input.on('error', (err) => req.destroy(err));
+    };
+    return req;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Buffer>> {
+    // Release the previous chunk's write callback: that is the handler's backpressure.
+    const item = this.queue.shift();
+    if (item !== undefined) {
+      item.done();
+      return Promise.resolve({ value: item.chunk, done: false });
+    }
+    if (this.error !== undefined) return Promise.reject(this.error);
+    if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.waiter = resolve;
+      this.failWaiter = reject;
+    });
+  }
+
+  /** The exchange stopped early (client gone, error): tear down like a closed connection. */
+  return(): Promise<IteratorResult<Buffer>> {
+    this.finished = true;
+    for (const item of this.queue.splice(0)) item.done();
+    if (!this.socket.destroyed) this.socket.destroy();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  private onChunk(chunk: Buffer, done: (err?: Error | null) => void): void {
+    if (this.head !== undefined) {
+      chunk = this.readHead(chunk);
+      if (chunk.length === 0) {
+        done();
+        return;
+      }
+    }
+    const waiter = this.waiter;
+    if (waiter !== undefined) {
+      this.waiter = this.failWaiter = undefined;
+      done();
+      waiter({ value: chunk, done: false });
+    } else {
+      this.queue.push({ chunk, done });
+    }
+  }
+
+  /** Collects Node's head; at its end calls start_response. Returns the body bytes after it. */
+  private readHead(chunk: Buffer): Buffer {
+    const head = this.head as Buffer;
+    const all = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+    const end = all.indexOf('\r\n\r\n');
+    if (end === -1) {
+      this.head = all;
+      return Buffer.alloc(0);
+    }
+    this.head = undefined;
+    const lines = all.toString('latin1', 0, end).split('\r\n');
+    const statusLine = /^HTTP\/\d\.\d (\d{3}) ?(.*)$/.exec(lines[0] as string);
+    if (statusLine === null) throw new AppContractError(`unexpected response head from the Node handler: ${JSON.stringify(lines[0])}`);
+    const headers: HeaderList = [];
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i] as string;
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon);
+      if (isHopByHop(name.toLowerCase())) continue; // Node's own framing headers: not the app's
+      headers.push([name, line.slice(colon + 1).trim()]);
+    }
+    const code = statusLine[1] as string;
+    const reason = statusLine[2] || http.STATUS_CODES[Number(code)] || '';
+    try {
+      this.startResponse(`${code} ${reason}`, headers);
+    } catch (err) {
+      this.fail(err);
+    }
+    return all.subarray(end + 4);
+  }
+
+  private end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const waiter = this.waiter;
+    if (waiter !== undefined && this.queue.length === 0) {
+      this.waiter = this.failWaiter = undefined;
+      waiter({ value: undefined, done: true });
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.finished && this.error === undefined && this.res.writableFinished) return;
+    this.error = err ?? new Error('the Node handler failed');
+    this.finished = true;
+    const reject = this.failWaiter;
+    if (reject !== undefined) {
+      this.waiter = this.failWaiter = undefined;
+      reject(this.error);
+    }
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * One exchange: call the app with an environ, enforce the response rules, write through a
+ * front's ResponseSink. Every rule of shared/reference/protocols.md §8.1 lives here, once:
+ *
+ *   R-1 status syntax, no final 1xx        R-6 hop-by-hop headers refused
+ *   R-2 header name/value syntax           R-7 a `Status` header refused
+ *   R-3 start_response twice / exc_info    R-8 Content-Length exact
+ *   R-4 headers sent with the first        R-9 HEAD, 204, 304: no body
+ *       non-empty chunk or at the end      R-10 repeated headers kept apart
+ *   R-5 the body's cleanup always runs     R-11 error after headers → the peer sees truncation
+ *
+ * Fronts only serialize: they never see an unvalidated status or header.
+ */
+import { Buffer } from 'node:buffer';
+import type { App, Body, Chunk, Environ, HeaderList, StartResponse, Write } from './app.js';
+import { AppContractError } from './app.js';
+import { isHopByHop, isValidHeaderName, isValidHeaderValue, parseStatusLine } from '../protocols/cgi/head.js';
+
+/** What a front provides to put a response on its wire. */
+export interface ResponseSink {
+  /** Sends the status and headers (already validated). Called at most once, before any body. */
+  head(status: number, reason: string, headers: HeaderList): void;
+  /** Writes body bytes (never empty). Returns false when the caller should await drain(). */
+  write(chunk: Buffer): boolean;
+  /** Resolves when the peer can take more, or when the sink closed. */
+  drain(): Promise<void>;
+  /** Completes the response. */
+  end(): void;
+  /** Ends the response so the peer sees an error (R-11): truncation, a reset, a failed END_REQUEST. */
+  abort(err: Error): void;
+  /** True once the peer is gone; the exchange stops producing. */
+  readonly closed: boolean;
+}
+
+/** Where an exchange reports what went wrong; the front tags it with the request id. */
+export interface ExchangeLog {
+  error(message: string, err?: unknown): void;
+}
+
+const INTERNAL_ERROR_BODY = 'Internal Server Error\n';
+
+/** Thrown inside the exchange when the peer went away; ends the body iteration quietly. */
+class PeerGone extends Error {}
+
+type State = 'calling' | 'iterating' | 'done';
+
+/**
+ * Runs one app call. Never throws: app errors become a 500 (before headers) or an aborted
+ * response (after), and are logged with the request id.
+ */
+export class Exchange {
+  status = 0;
+  reason = '';
+  /** Body bytes produced by the app (counted on HEAD too). */
+  bytes = 0;
+  headersSent = false;
+  /** Set when the app failed; the front may report it (FastCGI appStatus, access log). */
+  failed: Error | undefined;
+
+  private headers: HeaderList | undefined;
+  private declaredLength = -1;
+  private state: State = 'calling';
+  private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | undefined;
+  private readonly isHead: boolean;
+
+  constructor(
+    private readonly environ: Environ,
+    private readonly sink: ResponseSink,
+    private readonly log: ExchangeLog,
+  ) {
+    this.isHead = environ.REQUEST_METHOD === 'HEAD';
+  }
+
+  readonly startResponse: StartResponse = (status, headers, excInfo) => {
+    if (excInfo !== undefined && excInfo !== null) {
+      if (this.headersSent) throw excInfo; // R-3: too late to change anything; abort
+    } else if (this.headers !== undefined) {
+      throw new AppContractError('start_response called a second time without exc_info (R-3)');
+    }
+    const parsed = parseStatusLine(typeof status === 'string' ? status : String(status));
+    if (parsed === null) throw new AppContractError(`invalid status ${JSON.stringify(status)} (R-1)`);
+    if (parsed.code < 200) throw new AppContractError(`final status ${parsed.code} is not allowed (R-1)`);
+    this.headers = this.checkHeaders(headers, parsed.code);
+    this.status = parsed.code;
+    this.reason = parsed.reason;
+    return this.write;
+  };
+
+  /** PEP 3333's legacy write(): sends the headers, then the chunk. Backpressure is the sink's. */
+  readonly write: Write = (chunk) => {
+    if (this.state === 'done') throw new AppContractError('write() called after the response ended');
+    const buf = toBuffer(chunk);
+    if (buf.length > 0) this.emit(buf);
+  };
+
+  /** The front calls this when the peer is gone (client disconnect, FCGI_ABORT_REQUEST, timeout). */
+  peerGone(): void {
+    const it = this.iterator;
+    if (it !== undefined && this.state === 'iterating' && typeof it.return === 'function') {
+      // Ends a stream or generator that is waiting for data nobody will read (R-5).
+      Promise.resolve()
+        .then(() => it.return?.())
+        .catch(() => undefined);
+    }
+  }
+
+  async run(app: App): Promise<void> {
+    let body: Body;
+    try {
+      const result = app(this.environ, this.startResponse);
+      body = isPromise(result) ? await result : result;
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.state = 'iterating';
+    try {
+      if (typeof body === 'string' || body instanceof Uint8Array || body === null || typeof body !== 'object') {
+        throw new AppContractError('the app must return an iterable of chunks, not a bare string, bytes or nothing');
+      }
+      if (Array.isArray(body)) await this.fromArray(body);
+      else if (typeof (body as Iterable<Chunk>)[Symbol.iterator] === 'function') await this.fromSync(body as Iterable<Chunk>);
+      else if (typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === 'function') await this.fromAsync(body as AsyncIterable<Chunk>);
+      else throw new AppContractError('the app returned something that is not iterable');
+      this.finish(undefined);
+    } catch (err) {
+      if (!(err instanceof PeerGone)) this.fail(err);
+    } finally {
+      this.state = 'done';
+      const it = this.iterator;
+      this.iterator = undefined;
+      // An iteration cut short (peer gone, app error, R-8) still closes a stream or generator.
+      if (it !== undefined && typeof it.return === 'function') {
+        try {
+          const r = it.return();
+          if (isPromise(r)) r.then(undefined, () => undefined);
+        } catch {
+          // a failing return() has nothing left to clean up
+        }
+      }
+      closeBody(body, this.log);
+    }
+  }
+
+  private async fromArray(body: readonly Chunk[]): Promise<void> {
+    // The common case: one chunk. Known length, so headers and body go out together.
+    if (body.length === 1 && !this.headersSent) {
+      const buf = toBuffer(body[0] as Chunk);
+      if (buf.length > 0) this.requireStarted();
+      this.finish(buf.length > 0 ? buf : undefined);
+      return;
+    }
+    for (const chunk of body) {
+      const buf = toBuffer(chunk);
+      if (buf.length > 0 && !this.emit(buf)) await this.sink.drain();
+      if (this.sink.closed) throw new PeerGone();
+    }
+  }
+
+  private async fromSync(body: Iterable<Chunk>): Promise<void> {
+    const it = body[Symbol.iterator]();
+    this.iterator = it;
+    // Hold the first chunk: if it is the only one, the length is known before the head goes out.
+    let held: Buffer | undefined;
+    for (let r = it.next(); !r.done; r = it.next()) {
+      const buf = toBuffer(r.value);
+      if (buf.length === 0) continue;
+      if (held === undefined && !this.headersSent) {
+        this.requireStarted();
+        held = buf;
+        continue;
+      }
+      if (held !== undefined) {
+        this.emit(held);
+        held = undefined;
+      }
+      if (!this.emit(buf)) await this.sink.drain();
+      if (this.sink.closed) throw new PeerGone();
+    }
+    this.iterator = undefined;
+    if (held !== undefined) this.finish(held);
+  }
+
+  private async fromAsync(body: AsyncIterable<Chunk>): Promise<void> {
+    const it = body[Symbol.asyncIterator]();
+    this.iterator = it;
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      if (this.sink.closed) throw new PeerGone();
+      const buf = toBuffer(r.value);
+      if (buf.length > 0 && !this.emit(buf)) await this.sink.drain();
+      if (this.sink.closed) throw new PeerGone();
+    }
+    this.iterator = undefined;
+  }
+
+  private requireStarted(): void {
+    if (this.headers === undefined) throw new AppContractError('the body produced data before start_response was called');
+  }
+
+  /** Sends one non-empty chunk, the head first if needed. Returns the sink's backpressure answer. */
+  private emit(buf: Buffer): boolean {
+    if (this.sink.closed) throw new PeerGone();
+    if (!this.headersSent) {
+      this.requireStarted();
+      this.sendHead();
+    }
+    const declared = this.declaredLength;
+    if (declared >= 0 && this.bytes + buf.length > declared) {
+      const room = declared - this.bytes;
+      if (room > 0 && this.bodyAllowed()) this.sink.write(buf.subarray(0, room));
+      this.bytes = declared;
+      throw new AppContractError(`the body is longer than the declared Content-Length ${declared} (R-8)`);
+    }
+    this.bytes += buf.length;
+    return this.bodyAllowed() ? this.sink.write(buf) : true;
+  }
+
+  /** The body ended normally; `last` is a held chunk not yet sent. */
+  private finish(last: Buffer | undefined): void {
+    if (this.sink.closed) return;
+    if (!this.headersSent) {
+      if (this.headers === undefined) throw new AppContractError('the app returned without calling start_response');
+      const total = last === undefined ? 0 : last.length;
+      if (this.declaredLength < 0 && this.status !== 204 && this.status !== 304) {
+        this.headers.push(['Content-Length', String(total)]);
+        this.declaredLength = total;
+      }
+      if (last !== undefined) this.emit(last);
+      else this.sendHead();
+    } else if (last !== undefined) {
+      this.emit(last);
+    }
+    if (this.declaredLength >= 0 && this.bytes < this.declaredLength && this.bodyAllowed()) {
+      throw new AppContractError(`the body is shorter (${this.bytes}) than the declared Content-Length ${this.declaredLength} (R-8)`);
+    }
+    this.state = 'done';
+    this.sink.end();
+  }
+
+  private sendHead(): void {
+    this.headersSent = true;
+    this.sink.head(this.status, this.reason, this.headers as HeaderList);
+  }
+
+  /** R-9: no body bytes for HEAD, 204 and 304 (the app's are counted and dropped). */
+  private bodyAllowed(): boolean {
+    return !this.isHead && this.status !== 204 && this.status !== 304;
+  }
+
+  private checkHeaders(headers: HeaderList, code: number): HeaderList {
+    if (!Array.isArray(headers)) throw new AppContractError('headers must be an array of [name, value] pairs (R-2)');
+    const out: HeaderList = [];
+    this.declaredLength = -1;
+    for (const pair of headers) {
+      if (!Array.isArray(pair) || pair.length !== 2) throw new AppContractError(`a header must be a [name, value] pair, got ${safeShow(pair)} (R-2)`);
+      const [name, value] = pair;
+      if (typeof name !== 'string' || !isValidHeaderName(name)) throw new AppContractError(`invalid header name ${safeShow(name)} (R-2)`);
+      if (typeof value !== 'string' || !isValidHeaderValue(value)) throw new AppContractError(`invalid value for header ${name}: ${safeShow(value)} (R-2)`);
+      const lower = name.toLowerCase();
+      if (lower === 'status') throw new AppContractError('a header named Status is not allowed (R-7)');
+      if (isHopByHop(lower)) throw new AppContractError(`hop-by-hop header ${name} is not allowed from an app (R-6)`);
+      if (lower === 'content-length') {
+        if (!/^[0-9]{1,15}$/.test(value) || this.declaredLength >= 0) throw new AppContractError(`invalid Content-Length ${safeShow(value)} (R-8)`);
+        if (code === 204) continue; // R-9: no Content-Length on 204
+        this.declaredLength = Number(value);
+      }
+      out.push([name, value]);
+    }
+    return out;
+  }
+
+  private fail(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.failed = error;
+    this.state = 'done';
+    if (this.sink.closed) return;
+    this.log.error(this.headersSent ? `app failed after the headers were sent: ${error.message}` : `app failed: ${error.message}`, error);
+    if (this.headersSent) {
+      this.sink.abort(error);
+      return;
+    }
+    const requestId = String(this.environ['gatewire.request_id']);
+    const text = Buffer.from(`${INTERNAL_ERROR_BODY}request id: ${requestId}\n`);
+    this.status = 500;
+    this.reason = 'Internal Server Error';
+    this.headersSent = true;
+    this.sink.head(500, 'Internal Server Error', [
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(text.length)],
+    ]);
+    if (!this.isHead) this.sink.write(text);
+    this.sink.end();
+  }
+}
+
+/** Runs one exchange to completion. */
+export async function runExchange(app: App, environ: Environ, sink: ResponseSink, log: ExchangeLog): Promise<Exchange> {
+  const exchange = new Exchange(environ, sink, log);
+  await exchange.run(app);
+  return exchange;
+}
+
+function toBuffer(chunk: Chunk): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new AppContractError(`a body chunk must be a string or a Uint8Array, got ${safeShow(chunk)}`);
+}
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+/** R-5: the body's cleanup runs however the exchange ended. */
+function closeBody(body: unknown, log: ExchangeLog): void {
+  const close = (body as { close?: unknown } | null | undefined)?.close;
+  if (typeof close !== 'function') return;
+  try {
+    const r = (close as () => unknown).call(body);
+    if (isPromise(r)) r.then(undefined, (err: unknown) => log.error('the body close() failed', err));
+  } catch (err) {
+    log.error('the body close() failed', err);
+  }
+}
+
+function safeShow(v: unknown): string {
+  try {
+    const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+    return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+  } catch {
+    return typeof v;
+  }
+}

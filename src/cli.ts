@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+/**
+ * The command line. Thin: parse (commander), resolve options (options.ts), load the app
+ * (loader.ts), run a Gateway (server.ts), handle signals and workers. Nothing imports this file.
+ *
+ * Exit codes: 0 after a clean stop (SIGTERM), 130 after SIGINT, 2 for a usage error (bad option,
+ * app that cannot be loaded, address that cannot be bound), 1 for anything unexpected.
+ */
+import cluster from 'node:cluster';
+import { unlinkSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { createLogger, type Logger } from './log.js';
+import { LoadError, loadService } from './loader.js';
+import { OptionError, SERVE_OPTIONS, type ServeOptions, resolveOptions } from './options.js';
+import { Gateway, ListenError, listenersOf, prepareSocketFile } from './server.js';
+import { SERVER_SOFTWARE } from './environ.js';
+
+const VERSION = SERVER_SOFTWARE.split('/')[1] as string;
+
+function usageError(message: string): never {
+  process.stderr.write(`gatewire: ${message}\n`);
+  process.exit(2);
+}
+
+function buildProgram(onServe: (app: string | undefined, raw: Record<string, string | string[]>) => Promise<void>): Command {
+  const program = new Command('gatewire')
+    .description('One gateway server for Node.js: HTTP/1.1, FastCGI, SCGI, uwsgi and CGI into one environ/start_response app call.')
+    .version(VERSION, '-v, --version')
+    .exitOverride()
+    .showHelpAfterError(false);
+  const serve = program
+    .command('serve')
+    .description('serve an app on one or more listeners')
+    .argument('[app]', 'app module: PATH[:export] (.js, .mjs, .cjs; ESM or CommonJS)')
+    .exitOverride();
+  for (const spec of SERVE_OPTIONS) {
+    const dflt = spec.default === undefined ? '' : `default: ${spec.default === '' ? '""' : spec.default}; `;
+    const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
+    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    serve.addOption(option);
+  }
+  serve.action(async (app: string | undefined, raw: Record<string, string | string[]>) => onServe(app, raw));
+  return program;
+}
+
+async function serve(appSpec: string | undefined, raw: Record<string, string | string[]>): Promise<void> {
+  let options: ServeOptions;
+  try {
+    options = resolveOptions(raw);
+  } catch (err) {
+    if (err instanceof OptionError) usageError(err.message);
+    throw err;
+  }
+  if (appSpec === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR)');
+  if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http ADDR');
+
+  const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
+  let service;
+  try {
+    service = await loadService(appSpec, options.interface);
+  } catch (err) {
+    if (err instanceof LoadError) usageError(err.message);
+    throw err;
+  }
+  if (options.workers > 1 && cluster.isPrimary) {
+    await runPrimary(options, logger);
+    return;
+  }
+  installCrashGuards(logger);
+  const gateway = new Gateway(service, options, logger, !cluster.isWorker);
+  try {
+    await gateway.listen();
+  } catch (err) {
+    if (err instanceof ListenError) usageError(err.message);
+    throw err;
+  }
+  let stopping = false;
+  process.on('SIGTERM', () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeoutMs} ms)`);
+    void gateway.close(options.shutdownTimeoutMs).then(() => exit(logger, 0));
+  });
+  process.on('SIGINT', () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('SIGINT: stopping now');
+    void gateway.closeNow().then(() => exit(logger, 130));
+  });
+  if (cluster.isWorker) {
+    // The primary asks for a graceful stop with a message (a signal would reach the whole group).
+    process.on('message', (msg: unknown) => {
+      if (msg === 'gatewire:shutdown' && !stopping) {
+        stopping = true;
+        void gateway.close(options.shutdownTimeoutMs).then(() => exit(logger, 0));
+      }
+    });
+  }
+}
+
+/** Workers: fork N, replace any that dies, stop them all on SIGTERM/SIGINT. */
+async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> {
+  for (const spec of listenersOf(options)) {
+    if (spec.address.kind === 'fd') usageError('--workers cannot be used with fd: addresses');
+    if (spec.address.kind === 'unix') {
+      try {
+        await prepareSocketFile(spec.address.path);
+      } catch (err) {
+        if (err instanceof ListenError) usageError(err.message);
+        throw err;
+      }
+    }
+  }
+  let stopping = false;
+  let recentCrashes = 0;
+  const fork = (): void => {
+    const started = Date.now();
+    const worker = cluster.fork();
+    worker.on('exit', (code, signal) => {
+      if (stopping) return;
+      const quick = Date.now() - started < 1000;
+      recentCrashes = quick ? recentCrashes + 1 : 0;
+      const delay = Math.min(100 * 2 ** recentCrashes, 5000);
+      logger.error(`worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); starting a new one in ${delay} ms`);
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, delay);
+    });
+  };
+  for (let i = 0; i < options.workers; i++) fork();
+  logger.info(`primary ${process.pid}: ${options.workers} workers`);
+  const stop = (graceful: boolean): void => {
+    if (stopping) return;
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+    for (const w of workers) {
+      if (graceful) w.send('gatewire:shutdown');
+      else w.process.kill('SIGKILL');
+    }
+    const deadline = setTimeout(() => {
+      for (const w of workers) w.process.kill('SIGKILL');
+    }, options.shutdownTimeoutMs + 1000);
+    deadline.unref();
+    const wait = (): void => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        removeSocketFiles(options);
+        exit(logger, graceful ? 0 : 130);
+      } else setTimeout(wait, 20);
+    };
+    wait();
+  };
+  process.on('SIGTERM', () => stop(true));
+  process.on('SIGINT', () => stop(false));
+}
+
+function removeSocketFiles(options: ServeOptions): void {
+  for (const spec of listenersOf(options)) {
+    if (spec.address.kind !== 'unix') continue;
+    try {
+      unlinkSync(spec.address.path);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** An app's stray exception or rejection is logged, never the end of the server. */
+function installCrashGuards(logger: Logger): void {
+  process.on('unhandledRejection', (reason) => {
+    logger.error(`unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`, { stack: (reason as Error)?.stack });
+  });
+  process.on('uncaughtException', (err) => {
+    logger.error(`uncaught exception: ${err.message}`, { stack: err.stack });
+    if (cluster.isWorker) process.exit(1); // the primary starts a fresh worker
+  });
+}
+
+function exit(logger: Logger, code: number): void {
+  void logger.close().finally(() => process.exit(code));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram(serve);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+      process.exit(2); // commander already printed its one-line error
+    }
+    process.stderr.write(`gatewire: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+void main(process.argv);

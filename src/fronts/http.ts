@@ -1,0 +1,357 @@
+/**
+ * The HTTP/1.1 front, on node:http (llhttp). Node already does keep-alive, pipelining (answered
+ * in order, H-13), chunked framing both ways and most of the request grammar
+ * (shared/reference/protocols.md §1.2). This file adds what Node leaves open: H-1 (one valid
+ * Host), H-2 (only `chunked`), H-3 (1.0/1.1 only), H-4 (target forms), H-5 (header names), H-6
+ * (body limit, before 100-continue too), H-8 (decoded NUL), H-10 (client gone aborts the app),
+ * H-11 (IPv4-mapped peers), and the environ (E-5..E-14).
+ */
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { CgiVars, HeaderList, NodeHandler, Service } from '../app.js';
+import { Exchange, type ResponseSink } from '../call.js';
+import {
+  RequestError,
+  SERVER_SOFTWARE,
+  hostName,
+  isPlainChunked,
+  isValidHost,
+  mapRequestHeaders,
+  normalizeRemoteAddr,
+  parseContentLength,
+  percentDecodePath,
+  splitMount,
+} from '../environ.js';
+import type { Logger } from '../log.js';
+import { RequestContext, makeEnviron } from '../request.js';
+import { LimitedInput } from '../input.js';
+
+export interface HttpFrontOptions {
+  service: Service;
+  /** `""` or `/prefix` (normalized). */
+  mount: string;
+  logger: Logger;
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  multiprocess: boolean;
+}
+
+/** The parts of a request target the environ needs (H-4, E-7). */
+interface Target {
+  rawPath: string;
+  query: string;
+  requestUri: string;
+  /** Authority of an absolute-form target; it wins over Host (E-13). */
+  authority: string | undefined;
+}
+
+export function createHttpServer(opts: HttpFrontOptions): http.Server {
+  const server = http.createServer({
+    maxHeaderSize: opts.maxHeaderBytes,
+    requireHostHeader: true,
+    headersTimeout: opts.headersTimeoutMs,
+    requestTimeout: opts.requestTimeoutMs,
+    keepAliveTimeout: opts.keepAliveTimeoutMs,
+  });
+  const front = new HttpFront(opts);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => front.handle(req, res));
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => front.checkContinue(req, res));
+  server.on('connect', (req: IncomingMessage, socket: Socket) => front.refuseConnect(req, socket));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => front.clientError(err, socket));
+  return server;
+}
+
+class HttpFront {
+  private readonly node: NodeHandler | undefined;
+
+  constructor(private readonly opts: HttpFrontOptions) {
+    this.node = opts.service.node;
+  }
+
+  /** H-6: refuse an oversized body before sending 100 Continue. */
+  checkContinue(req: IncomingMessage, res: ServerResponse): void {
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > this.opts.maxBodyBytes) {
+      this.reject(req, res, new RequestError(413, `Content-Length ${cl} over the limit ${this.opts.maxBodyBytes}`));
+      return;
+    }
+    res.writeContinue();
+    this.handle(req, res);
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = this.opts.logger.access === null ? 0 : performance.now();
+    let vars: CgiVars;
+    let chunked: boolean;
+    try {
+      [vars, chunked] = this.requestVars(req);
+    } catch (err) {
+      if (err instanceof RequestError) this.reject(req, res, err);
+      else this.reject(req, res, new RequestError(400, String(err)));
+      return;
+    }
+    if (this.node !== undefined) {
+      this.callNode(this.node, req, res, vars, chunked, started);
+      return;
+    }
+    const ctx = new RequestContext(this.opts.logger);
+    const input = chunked ? new LimitedInput(req, this.opts.maxBodyBytes) : req;
+    const environ = makeEnviron(vars, ctx, {
+      input,
+      protocol: 'http',
+      scheme: 'http',
+      inputTerminated: chunked,
+      multiprocess: this.opts.multiprocess,
+    });
+    const sink = new HttpSink(res);
+    const exchange = new Exchange(environ, sink, {
+      error: (message, err) => this.opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        sink.gone = true;
+        ctx.abort('client closed the connection');
+        exchange.peerGone();
+      }
+    });
+    if (input instanceof LimitedInput) {
+      input.onLimit = () => {
+        ctx.abort('request body over the limit');
+        if (!exchange.headersSent) this.reject(req, res, new RequestError(413, `request body over the limit ${this.opts.maxBodyBytes}`));
+        else res.destroy();
+      };
+    }
+    void exchange.run(this.opts.service.app).then(() => {
+      if (started !== 0) this.accessLog(req, vars, ctx.id, exchange.status, exchange.bytes, started);
+    });
+  }
+
+  /** Node handlers get Node's own req/res; the URL below the mount, the full one in originalUrl. */
+  private callNode(handler: NodeHandler, req: IncomingMessage, res: ServerResponse, vars: CgiVars, chunked: boolean, started: number): void {
+    const mount = vars.SCRIPT_NAME as string;
+    if (mount !== '') {
+      (req as IncomingMessage & { originalUrl?: string }).originalUrl = req.url;
+      req.url = rawPathBelow(vars.REQUEST_URI as string, mount.length);
+    }
+    if (chunked) limitChunkedBody(req, res, this.opts.maxBodyBytes);
+    const fail = (err: unknown): void => {
+      this.opts.logger.error(`node handler failed: ${(err as Error)?.message ?? String(err)}`, { stack: (err as Error | undefined)?.stack });
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 22 });
+        res.end('Internal Server Error\n');
+      } else res.destroy();
+    };
+    if (started !== 0) {
+      res.on('finish', () => this.accessLog(req, vars, '-', res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
+    }
+    try {
+      const r = handler(req, res);
+      if (typeof (r as Promise<unknown> | undefined)?.then === 'function') (r as Promise<unknown>).then(undefined, fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  /** The CGI variables of a request, or a RequestError to answer. Returns [vars, chunked]. */
+  private requestVars(req: IncomingMessage): [CgiVars, boolean] {
+    if (req.httpVersionMajor !== 1 || (req.httpVersionMinor !== 0 && req.httpVersionMinor !== 1)) {
+      throw new RequestError(505, `HTTP version ${req.httpVersion} not supported`); // H-3
+    }
+    const method = req.method as string;
+    const target = parseTarget(req.url as string, method);
+    const path = percentDecodePath(target.rawPath);
+    if (path === null) throw new RequestError(400, 'NUL byte in the request path'); // H-8
+    const split = splitMount(path, this.opts.mount);
+    if (split === null) throw new RequestError(404, `path outside the mount ${this.opts.mount}`); // E-5.1
+
+    const socket = req.socket;
+    const vars: CgiVars = {
+      REQUEST_METHOD: method,
+      SCRIPT_NAME: split[0],
+      PATH_INFO: split[1],
+      QUERY_STRING: target.query,
+      REQUEST_URI: target.requestUri,
+      SERVER_NAME: '',
+      SERVER_PORT: socket.localPort === undefined ? '80' : String(socket.localPort),
+      SERVER_PROTOCOL: req.httpVersionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0',
+      SERVER_SOFTWARE,
+      GATEWAY_INTERFACE: 'CGI/1.1',
+      REQUEST_SCHEME: 'http',
+      REMOTE_ADDR: socket.remoteAddress === undefined ? 'unix:' : normalizeRemoteAddr(socket.remoteAddress),
+    };
+    if (socket.remotePort !== undefined) vars.REMOTE_PORT = String(socket.remotePort);
+    if (socket.localAddress !== undefined) vars.SERVER_ADDR = normalizeRemoteAddr(socket.localAddress);
+
+    const facts = mapRequestHeaders(req.rawHeaders, vars);
+    if (facts.hostCount > 1) throw new RequestError(400, 'more than one Host header'); // H-1
+    if (facts.host !== undefined && !isValidHost(facts.host)) throw new RequestError(400, `invalid Host ${JSON.stringify(facts.host)}`);
+    let chunked = false;
+    if (facts.transferEncoding !== undefined) {
+      if (!isPlainChunked(facts.transferEncoding)) throw new RequestError(501, `Transfer-Encoding ${JSON.stringify(facts.transferEncoding)} not implemented`); // H-2
+      chunked = true;
+      delete vars.CONTENT_LENGTH;
+    }
+    if (vars.CONTENT_LENGTH !== undefined) {
+      const n = parseContentLength(vars.CONTENT_LENGTH);
+      if (n === null) throw new RequestError(400, 'bad Content-Length');
+      if (n > this.opts.maxBodyBytes) throw new RequestError(413, `Content-Length ${n} over the limit ${this.opts.maxBodyBytes}`); // H-6
+    }
+    if (target.authority !== undefined) vars.HTTP_HOST = target.authority; // E-13
+    const host = vars.HTTP_HOST;
+    vars.SERVER_NAME = host ? hostName(host) : (vars.SERVER_ADDR ?? 'localhost'); // E-8
+    return [vars, chunked];
+  }
+
+  private reject(req: IncomingMessage, res: ServerResponse, err: RequestError): void {
+    this.opts.logger.warn(`http: ${err.status} ${err.message}`, {
+      remote: normalizeRemoteAddr(req.socket.remoteAddress),
+      request: `${req.method ?? '-'} ${String(req.url).slice(0, 200)}`,
+    });
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const body = `${http.STATUS_CODES[err.status] ?? 'Error'}\n`;
+    // Framing may be in doubt after a refused request: close rather than read on (except 404).
+    const close = err.status !== 404;
+    res.writeHead(err.status, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      ...(close ? { Connection: 'close' } : {}),
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    if (this.opts.logger.access !== null) this.accessLog(req, {}, '-', err.status, body.length, performance.now());
+  }
+
+  /** CONNECT: no tunnels here (1.2: Node emits no request event for it). */
+  refuseConnect(req: IncomingMessage, socket: Socket): void {
+    this.opts.logger.warn('http: 405 CONNECT refused', { remote: normalizeRemoteAddr(socket.remoteAddress), target: String(req.url).slice(0, 200) });
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  }
+
+  /** Bad framing and limits found by llhttp: 400, 431 for an oversized header block. */
+  clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = tooLarge ? 431 : timeout ? 408 : 400;
+    this.opts.logger.warn(`http: ${status} ${err.code ?? ''} ${err.message}`, { remote: normalizeRemoteAddr(socket.remoteAddress) });
+    const reason = http.STATUS_CODES[status] as string;
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length + 1}\r\nConnection: close\r\n\r\n${reason}\n`);
+  }
+
+  private accessLog(req: IncomingMessage, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
+    this.opts.logger.access?.({
+      id,
+      protocol: 'http',
+      remoteAddr: normalizeRemoteAddr(req.socket.remoteAddress),
+      method: req.method ?? '-',
+      uri: (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '-',
+      serverProtocol: `HTTP/${req.httpVersion}`,
+      status,
+      bytes,
+      referer: vars.HTTP_REFERER,
+      userAgent: vars.HTTP_USER_AGENT,
+      durationMs: performance.now() - started,
+      time: new Date(),
+    });
+  }
+}
+
+/** H-4: origin-form, absolute-form, or `*` with OPTIONS. */
+export function parseTarget(url: string, method: string): Target {
+  let authority: string | undefined;
+  let rest = url;
+  if (url.charCodeAt(0) !== 0x2f) {
+    if (url === '*' && method === 'OPTIONS') return { rawPath: '', query: '', requestUri: '*', authority: undefined };
+    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
+    if (m === null) throw new RequestError(400, `invalid request target ${JSON.stringify(url.slice(0, 100))}`);
+    authority = m[1] as string;
+    rest = m[2] as string;
+    if (!rest.startsWith('/')) rest = `/${rest}`;
+  }
+  const hash = rest.indexOf('#');
+  if (hash !== -1) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  return q === -1
+    ? { rawPath: rest, query: '', requestUri: rest, authority }
+    : { rawPath: rest.slice(0, q), query: rest.slice(q + 1), requestUri: rest, authority };
+}
+
+/** The raw (still encoded) path + query after the first `decodedLength` decoded characters. */
+export function rawPathBelow(requestUri: string, decodedLength: number): string {
+  let i = 0;
+  for (let n = 0; n < decodedLength && i < requestUri.length; n++) {
+    i += requestUri.charCodeAt(i) === 0x25 && /^%[0-9A-Fa-f]{2}/.test(requestUri.slice(i, i + 3)) ? 3 : 1;
+  }
+  const rest = requestUri.slice(i);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** H-6 for chunked bodies on Node's own req: count what the parser pushes, destroy past the limit. */
+function limitChunkedBody(req: IncomingMessage, res: ServerResponse, max: number): void {
+  let seen = 0;
+  const push = req.push.bind(req);
+  req.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk !== null && chunk !== undefined) {
+      seen += (chunk as Buffer).length;
+      if (seen > max) {
+        if (!res.headersSent) {
+          res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close', 'Content-Length': 18 });
+          res.end('Payload Too Large\n');
+        }
+        req.destroy(new RequestError(413, 'request body over the limit'));
+        return false;
+      }
+    }
+    return push(chunk, encoding);
+  };
+}
+
+/** Puts an exchange's response on Node's ServerResponse. */
+class HttpSink implements ResponseSink {
+  gone = false;
+  constructor(private readonly res: ServerResponse) {}
+
+  get closed(): boolean {
+    return this.gone || this.res.destroyed;
+  }
+
+  head(status: number, reason: string, headers: HeaderList): void {
+    const flat: string[] = [];
+    for (const [name, value] of headers) flat.push(name, value);
+    this.res.writeHead(status, reason, flat);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  drain(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.on('drain', done);
+      this.res.on('close', done);
+    });
+  }
+
+  end(): void {
+    this.res.end();
+  }
+
+  abort(): void {
+    // R-11/H-12: no terminal chunk, no clean end; the client must see the truncation.
+    this.res.destroy();
+  }
+}

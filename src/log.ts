@@ -1,0 +1,167 @@
+/**
+ * Logging: the only module that imports winston. Two streams:
+ * - the error log (stderr): server events, bad input, app failures, tagged with the request id;
+ * - the access log (a file or stdout, off by default): one line per exchange, Apache combined
+ *   format in text mode, one JSON object in json mode. Client data is escaped either way.
+ */
+import winston from 'winston';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'text' | 'json';
+
+export interface AccessRecord {
+  /** Request id, also given to the app and in error lines. */
+  id: string;
+  protocol: string;
+  remoteAddr: string;
+  method: string;
+  uri: string;
+  serverProtocol: string;
+  status: number;
+  bytes: number;
+  referer: string | undefined;
+  userAgent: string | undefined;
+  /** Milliseconds from the first byte of the request to the end of the response. */
+  durationMs: number;
+  time: Date;
+}
+
+export interface Logger {
+  error(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+  /** True when debug lines would be written (to skip building them otherwise). */
+  readonly debugEnabled: boolean;
+  /** Null when the access log is off. */
+  readonly access: ((record: AccessRecord) => void) | null;
+  close(): Promise<void>;
+}
+
+export interface LogOptions {
+  level: LogLevel;
+  format: LogFormat;
+  /** A file path, `-` for stdout, or undefined for no access log. */
+  accessLog: string | undefined;
+}
+
+export function createLogger(opts: LogOptions): Logger {
+  const errorFormat =
+    opts.format === 'json'
+      ? winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json())
+      : winston.format.combine(
+          winston.format.timestamp(),
+          winston.format.printf((info) => {
+            const { timestamp, level, message, stack, ...rest } = info as Record<string, unknown>;
+            const extra = Object.entries(rest)
+              .filter(([k]) => typeof k === 'string' && k !== 'splat')
+              .map(([k, v]) => `${k}=${typeof v === 'string' ? escapeText(v) : JSON.stringify(v)}`)
+              .join(' ');
+            const tail = typeof stack === 'string' && level === 'error' ? `\n${stack}` : '';
+            return `${String(timestamp)} ${level} ${String(message)}${extra ? ` ${extra}` : ''}${tail}`;
+          }),
+        );
+  const errors = winston.createLogger({
+    level: opts.level,
+    format: errorFormat,
+    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
+  });
+
+  let accessLogger: winston.Logger | undefined;
+  let access: Logger['access'] = null;
+  if (opts.accessLog !== undefined) {
+    const transport =
+      opts.accessLog === '-'
+        ? new winston.transports.Console({ stderrLevels: [] })
+        : new winston.transports.File({ filename: opts.accessLog });
+    accessLogger = winston.createLogger({ level: 'info', format: winston.format.printf((i) => String(i.message)), transports: [transport] });
+    const line = opts.format === 'json' ? accessJson : accessCombined;
+    const sink = accessLogger;
+    access = (record) => sink.info(line(record));
+  }
+
+  const wrap =
+    (level: LogLevel) =>
+    (message: string, meta?: Record<string, unknown>): void => {
+      if (meta === undefined) errors.log(level, message);
+      else errors.log(level, message, meta);
+    };
+  return {
+    error: wrap('error'),
+    warn: wrap('warn'),
+    info: wrap('info'),
+    debug: wrap('debug'),
+    debugEnabled: opts.level === 'debug',
+    access,
+    close: () =>
+      Promise.all(
+        [errors, accessLogger].filter((l): l is winston.Logger => l !== undefined).map(
+          (l) =>
+            new Promise<void>((resolve) => {
+              l.on('finish', () => resolve());
+              l.end();
+              setTimeout(resolve, 200).unref();
+            }),
+        ),
+      ).then(() => undefined),
+  };
+}
+
+/** A logger that writes nothing: for embedding and tests. */
+export function silentLogger(): Logger {
+  const noop = (): void => undefined;
+  return { error: noop, warn: noop, info: noop, debug: noop, debugEnabled: false, access: null, close: () => Promise.resolve() };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** `[10/Oct/2000:13:55:36 +0000]` (always UTC). */
+function clfTime(d: Date): string {
+  return `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+}
+
+/**
+ * Escapes client data for a text log line the way Apache does: `"` and `\` backslashed,
+ * control bytes and bytes ≥ 0x7f as `\xHH`, so a line can never be split or forged.
+ */
+export function escapeText(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) out += `\\${s[i]}`;
+    else if (c < 0x20 || c >= 0x7f) out += c > 0xff ? `\\u${c.toString(16).padStart(4, '0')}` : `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += s[i];
+  }
+  return out;
+}
+
+/** Apache combined: `%h - - %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`. */
+export function accessCombined(r: AccessRecord): string {
+  const request = escapeText(`${r.method} ${r.uri} ${r.serverProtocol}`);
+  const bytes = r.bytes > 0 ? String(r.bytes) : '-';
+  const referer = r.referer === undefined ? '-' : escapeText(r.referer);
+  const agent = r.userAgent === undefined ? '-' : escapeText(r.userAgent);
+  return `${escapeText(r.remoteAddr || '-')} - - [${clfTime(r.time)}] "${request}" ${r.status} ${bytes} "${referer}" "${agent}"`;
+}
+
+/** One JSON object per request; JSON.stringify escapes quotes and newlines. */
+export function accessJson(r: AccessRecord): string {
+  return JSON.stringify({
+    time: r.time.toISOString(),
+    id: r.id,
+    protocol: r.protocol,
+    remote_addr: r.remoteAddr,
+    method: r.method,
+    uri: r.uri,
+    server_protocol: r.serverProtocol,
+    status: r.status,
+    bytes: r.bytes,
+    referer: r.referer ?? null,
+    user_agent: r.userAgent ?? null,
+    duration_ms: Math.round(r.durationMs * 1000) / 1000,
+  });
+}

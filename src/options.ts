@@ -1,0 +1,163 @@
+/**
+ * Every server option, in one table: flag, environment variable, default, parser, help text.
+ * The CLI builds its commander options from this table, so `--help` documents each with its
+ * default and variable, and precedence is the same everywhere: flag > GATEWIRE_* env > default.
+ */
+import type { AppInterface } from './app.js';
+import type { LogFormat, LogLevel } from './log.js';
+
+/** A bad option value; the CLI prints the message on one line and exits 2. */
+export class OptionError extends Error {
+  override name = 'OptionError';
+}
+
+export type ListenAddress =
+  | { kind: 'tcp'; host: string | undefined; port: number }
+  | { kind: 'unix'; path: string }
+  | { kind: 'fd'; fd: number };
+
+/** ADDR = PORT | HOST:PORT | [V6]:PORT | unix:PATH | fd:N */
+export function parseAddress(text: string): ListenAddress {
+  const s = text.trim();
+  if (s.startsWith('unix:')) {
+    const p = s.slice(5);
+    if (p === '') throw new OptionError(`invalid address ${JSON.stringify(text)}: unix: needs a path`);
+    return { kind: 'unix', path: p };
+  }
+  if (s.startsWith('fd:')) {
+    const fd = s.slice(3);
+    if (!/^[0-9]+$/.test(fd)) throw new OptionError(`invalid address ${JSON.stringify(text)}: fd: needs a number`);
+    return { kind: 'fd', fd: Number(fd) };
+  }
+  let host: string | undefined;
+  let port: string;
+  const v6 = /^\[([0-9A-Fa-f:.]+)\]:([0-9]+)$/.exec(s);
+  if (v6) {
+    host = v6[1];
+    port = v6[2] as string;
+  } else if (/^[0-9]+$/.test(s)) {
+    port = s;
+  } else {
+    const colon = s.lastIndexOf(':');
+    if (colon <= 0 || s.indexOf(':') !== colon) throw new OptionError(`invalid address ${JSON.stringify(text)}: expected PORT, HOST:PORT, [V6]:PORT, unix:PATH or fd:N`);
+    host = s.slice(0, colon);
+    port = s.slice(colon + 1);
+  }
+  const n = Number(port);
+  if (!/^[0-9]+$/.test(port) || n > 65535) throw new OptionError(`invalid address ${JSON.stringify(text)}: bad port ${JSON.stringify(port)}`);
+  return { kind: 'tcp', host, port: n };
+}
+
+export function formatAddress(a: ListenAddress): string {
+  if (a.kind === 'unix') return `unix:${a.path}`;
+  if (a.kind === 'fd') return `fd:${a.fd}`;
+  if (a.host === undefined) return String(a.port);
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** `16384`, `16k`, `1MiB`, `1g` → bytes. */
+export function parseSize(text: string, what = 'size'): number {
+  const m = /^([0-9]+)\s*([a-zA-Z]*)$/.exec(text.trim());
+  const unit = m ? SIZE_UNITS[(m[2] as string).toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected bytes, or a number with k, m or g`);
+  return Number(m[1]) * unit;
+}
+
+const TIME_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** `500`, `500ms`, `30s`, `5m` → milliseconds. */
+export function parseDuration(text: string, what = 'duration'): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)$/.exec(text.trim());
+  const unit = m ? TIME_UNITS[m[2] as string] : undefined;
+  if (!m || unit === undefined) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected milliseconds, or a number with ms, s, m or h`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parseChoice<T extends string>(choices: readonly T[]) {
+  return (text: string, what: string): T => {
+    if ((choices as readonly string[]).includes(text)) return text as T;
+    throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected ${choices.join(', ')}`);
+  };
+}
+
+function parseCount(text: string, what: string): number {
+  if (!/^[0-9]+$/.test(text.trim()) || Number(text) < 1 || Number(text) > 1024) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected a whole number from 1 to 1024`);
+  return Number(text);
+}
+
+function parseMode(text: string, what: string): number {
+  if (!/^0?[0-7]{3}$/.test(text.trim())) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected an octal mode like 660`);
+  return parseInt(text, 8);
+}
+
+function parseMount(text: string, what: string): string {
+  if (text !== '' && !text.startsWith('/')) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: a mount prefix starts with /`);
+  return text.replace(/\/+$/, '');
+}
+
+export interface ServeOptions {
+  http: ListenAddress[];
+  socketMode: number | undefined;
+  mount: string;
+  interface: AppInterface | undefined;
+  workers: number;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  accessLog: string | undefined;
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export interface OptionSpec {
+  key: keyof ServeOptions;
+  flags: string;
+  env: string;
+  description: string;
+  /** The default as text (shown in --help and parsed like a user value); undefined = unset. */
+  default: string | undefined;
+  parse: (text: string, what: string) => unknown;
+  repeatable?: boolean;
+}
+
+export const SERVE_OPTIONS: readonly OptionSpec[] = [
+  { key: 'http', flags: '--http <addr>', env: 'GATEWIRE_HTTP', description: 'serve HTTP/1.1 on ADDR (PORT, HOST:PORT, [V6]:PORT, unix:PATH, fd:N); repeatable; env takes a comma-separated list', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
+  { key: 'socketMode', flags: '--socket-mode <mode>', env: 'GATEWIRE_SOCKET_MODE', description: 'file mode of unix sockets, octal (e.g. 660)', default: undefined, parse: parseMode },
+  { key: 'mount', flags: '--mount <prefix>', env: 'GATEWIRE_MOUNT', description: 'URL prefix the app is mounted at: becomes SCRIPT_NAME, the rest PATH_INFO', default: '', parse: parseMount },
+  { key: 'interface', flags: '--interface <kind>', env: 'GATEWIRE_INTERFACE', description: 'app interface: environ, node or fetch (default: detected)', default: undefined, parse: parseChoice(['environ', 'node', 'fetch'] as const) },
+  { key: 'workers', flags: '--workers <n>', env: 'GATEWIRE_WORKERS', description: 'worker processes (node:cluster); a crashed worker is replaced', default: '1', parse: parseCount },
+  { key: 'logLevel', flags: '--log-level <level>', env: 'GATEWIRE_LOG_LEVEL', description: 'error, warn, info or debug', default: 'info', parse: parseChoice(['error', 'warn', 'info', 'debug'] as const) },
+  { key: 'logFormat', flags: '--log-format <format>', env: 'GATEWIRE_LOG_FORMAT', description: 'text (access log in Apache combined format) or json (one object per line)', default: 'text', parse: parseChoice(['text', 'json'] as const) },
+  { key: 'accessLog', flags: '--access-log <path>', env: 'GATEWIRE_ACCESS_LOG', description: 'write an access log to PATH, or - for stdout (default: off)', default: undefined, parse: (t) => t },
+  { key: 'maxHeaderBytes', flags: '--max-header-bytes <size>', env: 'GATEWIRE_MAX_HEADER_BYTES', description: 'largest request header block; beyond it 431', default: '16k', parse: (t, w) => parseSize(t, w) },
+  { key: 'maxBodyBytes', flags: '--max-body-bytes <size>', env: 'GATEWIRE_MAX_BODY_BYTES', description: 'largest request body; beyond it 413', default: '1g', parse: (t, w) => parseSize(t, w) },
+  { key: 'headersTimeoutMs', flags: '--headers-timeout <time>', env: 'GATEWIRE_HEADERS_TIMEOUT', description: 'time to receive a request head', default: '60s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'requestTimeoutMs', flags: '--request-timeout <time>', env: 'GATEWIRE_REQUEST_TIMEOUT', description: 'time to receive a whole request, body included', default: '300s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'keepAliveTimeoutMs', flags: '--keep-alive-timeout <time>', env: 'GATEWIRE_KEEP_ALIVE_TIMEOUT', description: 'idle time before a kept-alive connection is closed', default: '5s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'shutdownTimeoutMs', flags: '--shutdown-timeout <time>', env: 'GATEWIRE_SHUTDOWN_TIMEOUT', description: 'on SIGTERM, how long in-flight requests may finish', default: '30s', parse: (t, w) => parseDuration(t, w) },
+];
+
+/**
+ * Resolves every option: the flag's text if given, else the environment variable, else the
+ * default. `flags` holds raw texts keyed like ServeOptions (arrays for repeatable options).
+ */
+export function resolveOptions(flags: Partial<Record<keyof ServeOptions, string | string[]>>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  const out: Record<string, unknown> = {};
+  for (const spec of SERVE_OPTIONS) {
+    const flag = flags[spec.key];
+    const what = `${spec.flags.split(' ')[0]} value`;
+    const fromEnv = env[spec.env];
+    let texts: string[] | undefined;
+    if (flag !== undefined && (!Array.isArray(flag) || flag.length > 0)) texts = Array.isArray(flag) ? flag : [flag];
+    else if (fromEnv !== undefined && fromEnv !== '') texts = spec.repeatable ? fromEnv.split(',').filter((t) => t.trim() !== '') : [fromEnv];
+    else if (spec.default !== undefined) texts = [spec.default];
+    if (spec.repeatable) out[spec.key] = (texts ?? []).map((t) => spec.parse(t, what));
+    else out[spec.key] = texts === undefined ? undefined : spec.parse(texts[texts.length - 1] as string, what);
+  }
+  return out as unknown as ServeOptions;
+}

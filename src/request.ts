@@ -1,0 +1,74 @@
+/**
+ * What every front attaches to a request besides its CGI variables: an id, an abort signal
+ * created only when the app asks for it (an AbortController costs microseconds, far more than
+ * the rest of a hello request), and the error sink that tags app diagnostics with the id.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { CgiVars, Environ, ErrorSink } from './app.js';
+import type { WireProtocol } from '../protocols/errors.js';
+import type { Logger } from './log.js';
+
+const idPrefix = randomBytes(3).toString('hex');
+let idCounter = 0;
+
+/** A process-unique request id: a random per-process prefix and a counter. */
+export function newRequestId(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${idPrefix}-${idCounter.toString(36)}`;
+}
+
+export class RequestContext implements ErrorSink {
+  readonly id = newRequestId();
+  /** Why the request was aborted, once it was. */
+  abortReason: string | undefined;
+  private controller: AbortController | undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(new Error(this.abortReason));
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts `gatewire.signal` (client gone, FCGI_ABORT_REQUEST, timeout). Idempotent. */
+  abort(reason: string): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(new Error(reason));
+  }
+
+  /** `environ['gatewire.errors'].write(...)`: app diagnostics, one log line each. */
+  write(message: string): void {
+    const text = String(message).replace(/\s+$/, '');
+    if (text !== '') this.logger.error(`app: ${text}`, { request_id: this.id });
+  }
+}
+
+export interface ServerKeys {
+  input: Readable;
+  protocol: WireProtocol;
+  scheme: 'http' | 'https';
+  inputTerminated: boolean;
+  runOnce?: boolean;
+  multiprocess?: boolean;
+}
+
+/** Completes an environ: the CGI variables first, then the server-owned keys (E-2). */
+export function makeEnviron(vars: CgiVars, ctx: RequestContext, keys: ServerKeys): Environ {
+  const env = vars as unknown as Environ;
+  env['gatewire.input'] = keys.input;
+  env['gatewire.errors'] = ctx;
+  env['gatewire.url_scheme'] = keys.scheme;
+  env['gatewire.protocol'] = keys.protocol;
+  env['gatewire.request_id'] = ctx.id;
+  env['gatewire.input_terminated'] = keys.inputTerminated;
+  env['gatewire.run_once'] = keys.runOnce ?? false;
+  env['gatewire.multithread'] = false;
+  env['gatewire.multiprocess'] = keys.multiprocess ?? false;
+  Object.defineProperty(env, 'gatewire.signal', { get: () => ctx.signal, enumerable: true, configurable: true });
+  return env;
+}

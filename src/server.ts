@@ -1,0 +1,190 @@
+/**
+ * The process-level server: one listener per address, each a front; unix socket files prepared
+ * and removed; graceful close. Fronts are registered in FRONTS, so a new protocol is one entry.
+ */
+import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import type { Service } from './app.js';
+import { normalizeMount } from './environ.js';
+import { createHttpServer } from './fronts/http.js';
+import type { Logger } from './log.js';
+import { type ListenAddress, type ServeOptions, formatAddress } from './options.js';
+
+export type FrontName = 'http';
+
+export interface FrontContext {
+  service: Service;
+  options: ServeOptions;
+  mount: string;
+  logger: Logger;
+}
+
+type FrontFactory = (ctx: FrontContext) => net.Server;
+
+const FRONTS: Record<FrontName, FrontFactory> = {
+  http: (ctx) =>
+    createHttpServer({
+      service: ctx.service,
+      mount: ctx.mount,
+      logger: ctx.logger,
+      maxHeaderBytes: ctx.options.maxHeaderBytes,
+      maxBodyBytes: ctx.options.maxBodyBytes,
+      headersTimeoutMs: ctx.options.headersTimeoutMs,
+      requestTimeoutMs: ctx.options.requestTimeoutMs,
+      keepAliveTimeoutMs: ctx.options.keepAliveTimeoutMs,
+      multiprocess: ctx.options.workers > 1,
+    }),
+};
+
+export interface ListenerSpec {
+  front: FrontName;
+  address: ListenAddress;
+}
+
+export interface BoundListener {
+  front: FrontName;
+  /** The address actually bound (port 0 resolved). */
+  address: ListenAddress;
+  server: net.Server;
+}
+
+/** Thrown when a listener cannot be set up; the CLI prints it on one line and exits 2. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
+export function listenersOf(options: ServeOptions): ListenerSpec[] {
+  return options.http.map((address) => ({ front: 'http' as const, address }));
+}
+
+export class Gateway {
+  readonly listeners: BoundListener[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private ownedSocketFiles: string[] = [];
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly service: Service,
+    private readonly options: ServeOptions,
+    private readonly logger: Logger,
+    /** False in cluster workers: the primary prepares and removes unix socket files. */
+    private readonly manageSocketFiles = true,
+  ) {}
+
+  async listen(specs: ListenerSpec[] = listenersOf(this.options)): Promise<BoundListener[]> {
+    if (specs.length === 0) throw new ListenError('nothing to listen on: give at least one of --http');
+    const ctx: FrontContext = { service: this.service, options: this.options, mount: normalizeMount(this.options.mount), logger: this.logger };
+    for (const spec of specs) {
+      const server = FRONTS[spec.front](ctx);
+      server.on('connection', (socket: net.Socket) => {
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+      });
+      const address = await this.bind(server, spec.address);
+      this.listeners.push({ front: spec.front, address, server });
+      this.logger.info(`listening: ${spec.front} on ${formatAddress(address)}`);
+    }
+    return this.listeners;
+  }
+
+  private async bind(server: net.Server, address: ListenAddress): Promise<ListenAddress> {
+    if (address.kind === 'unix' && this.manageSocketFiles) await prepareSocketFile(address.path);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(`cannot listen on ${formatAddress(address)}: ${err.code ?? ''} ${err.message}`.trim()));
+      server.once('error', onError);
+      const done = (): void => {
+        server.off('error', onError);
+        server.on('error', (err) => this.logger.error(`listener ${formatAddress(address)}: ${err.message}`));
+        resolve();
+      };
+      if (address.kind === 'unix') server.listen(address.path, done);
+      else if (address.kind === 'fd') server.listen({ fd: address.fd }, done);
+      else server.listen(address.port, address.host, done);
+    });
+    if (address.kind === 'unix') {
+      if (this.manageSocketFiles) this.ownedSocketFiles.push(address.path);
+      if (this.options.socketMode !== undefined) chmodSync(address.path, this.options.socketMode);
+      return address;
+    }
+    const bound = server.address();
+    if (bound !== null && typeof bound === 'object' && address.kind === 'tcp') return { kind: 'tcp', host: bound.address, port: bound.port };
+    return address;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left.
+   * Idle keep-alive connections are closed at once. Unix socket files are removed.
+   */
+  close(graceMs: number): Promise<void> {
+    this.closing ??= this.doClose(graceMs);
+    return this.closing;
+  }
+
+  private async doClose(graceMs: number): Promise<void> {
+    const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    const idle = (): void => {
+      for (const l of this.listeners) if (l.server instanceof http.Server) l.server.closeIdleConnections();
+    };
+    idle();
+    const sweep = setInterval(idle, 50);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), graceMs);
+    });
+    const outcome = await Promise.race([Promise.all(closed).then(() => 'done' as const), deadline]);
+    clearInterval(sweep);
+    clearTimeout(timer);
+    if (outcome === 'deadline') {
+      this.logger.warn(`shutdown: ${this.sockets.size} connection(s) still busy after ${graceMs} ms; closing them`);
+      for (const socket of this.sockets) socket.destroy();
+      await Promise.all(closed);
+    }
+    this.removeSocketFiles();
+  }
+
+  /** Closes everything now (SIGINT). */
+  async closeNow(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await this.close(0);
+  }
+
+  removeSocketFiles(): void {
+    for (const path of this.ownedSocketFiles) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    }
+    this.ownedSocketFiles = [];
+  }
+}
+
+/**
+ * A unix socket path that exists is replaced only when it is a stale socket (nothing accepts on
+ * it); a live socket or another kind of file is refused with a clear error.
+ */
+export async function prepareSocketFile(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // does not exist
+  }
+  if (!isSocket) throw new ListenError(`cannot listen on unix:${path}: the path exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new ListenError(`cannot listen on unix:${path}: another server is listening on it`);
+  try {
+    if (statSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // raced with someone else removing it
+  }
+}
