@@ -133,6 +133,12 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
       res.emit('drain');
     });
     res.on('finish', () => this.end());
+    // A handler that destroys its connection (Express's finalhandler after headers, Koa's pipeline
+    // on a stream error) ends the response with an error: the peer must see the truncation.
+    this.socket.on('close', () => {
+      if (!res.writableFinished) this.fail(new Error('the Node handler closed the connection before finishing its response'));
+    });
+    this.socket.on('error', () => undefined);
     this.res = res;
     try {
       const r = handler(req, res);
@@ -264,7 +270,7 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
   }
 
   private fail(err: unknown): void {
-    if (this.finished && this.error === undefined && this.res.writableFinished) return;
+    if (this.error !== undefined || (this.finished && this.res?.writableFinished)) return;
     this.error = err ?? new Error('the Node handler failed');
     this.finished = true;
     const reject = this.failWaiter;

@@ -1,0 +1,333 @@
+/**
+ * One behaviour, written once per app flavour: an environ app, a plain Node handler, Express,
+ * Koa and Hono. Each serves the same routes with the same observable results, so the matrix can
+ * run every case against every flavour over every front.
+ *
+ *   GET|POST /echo       → JSON { method, path, query, length, sha256, test } (body hashed)
+ *   GET /stream?n=&size= → n chunks of `size` bytes of 'x', produced one by one
+ *   GET /error-before    → fails before any output (→ 500)
+ *   GET /error-after     → sends headers and 5 bytes, then fails (→ truncated response)
+ *   GET /no-content      → 204;  GET /not-modified → 304
+ *   GET /cookies         → two Set-Cookie fields
+ *   GET /forever         → streams a chunk every 5 ms until the client goes away; records it in `probe`
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import express from 'express';
+import Koa from 'koa';
+import { Hono } from 'hono';
+import type { Environ, Service, StartResponse } from '../../src/app.js';
+import { toService } from '../../src/loader.js';
+
+/** What the /forever route saw; tests reset it and read it after aborting a client. */
+export const probe = { started: 0, aborted: 0, closed: 0 };
+
+export function resetProbe(): void {
+  probe.started = probe.aborted = probe.closed = 0;
+}
+
+const FOREVER_CHUNK = Buffer.alloc(1024, 'f');
+
+function echoJson(method: string, path: string, query: string, body: Buffer, test: string | undefined): string {
+  return JSON.stringify({ method, path, query, length: body.length, sha256: createHash('sha256').update(body).digest('hex'), test: test ?? null });
+}
+
+async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+function streamParams(query: string): { n: number; size: number } {
+  const p = new URLSearchParams(query);
+  return { n: Number(p.get('n') ?? 16), size: Number(p.get('size') ?? 65536) };
+}
+
+async function* foreverChunks(signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  probe.started++;
+  try {
+    for (let i = 0; i < 2000 && !signal?.aborted; i++) {
+      yield FOREVER_CHUNK;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (signal?.aborted) probe.aborted++;
+  } finally {
+    probe.closed++;
+  }
+}
+
+export function environApp(environ: Environ, startResponse: StartResponse): unknown {
+  const path = environ.SCRIPT_NAME + environ.PATH_INFO;
+  const route = environ.PATH_INFO;
+  switch (route) {
+    case '/echo':
+      return (async () => {
+        const body = await readAll(environ['gatewire.input']);
+        startResponse('200 OK', [['Content-Type', 'application/json']]);
+        return [echoJson(environ.REQUEST_METHOD, path, environ.QUERY_STRING, body, environ.HTTP_X_TEST)];
+      })();
+    case '/stream': {
+      const { n, size } = streamParams(environ.QUERY_STRING);
+      startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+      return (async function* () {
+        for (let i = 0; i < n; i++) yield Buffer.alloc(size, 'x');
+      })();
+    }
+    case '/error-before':
+      throw new Error('boom before headers');
+    case '/error-after':
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return (async function* () {
+        yield 'part-';
+        await new Promise((r) => setTimeout(r, 5));
+        throw new Error('boom after headers');
+      })();
+    case '/no-content':
+      startResponse('204 No Content', []);
+      return [];
+    case '/not-modified':
+      startResponse('304 Not Modified', [['ETag', '"x"']]);
+      return [];
+    case '/cookies':
+      startResponse('200 OK', [['Content-Type', 'text/plain'], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']]);
+      return ['two cookies\n'];
+    case '/forever': {
+      startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+      return foreverChunks(environ['gatewire.signal']);
+    }
+    default:
+      startResponse('404 Not Found', [['Content-Type', 'text/plain']]);
+      return ['not found\n'];
+  }
+}
+
+function nodeApp(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
+  const url = new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/', 'http://x');
+  const route = new URL(req.url ?? '/', 'http://x').pathname;
+  const path = decodeURIComponent(url.pathname);
+  switch (route) {
+    case '/echo':
+      void readAll(req).then((body) => {
+        res.setHeader('Content-Type', 'application/json');
+        res.end(echoJson(req.method ?? '', path, url.search.slice(1), body, req.headers['x-test'] as string | undefined));
+      });
+      return;
+    case '/stream': {
+      const { n, size } = streamParams(url.search.slice(1));
+      res.setHeader('Content-Type', 'application/octet-stream');
+      Readable.from((function* () {
+        for (let i = 0; i < n; i++) yield Buffer.alloc(size, 'x');
+      })()).pipe(res);
+      return;
+    }
+    case '/error-before':
+      throw new Error('boom before headers');
+    case '/error-after':
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.write('part-');
+      setTimeout(() => res.destroy(new Error('boom after headers')), 5);
+      return;
+    case '/no-content':
+      res.writeHead(204).end();
+      return;
+    case '/not-modified':
+      res.writeHead(304, { ETag: '"x"' }).end();
+      return;
+    case '/cookies':
+      res.setHeader('Set-Cookie', ['a=1', 'b=2']);
+      res.setHeader('Content-Type', 'text/plain');
+      res.end('two cookies\n');
+      return;
+    case '/forever': {
+      const ac = new AbortController();
+      res.on('close', () => ac.abort());
+      res.setHeader('Content-Type', 'application/octet-stream');
+      Readable.from(foreverChunks(ac.signal)).pipe(res);
+      return;
+    }
+    default:
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  }
+}
+
+function expressApp(): express.Express {
+  const app = express();
+  const pathOf = (req: express.Request): string => decodeURIComponent(new URL(req.originalUrl, 'http://x').pathname);
+  app.all('/echo', (req, res, next) => {
+    readAll(req)
+      .then((body) => res.type('application/json').send(echoJson(req.method, pathOf(req), new URL(req.originalUrl, 'http://x').search.slice(1), body, req.get('x-test'))))
+      .catch(next);
+  });
+  app.get('/stream', (req, res) => {
+    const { n, size } = streamParams(new URL(req.originalUrl, 'http://x').search.slice(1));
+    res.type('application/octet-stream');
+    Readable.from((function* () {
+      for (let i = 0; i < n; i++) yield Buffer.alloc(size, 'x');
+    })()).pipe(res);
+  });
+  app.get('/error-before', () => {
+    throw new Error('boom before headers');
+  });
+  app.get('/error-after', (_req, res, next) => {
+    res.type('text/plain');
+    res.write('part-');
+    setTimeout(() => next(new Error('boom after headers')), 5);
+  });
+  app.get('/no-content', (_req, res) => res.status(204).end());
+  app.get('/not-modified', (_req, res) => res.status(304).set('ETag', '"x"').end());
+  app.get('/cookies', (_req, res) => {
+    res.cookie('a', '1', { encode: String });
+    res.cookie('b', '2', { encode: String });
+    res.type('text/plain').send('two cookies\n');
+  });
+  app.get('/forever', (req, res) => {
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    res.type('application/octet-stream');
+    Readable.from(foreverChunks(ac.signal)).pipe(res);
+  });
+  // Errors: a plain 500 without the stack, quietly (the default handler prints to the console).
+  app.use((err: Error, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent) return next(err);
+    res.status(500).type('text/plain').send('Internal Server Error\n');
+  });
+  app.set('env', 'test');
+  return app;
+}
+
+function koaApp(): Koa {
+  const app = new Koa();
+  app.silent = true;
+  app.use(async (ctx) => {
+    const path = decodeURIComponent(new URL(ctx.originalUrl, 'http://x').pathname);
+    switch (ctx.path) {
+      case '/echo': {
+        const body = await readAll(ctx.req);
+        ctx.type = 'application/json';
+        ctx.body = echoJson(ctx.method, path, ctx.querystring, body, ctx.get('x-test') || undefined);
+        return;
+      }
+      case '/stream': {
+        const { n, size } = streamParams(ctx.querystring);
+        ctx.type = 'application/octet-stream';
+        ctx.body = Readable.from((function* () {
+          for (let i = 0; i < n; i++) yield Buffer.alloc(size, 'x');
+        })());
+        return;
+      }
+      case '/error-before':
+        throw new Error('boom before headers');
+      case '/error-after':
+        ctx.type = 'text/plain';
+        ctx.body = Readable.from((async function* () {
+          yield 'part-';
+          await new Promise((r) => setTimeout(r, 5));
+          throw new Error('boom after headers');
+        })());
+        return;
+      case '/no-content':
+        ctx.status = 204;
+        return;
+      case '/not-modified':
+        ctx.status = 304;
+        ctx.set('ETag', '"x"');
+        return;
+      case '/cookies':
+        ctx.cookies.set('a', '1', { httpOnly: false, path: null as unknown as string });
+        ctx.cookies.set('b', '2', { httpOnly: false, path: null as unknown as string });
+        ctx.type = 'text/plain';
+        ctx.body = 'two cookies\n';
+        return;
+      case '/forever': {
+        const ac = new AbortController();
+        ctx.res.on('close', () => ac.abort());
+        ctx.type = 'application/octet-stream';
+        ctx.body = Readable.from(foreverChunks(ac.signal));
+        return;
+      }
+      default:
+        ctx.status = 404;
+        ctx.body = 'not found\n';
+    }
+  });
+  return app;
+}
+
+function honoApp(): Hono {
+  const app = new Hono();
+  const pathOf = (url: string): string => decodeURIComponent(new URL(url).pathname);
+  app.all('/echo', async (c) => {
+    const body = Buffer.from(await c.req.arrayBuffer());
+    const url = new URL(c.req.url);
+    return c.body(echoJson(c.req.method, pathOf(c.req.url), url.search.slice(1), body, c.req.header('x-test')), 200, { 'Content-Type': 'application/json' });
+  });
+  app.get('/stream', (c) => {
+    const { n, size } = streamParams(new URL(c.req.url).search.slice(1));
+    let i = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (i++ < n) controller.enqueue(Buffer.alloc(size, 'x'));
+        else controller.close();
+      },
+    });
+    return new Response(stream, { headers: { 'Content-Type': 'application/octet-stream' } });
+  });
+  app.get('/error-before', () => {
+    throw new Error('boom before headers');
+  });
+  app.get('/error-after', () => {
+    let sent = false;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!sent) {
+          sent = true;
+          controller.enqueue(Buffer.from('part-'));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+        controller.error(new Error('boom after headers'));
+      },
+    });
+    return new Response(stream, { headers: { 'Content-Type': 'text/plain' } });
+  });
+  app.get('/no-content', () => new Response(null, { status: 204 }));
+  app.get('/not-modified', () => new Response(null, { status: 304, headers: { ETag: '"x"' } }));
+  app.get('/cookies', (c) => {
+    c.header('Set-Cookie', 'a=1', { append: true });
+    c.header('Set-Cookie', 'b=2', { append: true });
+    return c.text('two cookies\n');
+  });
+  app.get('/forever', (c) => {
+    const it = foreverChunks(c.req.raw.signal);
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const r = await it.next();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      async cancel() {
+        await it.return(undefined);
+      },
+    });
+    return new Response(stream, { headers: { 'Content-Type': 'application/octet-stream' } });
+  });
+  app.onError((_err, c) => c.text('Internal Server Error\n', 500));
+  return app;
+}
+
+export type Flavour = 'environ' | 'node' | 'express' | 'koa' | 'hono';
+
+export function behaviourService(flavour: Flavour): Service {
+  switch (flavour) {
+    case 'environ':
+      return toService(environApp, 'environ', 'environ behaviour app');
+    case 'node':
+      return toService(nodeApp, 'node', 'node behaviour app');
+    case 'express':
+      return toService(expressApp(), undefined, 'express behaviour app');
+    case 'koa':
+      return toService(koaApp(), undefined, 'koa behaviour app');
+    case 'hono':
+      return toService(honoApp(), undefined, 'hono behaviour app');
+  }
+}
