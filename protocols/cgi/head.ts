@@ -165,8 +165,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 /** True for a hop-by-hop field name, in any letter case. */
 export function isHopByHop(name: string): boolean {
-  // Every entry is 2..16 chars long; the length test skips the lowercase copy for most names.
-  return name.length >= 2 && name.length <= 16 && HOP_BY_HOP.has(name.toLowerCase());
+  // Entries are 2..17 chars ('te' .. 'transfer-encoding'): most names skip the lowercase copy.
+  return name.length >= 2 && name.length <= 17 && HOP_BY_HOP.has(name.toLowerCase());
 }
 
 function appendFields(head: string, headers: readonly HeaderPair[]): Buffer {

@@ -56,6 +56,8 @@ export function createHttpServer(opts: HttpFrontOptions): http.Server {
     headersTimeout: opts.headersTimeoutMs,
     requestTimeout: opts.requestTimeoutMs,
     keepAliveTimeout: opts.keepAliveTimeoutMs,
+    // Node checks header/request timeouts on this period (30 s by default): keep it well below them.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs) / 4))),
   });
   const front = new HttpFront(opts);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => front.handle(req, res));
