@@ -163,10 +163,13 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
+// Length bounds of the entries ('te' .. 'transfer-encoding'): most names skip the lowercase copy.
+const HOP_MIN = Math.min(...[...HOP_BY_HOP].map((n) => n.length));
+const HOP_MAX = Math.max(...[...HOP_BY_HOP].map((n) => n.length));
+
 /** True for a hop-by-hop field name, in any letter case. */
 export function isHopByHop(name: string): boolean {
-  // Entries are 2..17 chars ('te' .. 'transfer-encoding'): most names skip the lowercase copy.
-  return name.length >= 2 && name.length <= 17 && HOP_BY_HOP.has(name.toLowerCase());
+  return name.length >= HOP_MIN && name.length <= HOP_MAX && HOP_BY_HOP.has(name.toLowerCase());
 }
 
 function appendFields(head: string, headers: readonly HeaderPair[]): Buffer {
