@@ -1,0 +1,79 @@
+/**
+ * uwsgi request packet encoder (shared/reference/protocols.md §4.1): the 4-byte header and the
+ * vars block a web server sends before the body. Used by the tests and by a future uwsgi client.
+ */
+import { LimitError, ProtocolError, showBytes } from '../errors.js';
+import { MAX_UWSGI_DATASIZE, MAX_UWSGI_STRING, Modifier1, UWSGI_HEADER_SIZE, UwsgiErrorCode } from './constants.js';
+
+const PROTOCOL = 'uwsgi';
+const ABOVE_LATIN1 = /[\u0100-\uffff]/;
+
+export interface UwsgiEncodeOptions {
+  /** Default 0 (`Modifier1.Wsgi`, the nginx default). */
+  modifier1?: number;
+  /** Default 0. */
+  modifier2?: number;
+}
+
+/**
+ * Encodes `modifier1 | datasize LE16 | modifier2 | vars`, vars verbatim and in order (nothing is
+ * added: pass CONTENT_LENGTH yourself). Keys must be non-empty; keys and values latin1 and at most
+ * 65535 bytes each; the vars block at most 65535 bytes (LimitError). NUL is allowed: the wire is
+ * length-prefixed. Modifiers must be integers in 0..255.
+ */
+export function encodeUwsgiRequest(vars: Iterable<readonly [string, string]>, options: UwsgiEncodeOptions = {}): Buffer {
+  const modifier1 = checkModifier('modifier1', options.modifier1 ?? Modifier1.Wsgi);
+  const modifier2 = checkModifier('modifier2', options.modifier2 ?? 0);
+  const list: Array<readonly [string, string]> = [];
+  let datasize = 0;
+  for (const pair of vars) {
+    const [key, value] = pair;
+    if (key.length === 0) throw new ProtocolError(PROTOCOL, UwsgiErrorCode.EncodeInvalid, 'empty var name');
+    if (ABOVE_LATIN1.test(key) || ABOVE_LATIN1.test(value)) {
+      throw new ProtocolError(PROTOCOL, UwsgiErrorCode.EncodeInvalid, `var "${preview(key)}" has a char above U+00FF`);
+    }
+    if (key.length > MAX_UWSGI_STRING || value.length > MAX_UWSGI_STRING) {
+      throw new LimitError(
+        PROTOCOL,
+        UwsgiErrorCode.EncodeTooLarge,
+        `var "${preview(key)}" has a ${key.length > MAX_UWSGI_STRING ? 'name' : 'value'} over 65535 bytes`,
+        'maxUwsgiPacketSize',
+      );
+    }
+    datasize += 4 + key.length + value.length;
+    list.push(pair);
+  }
+  if (datasize > MAX_UWSGI_DATASIZE) {
+    throw new LimitError(
+      PROTOCOL,
+      UwsgiErrorCode.EncodeTooLarge,
+      `vars block of ${datasize} bytes does not fit the 16-bit datasize`,
+      'maxUwsgiPacketSize',
+    );
+  }
+  const out = Buffer.allocUnsafe(UWSGI_HEADER_SIZE + datasize);
+  out[0] = modifier1;
+  out.writeUInt16LE(datasize, 1);
+  out[3] = modifier2;
+  let at = UWSGI_HEADER_SIZE;
+  for (const [key, value] of list) {
+    out.writeUInt16LE(key.length, at);
+    at += 2;
+    at += out.write(key, at, 'latin1');
+    out.writeUInt16LE(value.length, at);
+    at += 2;
+    at += out.write(value, at, 'latin1');
+  }
+  return out;
+}
+
+function checkModifier(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > 255) {
+    throw new ProtocolError(PROTOCOL, UwsgiErrorCode.EncodeInvalid, `${name} ${value} is not an integer in 0..255`);
+  }
+  return value;
+}
+
+function preview(text: string): string {
+  return showBytes(Buffer.from(text.replace(/[\u0100-\uffff]/g, '?'), 'latin1'), 32);
+}
