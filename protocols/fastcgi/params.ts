@@ -185,6 +185,11 @@ export class ParamsDecoder {
   private parseWholePairs(content: Buffer, pos: number, base: number): number {
     const n = content.length;
     const pairs = this.pairs;
+    // One native latin1 decode of the rest of the record, then cheap substrings: latin1 is
+    // one char per byte, so char offsets are byte offsets. ~4× faster than a decode per
+    // name and value for typical nginx params (bench/fastcgi-codec.mjs).
+    const text = content.toString('latin1', pos, n);
+    const shift = pos;
     while (pos < n) {
       let p = pos;
       let nameLen = content[p]!;
@@ -204,7 +209,7 @@ export class ParamsDecoder {
       const valueStart = p + nameLen;
       const end = valueStart + valueLen;
       if (end > n) return pos;
-      pairs.push([content.toString('latin1', p, valueStart), content.toString('latin1', valueStart, end)]);
+      pairs.push([text.slice(p - shift, valueStart - shift), text.slice(valueStart - shift, end - shift)]);
       pos = end;
     }
     return pos;
