@@ -339,7 +339,7 @@ describe('record framing', () => {
     expect(decodeWhole(wire).map((r) => r[1])).toEqual([1, 2, 65535, 65535]);
   });
 
-  test('F-2: version 0 and 2 throw ProtocolError FCGI_BAD_VERSION; the decoder stays dead', () => {
+  test('F-2 / §2.4: version 0 and 2 throw ProtocolError FCGI_BAD_VERSION; the decoder stays dead', () => {
     for (const version of [0, 2]) {
       const d = new RecordDecoder(() => undefined);
       const wire = encodeEndOfStream(RecordType.Stdin, 1);
@@ -370,7 +370,7 @@ describe('record framing', () => {
     expect(() => d.push(wire.subarray(11))).toThrow(expect.objectContaining({ code: 'FCGI_BAD_VERSION' }));
   });
 
-  test('F-8 / F-9: unknown types 0, 12, 0x7F, 255 are delivered, not rejected', () => {
+  test('F-8 / F-9 / §2.4: unknown types 0, 12, 0x7F, 255 are delivered, not rejected', () => {
     const wire = concat([
       encodeRecord(0x7f, 0, Buffer.from('x')),
       encodeRecord(0, 1, Buffer.from('yz')),
