@@ -163,13 +163,13 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
-// Length bounds of the entries ('te' .. 'transfer-encoding'): most names skip the lowercase copy.
-const HOP_MIN = Math.min(...[...HOP_BY_HOP].map((n) => n.length));
-const HOP_MAX = Math.max(...[...HOP_BY_HOP].map((n) => n.length));
+// Lengths the entries have (2, 7, 10, 16, 17): most names are rejected without a lowercase copy.
+const HOP_LENGTHS = new Uint8Array(Math.max(...[...HOP_BY_HOP].map((n) => n.length)) + 1);
+for (const n of HOP_BY_HOP) HOP_LENGTHS[n.length] = 1;
 
 /** True for a hop-by-hop field name, in any letter case. */
 export function isHopByHop(name: string): boolean {
-  return name.length >= HOP_MIN && name.length <= HOP_MAX && HOP_BY_HOP.has(name.toLowerCase());
+  return HOP_LENGTHS[name.length] === 1 && HOP_BY_HOP.has(name.toLowerCase());
 }
 
 function appendFields(head: string, headers: readonly HeaderPair[]): Buffer {

@@ -14,7 +14,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { LimitError, ProtocolError, showBytes } from '../errors.js';
-import { reasonPhrase } from './head.js';
+import { isValidHeaderName, isValidHeaderValue, reasonPhrase } from './head.js';
 
 /** Error codes thrown by the parsers in this file (all mean 502 for a CGI host). */
 export const CgiResponseError = {
@@ -129,69 +129,49 @@ export interface NphResponseHead {
 
 const LF = 0x0a;
 const CR = 0x0d;
-const SP = 0x20;
-const HTAB = 0x09;
-const COLON = 0x3a;
-
-/** RFC 9110 §5.6.2 tchar. */
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
-for (let b = 0x30; b <= 0x39; b++) TOKEN[b] = 1;
-for (let b = 0x41; b <= 0x5a; b++) TOKEN[b] = 1;
-for (let b = 0x61; b <= 0x7a; b++) TOKEN[b] = 1;
-
-/** Bytes allowed in a value: HTAB, SP, VCHAR, obs-text (same set as isValidHeaderValue). */
-const VALUE = new Uint8Array(256);
-VALUE[HTAB] = 1;
-for (let b = 0x20; b <= 0x7e; b++) VALUE[b] = 1;
-for (let b = 0x80; b <= 0xff; b++) VALUE[b] = 1;
 
 const SAMPLE = 48;
 
-function show(line: Buffer, end: number): string {
-  return `"${showBytes(line.subarray(0, end), SAMPLE)}"`;
+/** Quotes a line (latin1 text) for an error message. */
+function show(text: string): string {
+  return `"${showBytes(Buffer.from(text, 'latin1'), SAMPLE)}"`;
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
 }
 
 /**
  * Why a line is not a valid field, in a fixed order so the code never depends on where the bad
  * byte sits: NUL, bare CR, fold, colon, name, value.
  */
-function fieldError(line: Buffer, end: number, lineNo: number): ProtocolError {
-  const where = `header line ${lineNo} ${show(line, end)}`;
-  if (line.subarray(0, end).includes(0)) return new ProtocolError('cgi', CgiResponseError.NulInHeader, `NUL byte in ${where}`);
-  if (line.subarray(0, end).includes(CR)) return new ProtocolError('cgi', CgiResponseError.BareCr, `bare CR in ${where}`);
-  if (line[0] === SP || line[0] === HTAB) return new ProtocolError('cgi', CgiResponseError.ObsFold, `continuation line (obs-fold) at ${where}`);
-  const colon = line.subarray(0, end).indexOf(COLON);
+function fieldError(text: string, lineNo: number): ProtocolError {
+  const where = `header line ${lineNo} ${show(text)}`;
+  if (text.includes('\0')) return new ProtocolError('cgi', CgiResponseError.NulInHeader, `NUL byte in ${where}`);
+  if (text.includes('\r')) return new ProtocolError('cgi', CgiResponseError.BareCr, `bare CR in ${where}`);
+  if (isOws(text.charCodeAt(0))) return new ProtocolError('cgi', CgiResponseError.ObsFold, `continuation line (obs-fold) at ${where}`);
+  const colon = text.indexOf(':');
   if (colon === -1) return new ProtocolError('cgi', CgiResponseError.NoColon, `no colon in ${where}`);
-  for (let i = 0; i < colon; i++) {
-    if (TOKEN[line[i] as number] === 0) return new ProtocolError('cgi', CgiResponseError.BadHeaderName, `invalid field name in ${where}`);
-  }
   if (colon === 0) return new ProtocolError('cgi', CgiResponseError.BadHeaderName, `empty field name in ${where}`);
+  if (!isValidHeaderName(text.slice(0, colon))) return new ProtocolError('cgi', CgiResponseError.BadHeaderName, `invalid field name in ${where}`);
   return new ProtocolError('cgi', CgiResponseError.BadHeaderValue, `control character in the value of ${where}`);
 }
 
-/** Splits `name: value` (RFC 3875 §6.3: the colon right after the name, optional whitespace). */
-function parseField(line: Buffer, end: number, lineNo: number): [string, string] {
-  let colon = 0;
-  while (colon < end) {
-    const b = line[colon] as number;
-    if (b === COLON) break;
-    if (TOKEN[b] === 0) throw fieldError(line, end, lineNo);
-    colon++;
-  }
-  if (colon === 0 || colon === end) throw fieldError(line, end, lineNo);
-  for (let i = colon + 1; i < end; i++) {
-    if (VALUE[line[i] as number] === 0) throw fieldError(line, end, lineNo);
-  }
-  let start = colon + 1;
-  while (start < end && (line[start] === SP || line[start] === HTAB)) start++;
-  let stop = end;
-  while (stop > start && (line[stop - 1] === SP || line[stop - 1] === HTAB)) stop--;
-  return [line.toString('latin1', 0, colon), line.toString('latin1', start, stop)];
-}
-
-function startsWithHttp(line: Buffer, end: number): boolean {
-  return end >= 5 && line[0] === 0x48 && line[1] === 0x54 && line[2] === 0x54 && line[3] === 0x50 && line[4] === 0x2f; // "HTTP/"
+/**
+ * Splits `name: value` (RFC 3875 §6.3: the colon right after the name, optional whitespace
+ * trimmed). The byte sets are head.ts's, so a script's field is valid iff an app's would be.
+ */
+function parseField(text: string, lineNo: number): [string, string] {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw fieldError(text, lineNo);
+  const name = text.slice(0, colon);
+  const raw = text.slice(colon + 1);
+  if (!isValidHeaderName(name) || !isValidHeaderValue(raw)) throw fieldError(text, lineNo);
+  let start = 0;
+  let stop = raw.length;
+  while (start < stop && isOws(raw.charCodeAt(start))) start++;
+  while (stop > start && isOws(raw.charCodeAt(stop - 1))) stop--;
+  return [name, start === 0 && stop === raw.length ? raw : raw.slice(start, stop)];
 }
 
 function checkLimit(name: keyof CgiHeadLimits, value: number | undefined): number {
@@ -228,8 +208,8 @@ abstract class HeadParser<T> {
     this.maxFields = checkLimit('maxHeaderFields', limits.maxHeaderFields);
   }
 
-  /** Handles one non-empty line (`end` excludes CR LF). */
-  protected abstract line(line: Buffer, end: number, lineNo: number): void;
+  /** Handles one non-empty line: its bytes as latin1 text, without CR LF. */
+  protected abstract line(text: string, lineNo: number): void;
   /** Builds the result once the empty line arrived. */
   protected abstract complete(rest: Buffer, headBytes: number, lines: number): T;
 
@@ -293,28 +273,32 @@ abstract class HeadParser<T> {
         this.partial += n;
         return undefined;
       }
-      let line: Buffer;
-      if (this.partial === 0) {
-        line = chunk.subarray(pos, lf);
-      } else {
+      // The line is buf[from, to) without its LF: in place when it came in one chunk.
+      let buf = chunk;
+      let from = pos;
+      let to = lf;
+      if (this.partial !== 0) {
         this.pieces.push(chunk.subarray(pos, lf));
-        line = Buffer.concat(this.pieces, this.partial + lf - pos);
+        buf = Buffer.concat(this.pieces, this.partial + lf - pos);
+        from = 0;
+        to = buf.length;
         this.pieces = [];
         this.partial = 0;
       }
       pos = lf + 1;
-      const end = line.length > 0 && line[line.length - 1] === CR ? line.length - 1 : line.length;
-      this.limits(end > this.maxLine, this.consumed + line.length + 1 > this.maxHead, () => line);
-      this.consumed += line.length + 1;
+      const raw = to - from;
+      const end = raw > 0 && buf[to - 1] === CR ? to - 1 : to;
+      this.limits(end - from > this.maxLine, this.consumed + raw + 1 > this.maxHead, () => buf.subarray(from, from + SAMPLE));
+      this.consumed += raw + 1;
       this.lineNo++;
-      if (end === 0) {
+      if (end === from) {
         this.state = 'done';
         return this.complete(chunk.subarray(pos), this.consumed, this.lineNo - 1);
       }
       if (this.lineNo - this.leadingLines > this.maxFields) {
         throw new LimitError('cgi', CgiResponseError.TooManyFields, `more than ${this.maxFields} response header fields`, 'maxHeaderFields');
       }
-      this.line(line, end, this.lineNo);
+      this.line(buf.toString('latin1', from, end), this.lineNo);
     }
     return undefined;
   }
@@ -363,15 +347,15 @@ export class CgiResponseParser extends HeadParser<CgiResponseHead> {
     super(limits, 0);
   }
 
-  protected line(line: Buffer, end: number, lineNo: number): void {
-    if (lineNo === 1 && startsWithHttp(line, end)) {
+  protected line(text: string, lineNo: number): void {
+    if (lineNo === 1 && text.startsWith('HTTP/')) {
       throw new ProtocolError(
         'cgi',
         CgiResponseError.UnexpectedStatusLine,
-        `script output starts with an HTTP status line ${show(line, end)}; only NPH scripts may send one`,
+        `script output starts with an HTTP status line ${show(text)}; only NPH scripts may send one`,
       );
     }
-    const field = parseField(line, end, lineNo);
+    const field = parseField(text, lineNo);
     const [name, value] = field;
     const lower = name.toLowerCase();
     switch (lower) {
@@ -519,18 +503,16 @@ export class NphResponseParser extends HeadParser<NphResponseHead> {
     super(limits, 1);
   }
 
-  protected line(line: Buffer, end: number, lineNo: number): void {
+  protected line(text: string, lineNo: number): void {
     if (lineNo > 1) {
-      this.headers.push(parseField(line, end, lineNo));
+      this.headers.push(parseField(text, lineNo));
       return;
     }
-    const text = line.toString('latin1', 0, end);
     const parsed = parseHttpStatusLine(text);
     if (parsed === null) {
-      const head = line.subarray(0, end);
-      if (head.includes(0)) throw new ProtocolError('cgi', CgiResponseError.NulInHeader, `NUL byte in the NPH status line ${show(line, end)}`);
-      if (head.includes(CR)) throw new ProtocolError('cgi', CgiResponseError.BareCr, `bare CR in the NPH status line ${show(line, end)}`);
-      throw new ProtocolError('cgi', CgiResponseError.NphBadStatusLine, `NPH output does not start with an HTTP status line: ${show(line, end)}`);
+      if (text.includes('\0')) throw new ProtocolError('cgi', CgiResponseError.NulInHeader, `NUL byte in the NPH status line ${show(text)}`);
+      if (text.includes('\r')) throw new ProtocolError('cgi', CgiResponseError.BareCr, `bare CR in the NPH status line ${show(text)}`);
+      throw new ProtocolError('cgi', CgiResponseError.NphBadStatusLine, `NPH output does not start with an HTTP status line: ${show(text)}`);
     }
     this.statusLine = parsed;
   }
