@@ -33,13 +33,21 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
     .description('serve an app on one or more listeners')
     .argument('[app]', 'app module: PATH[:export] (.js, .mjs, .cjs; ESM or CommonJS)')
     .exitOverride();
+  // commander names a value after its flag (--headers-timeout → headersTimeout), which is not
+  // always the option's key (headersTimeoutMs): re-key what it parsed.
+  const attributes: Array<[key: string, attribute: string]> = [];
   for (const spec of SERVE_OPTIONS) {
     const dflt = spec.default === undefined ? '' : `default: ${spec.default === '' ? '""' : spec.default}; `;
     const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
     if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     serve.addOption(option);
+    attributes.push([spec.key, option.attributeName()]);
   }
-  serve.action(async (app: string | undefined, raw: Record<string, string | string[]>) => onServe(app, raw));
+  serve.action(async (app: string | undefined, parsed: Record<string, string | string[]>) => {
+    const raw: Record<string, string | string[]> = {};
+    for (const [key, attribute] of attributes) if (parsed[attribute] !== undefined) raw[key] = parsed[attribute];
+    return onServe(app, raw);
+  });
   return program;
 }
 
@@ -78,8 +86,8 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   process.on('SIGTERM', () => {
     if (stopping) return;
     stopping = true;
-    logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeoutMs} ms)`);
-    void gateway.close(options.shutdownTimeoutMs).then(() => exit(logger, 0));
+    logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
+    void gateway.close(options.shutdownTimeout).then(() => exit(logger, 0));
   });
   process.on('SIGINT', () => {
     if (stopping) return;
@@ -92,7 +100,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     process.on('message', (msg: unknown) => {
       if (msg === 'gatewire:shutdown' && !stopping) {
         stopping = true;
-        void gateway.close(options.shutdownTimeoutMs).then(() => exit(logger, 0));
+        void gateway.close(options.shutdownTimeout).then(() => exit(logger, 0));
       }
     });
   }
@@ -139,7 +147,7 @@ async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> 
     }
     const deadline = setTimeout(() => {
       for (const w of workers) w.process.kill('SIGKILL');
-    }, options.shutdownTimeoutMs + 1000);
+    }, options.shutdownTimeout + 1000);
     deadline.unref();
     const wait = (): void => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
