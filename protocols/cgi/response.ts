@@ -14,7 +14,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { LimitError, ProtocolError, showBytes } from '../errors.js';
-import { isValidHeaderName, isValidHeaderValue, reasonPhrase } from './head.js';
+import { isHopByHop, isValidHeaderName, isValidHeaderValue, reasonPhrase } from './head.js';
 
 /** Error codes thrown by the parsers in this file (all mean 502 for a CGI host). */
 export const CgiResponseError = {
@@ -186,7 +186,7 @@ function checkLimit(name: keyof CgiHeadLimits, value: number | undefined): numbe
  * exceeded, so the outcome is the same however the input is split into chunks.
  */
 abstract class HeadParser<T> {
-  protected readonly maxFields: number;
+  private readonly maxFields: number;
   private readonly maxLine: number;
   private readonly maxHead: number;
   /** Pieces of the current unterminated line. */
@@ -217,6 +217,8 @@ abstract class HeadParser<T> {
    * Feeds stdout bytes. Returns undefined while the head is incomplete, then the head once;
    * the parser is finished after that (later stdout is body, for the host to read directly).
    * Throws ProtocolError/LimitError on bad input; after a throw every call throws the same error.
+   * The bytes of an unfinished line are kept by reference: do not reuse a pushed chunk's memory
+   * (Node stream chunks are never reused).
    */
   push(chunk: Buffer): T | undefined {
     if (this.state !== 'head') {
@@ -324,9 +326,6 @@ abstract class HeadParser<T> {
 /** `3DIGIT [ (SP|HTAB)+ reason ]`, the value already trimmed and free of controls. */
 const CGI_STATUS_RE = /^([1-5][0-9]{2})(?:[ \t]+(.*))?$/s;
 
-/** Fields taken out of `headers` besides Content-Length (C-25); Transfer-Encoding is an error. */
-const CGI_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
-
 /**
  * Push parser for a non-NPH script's head (C-19..C-26).
  * @example
@@ -386,7 +385,8 @@ export class CgiResponseParser extends HeadParser<CgiResponseHead> {
         // C-25: the host frames the body; a script's coding would reach the client as body bytes.
         throw new ProtocolError('cgi', CgiResponseError.TransferEncoding, `script sent Transfer-Encoding: "${showBytes(Buffer.from(value, 'latin1'), SAMPLE)}"`);
       default:
-        if (CGI_DROP.has(lower)) {
+        // C-25: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade.
+        if (isHopByHop(lower)) {
           this.removed.push(field);
           return;
         }
