@@ -97,6 +97,7 @@ function parseMount(text: string, what: string): string {
   return text.replace(/\/+$/, '');
 }
 
+/** Keys are commander's attribute names of the flags (`--headers-timeout` → headersTimeout); durations in ms, sizes in bytes. */
 export interface ServeOptions {
   http: ListenAddress[];
   socketMode: number | undefined;
@@ -108,10 +109,10 @@ export interface ServeOptions {
   accessLog: string | undefined;
   maxHeaderBytes: number;
   maxBodyBytes: number;
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  shutdownTimeoutMs: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  shutdownTimeout: number;
 }
 
 export interface OptionSpec {
@@ -136,10 +137,10 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'accessLog', flags: '--access-log <path>', env: 'GATEWIRE_ACCESS_LOG', description: 'write an access log to PATH, or - for stdout (default: off)', default: undefined, parse: (t) => t },
   { key: 'maxHeaderBytes', flags: '--max-header-bytes <size>', env: 'GATEWIRE_MAX_HEADER_BYTES', description: 'largest request header block; beyond it 431', default: '16k', parse: (t, w) => parseSize(t, w) },
   { key: 'maxBodyBytes', flags: '--max-body-bytes <size>', env: 'GATEWIRE_MAX_BODY_BYTES', description: 'largest request body; beyond it 413', default: '1g', parse: (t, w) => parseSize(t, w) },
-  { key: 'headersTimeoutMs', flags: '--headers-timeout <time>', env: 'GATEWIRE_HEADERS_TIMEOUT', description: 'time to receive a request head', default: '60s', parse: (t, w) => parseDuration(t, w) },
-  { key: 'requestTimeoutMs', flags: '--request-timeout <time>', env: 'GATEWIRE_REQUEST_TIMEOUT', description: 'time to receive a whole request, body included', default: '300s', parse: (t, w) => parseDuration(t, w) },
-  { key: 'keepAliveTimeoutMs', flags: '--keep-alive-timeout <time>', env: 'GATEWIRE_KEEP_ALIVE_TIMEOUT', description: 'idle time before a kept-alive connection is closed', default: '5s', parse: (t, w) => parseDuration(t, w) },
-  { key: 'shutdownTimeoutMs', flags: '--shutdown-timeout <time>', env: 'GATEWIRE_SHUTDOWN_TIMEOUT', description: 'on SIGTERM, how long in-flight requests may finish', default: '30s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'headersTimeout', flags: '--headers-timeout <time>', env: 'GATEWIRE_HEADERS_TIMEOUT', description: 'time to receive a request head', default: '60s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'requestTimeout', flags: '--request-timeout <time>', env: 'GATEWIRE_REQUEST_TIMEOUT', description: 'time to receive a whole request, body included', default: '300s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'keepAliveTimeout', flags: '--keep-alive-timeout <time>', env: 'GATEWIRE_KEEP_ALIVE_TIMEOUT', description: 'idle time before a kept-alive connection is closed', default: '5s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'shutdownTimeout', flags: '--shutdown-timeout <time>', env: 'GATEWIRE_SHUTDOWN_TIMEOUT', description: 'on SIGTERM, how long in-flight requests may finish', default: '30s', parse: (t, w) => parseDuration(t, w) },
 ];
 
 /**

@@ -30,9 +30,9 @@ const FRONTS: Record<FrontName, FrontFactory> = {
       logger: ctx.logger,
       maxHeaderBytes: ctx.options.maxHeaderBytes,
       maxBodyBytes: ctx.options.maxBodyBytes,
-      headersTimeoutMs: ctx.options.headersTimeoutMs,
-      requestTimeoutMs: ctx.options.requestTimeoutMs,
-      keepAliveTimeoutMs: ctx.options.keepAliveTimeoutMs,
+      headersTimeout: ctx.options.headersTimeout,
+      requestTimeout: ctx.options.requestTimeout,
+      keepAliveTimeout: ctx.options.keepAliveTimeout,
       multiprocess: ctx.options.workers > 1,
     }),
 };

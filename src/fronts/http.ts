@@ -34,9 +34,9 @@ export interface HttpFrontOptions {
   logger: Logger;
   maxHeaderBytes: number;
   maxBodyBytes: number;
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  keepAliveTimeoutMs: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
   multiprocess: boolean;
 }
 
@@ -53,12 +53,13 @@ export function createHttpServer(opts: HttpFrontOptions): http.Server {
   const server = http.createServer({
     maxHeaderSize: opts.maxHeaderBytes,
     requireHostHeader: true,
-    headersTimeout: opts.headersTimeoutMs,
-    requestTimeout: opts.requestTimeoutMs,
-    keepAliveTimeout: opts.keepAliveTimeoutMs,
+    headersTimeout: opts.headersTimeout,
+    requestTimeout: opts.requestTimeout,
+    keepAliveTimeout: opts.keepAliveTimeout,
     // Node checks header/request timeouts on this period (30 s by default): keep it well below them.
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs) / 4))),
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(opts.headersTimeout, opts.requestTimeout) / 4))),
   });
+  server.keepAliveTimeout = opts.keepAliveTimeout; // not read from the options object by Node 20
   const front = new HttpFront(opts);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => front.handle(req, res));
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => front.checkContinue(req, res));
@@ -353,7 +354,20 @@ class HttpSink implements ResponseSink {
   }
 
   abort(): void {
-    // R-11/H-12: no terminal chunk, no clean end; the client must see the truncation.
-    this.res.destroy();
+    // R-11/H-12: never a clean end (no terminal chunk, no FIN that would end a close-delimited
+    // body). What was already written is flushed, then the connection is reset.
+    const socket = this.res.socket;
+    if (socket === null || socket.destroyed) {
+      this.res.destroy();
+      return;
+    }
+    const reset = (): void => {
+      if (!socket.destroyed) socket.resetAndDestroy();
+    };
+    if (socket.writableLength === 0) reset();
+    else {
+      socket.write('', reset);
+      setTimeout(reset, 2000).unref(); // a peer that stopped reading does not hold the socket
+    }
   }
 }
