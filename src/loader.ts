@@ -37,7 +37,9 @@ export async function loadService(spec: string, forced?: AppInterface, cwd = pro
   try {
     mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
   } catch (err) {
-    throw new LoadError(`cannot load app ${JSON.stringify(spec)}: ${(err as Error).message.split('\n')[0]}`);
+    // A module may throw anything (`throw null`, a string): still one line, never a TypeError here.
+    const message = err instanceof Error ? err.message : `threw ${describe(err)}${typeof err === 'string' ? ` ${JSON.stringify(err)}` : ''}`;
+    throw new LoadError(`cannot load app ${JSON.stringify(spec)}: ${message.split('\n')[0]}`);
   }
   const exported = pickExport(mod, exportName, spec);
   // A module may declare its interface: `export const gatewireInterface = 'node'`.
