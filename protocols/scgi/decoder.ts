@@ -240,9 +240,12 @@ export function decodeScgiHeaderBlock(block: Buffer): ScgiHeader[] {
       `header block does not end with NUL (ends with "${showBytes(block.subarray(Math.max(0, end - 16)))}")`,
     );
   }
+  // One latin1 decode of the whole block, then string slices: one char per byte, so the byte
+  // offsets of the NULs are string offsets too.
+  const text = block.toString('latin1');
   let pos = 0;
   while (pos < end) {
-    const nameEnd = block.indexOf(NUL, pos);
+    const nameEnd = text.indexOf('\0', pos);
     if (nameEnd === pos) {
       throw new ProtocolError(PROTOCOL, ScgiErrorCode.EmptyName, `empty header name at offset ${pos} of the header block`);
     }
@@ -253,8 +256,8 @@ export function decodeScgiHeaderBlock(block: Buffer): ScgiHeader[] {
         `odd number of NUL-terminated strings: header "${showBytes(block.subarray(pos, nameEnd), 64)}" has no value`,
       );
     }
-    const valueEnd = block.indexOf(NUL, nameEnd + 1);
-    headers.push([block.toString('latin1', pos, nameEnd), block.toString('latin1', nameEnd + 1, valueEnd)]);
+    const valueEnd = text.indexOf('\0', nameEnd + 1);
+    headers.push([text.slice(pos, nameEnd), text.slice(nameEnd + 1, valueEnd)]);
     pos = valueEnd + 1;
   }
   return headers;

@@ -5,8 +5,6 @@
 import { LimitError, ProtocolError, showBytes } from '../errors.js';
 import {
   MAX_NETSTRING_LENGTH,
-  NETSTRING_COLON,
-  NETSTRING_COMMA,
   SCGI_CONTENT_LENGTH,
   SCGI_MARKER,
   SCGI_MARKER_VALUE,
@@ -14,8 +12,8 @@ import {
 } from './constants.js';
 
 const PROTOCOL = 'scgi';
-/** A NUL or a char that latin1 cannot carry in one byte. */
-const NOT_WIRE_SAFE = /[\u0000\u0100-\uffff]/;
+/** A char that latin1 cannot carry in one byte. */
+const ABOVE_LATIN1 = /[\u0100-\uffff]/;
 
 /**
  * Encodes the request head: `len:` CONTENT_LENGTH NUL bodyLength NUL [SCGI NUL 1 NUL] headers `,`.
@@ -30,11 +28,10 @@ export function encodeScgiRequest(headers: Iterable<readonly [string, string]>, 
   if (!Number.isSafeInteger(bodyLength) || bodyLength < 0) {
     throw new ProtocolError(PROTOCOL, ScgiErrorCode.EncodeInvalid, `body length ${bodyLength} is not a non-negative integer`);
   }
-  const list: Array<readonly [string, string]> = [[SCGI_CONTENT_LENGTH, String(bodyLength)]];
+  // The block is built as one latin1 string (one char per byte) and converted once.
   let hasMarker = false;
-  const rest: Array<readonly [string, string]> = [];
-  for (const pair of headers) {
-    const [name, value] = pair;
+  let tail = '';
+  for (const [name, value] of headers) {
     if (name === SCGI_CONTENT_LENGTH) {
       throw new ProtocolError(
         PROTOCOL,
@@ -49,43 +46,32 @@ export function encodeScgiRequest(headers: Iterable<readonly [string, string]>, 
       hasMarker = true;
     }
     if (name.length === 0) throw new ProtocolError(PROTOCOL, ScgiErrorCode.EncodeInvalid, 'empty header name');
-    if (NOT_WIRE_SAFE.test(name)) {
-      throw new ProtocolError(PROTOCOL, ScgiErrorCode.EncodeInvalid, `header name "${preview(name)}" has a NUL or a char above U+00FF`);
+    if (name.includes('\0') || value.includes('\0')) {
+      throw new ProtocolError(PROTOCOL, ScgiErrorCode.EncodeInvalid, `header "${preview(name)}" has a NUL in its name or value`);
     }
-    if (NOT_WIRE_SAFE.test(value)) {
-      throw new ProtocolError(
-        PROTOCOL,
-        ScgiErrorCode.EncodeInvalid,
-        `value of header "${preview(name)}" has a NUL or a char above U+00FF`,
-      );
-    }
-    rest.push(pair);
+    tail += `${name}\0${value}\0`;
   }
-  if (!hasMarker) list.push([SCGI_MARKER, SCGI_MARKER_VALUE]);
-  for (const pair of rest) list.push(pair);
-
-  let blockLength = 0;
-  for (const [name, value] of list) blockLength += name.length + value.length + 2;
-  if (blockLength > MAX_NETSTRING_LENGTH) {
+  let block = `${SCGI_CONTENT_LENGTH}\0${bodyLength}\0`;
+  if (!hasMarker) block += `${SCGI_MARKER}\0${SCGI_MARKER_VALUE}\0`;
+  block += tail;
+  if (block.length > MAX_NETSTRING_LENGTH) {
     throw new LimitError(
       PROTOCOL,
       ScgiErrorCode.EncodeTooLarge,
-      `header block of ${blockLength} bytes does not fit a 7-digit netstring length`,
+      `header block of ${block.length} bytes does not fit a 7-digit netstring length`,
       'maxNetstringLength',
     );
   }
-  const prefix = String(blockLength);
-  const out = Buffer.allocUnsafe(prefix.length + 1 + blockLength + 1);
-  let at = out.write(prefix, 0, 'latin1');
-  out[at++] = NETSTRING_COLON;
-  for (const [name, value] of list) {
-    at += out.write(name, at, 'latin1');
-    out[at++] = 0;
-    at += out.write(value, at, 'latin1');
-    out[at++] = 0;
+  const wide = ABOVE_LATIN1.exec(block);
+  if (wide !== null) {
+    const start = block.lastIndexOf('\0', wide.index) + 1;
+    throw new ProtocolError(
+      PROTOCOL,
+      ScgiErrorCode.EncodeInvalid,
+      `header text "${preview(block.slice(start, block.indexOf('\0', wide.index)))}" has a char above U+00FF`,
+    );
   }
-  out[at] = NETSTRING_COMMA;
-  return out;
+  return Buffer.from(`${block.length}:${block},`, 'latin1');
 }
 
 function preview(text: string): string {

@@ -206,6 +206,8 @@ export class UwsgiDecoder {
 export function decodeUwsgiVars(block: Buffer): UwsgiVar[] {
   const vars: UwsgiVar[] = [];
   const end = block.length;
+  // One latin1 decode of the whole block, then string slices (one char per byte).
+  const text = block.toString('latin1');
   let pos = 0;
   while (pos < end) {
     if (end - pos < 2) {
@@ -220,7 +222,7 @@ export function decodeUwsgiVars(block: Buffer): UwsgiVar[] {
       throw truncated(`key of ${keySize} bytes at offset ${keyStart} runs past the ${end}-byte vars block`);
     }
     const keyEnd = keyStart + keySize;
-    const key = block.toString('latin1', keyStart, keyEnd);
+    const key = text.slice(keyStart, keyEnd);
     if (end - keyEnd < 2) {
       throw truncated(`value size of key "${showBytes(block.subarray(keyStart, keyEnd), 64)}" runs past the vars block`);
     }
@@ -232,7 +234,7 @@ export function decodeUwsgiVars(block: Buffer): UwsgiVar[] {
       );
     }
     pos = valueStart + valueSize;
-    vars.push([key, block.toString('latin1', valueStart, pos)]);
+    vars.push([key, text.slice(valueStart, pos)]);
   }
   return vars;
 }

@@ -3,7 +3,7 @@
  * vars block a web server sends before the body. Used by the tests and by a future uwsgi client.
  */
 import { LimitError, ProtocolError, showBytes } from '../errors.js';
-import { MAX_UWSGI_DATASIZE, MAX_UWSGI_STRING, Modifier1, UWSGI_HEADER_SIZE, UwsgiErrorCode } from './constants.js';
+import { MAX_UWSGI_DATASIZE, MAX_UWSGI_STRING, Modifier1, UwsgiErrorCode } from './constants.js';
 
 const PROTOCOL = 'uwsgi';
 const ABOVE_LATIN1 = /[\u0100-\uffff]/;
@@ -24,14 +24,10 @@ export interface UwsgiEncodeOptions {
 export function encodeUwsgiRequest(vars: Iterable<readonly [string, string]>, options: UwsgiEncodeOptions = {}): Buffer {
   const modifier1 = checkModifier('modifier1', options.modifier1 ?? Modifier1.Wsgi);
   const modifier2 = checkModifier('modifier2', options.modifier2 ?? 0);
-  const list: Array<readonly [string, string]> = [];
-  let datasize = 0;
-  for (const pair of vars) {
-    const [key, value] = pair;
+  // Built as one latin1 string (one char per byte, sizes as two chars) and converted once.
+  let block = '';
+  for (const [key, value] of vars) {
     if (key.length === 0) throw new ProtocolError(PROTOCOL, UwsgiErrorCode.EncodeInvalid, 'empty var name');
-    if (ABOVE_LATIN1.test(key) || ABOVE_LATIN1.test(value)) {
-      throw new ProtocolError(PROTOCOL, UwsgiErrorCode.EncodeInvalid, `var "${preview(key)}" has a char above U+00FF`);
-    }
     if (key.length > MAX_UWSGI_STRING || value.length > MAX_UWSGI_STRING) {
       throw new LimitError(
         PROTOCOL,
@@ -40,31 +36,24 @@ export function encodeUwsgiRequest(vars: Iterable<readonly [string, string]>, op
         'maxUwsgiPacketSize',
       );
     }
-    datasize += 4 + key.length + value.length;
-    list.push(pair);
+    if (ABOVE_LATIN1.test(key) || ABOVE_LATIN1.test(value)) {
+      throw new ProtocolError(PROTOCOL, UwsgiErrorCode.EncodeInvalid, `var "${preview(key)}" has a char above U+00FF`);
+    }
+    block += le16(key.length) + key + le16(value.length) + value;
+    if (block.length > MAX_UWSGI_DATASIZE) {
+      throw new LimitError(
+        PROTOCOL,
+        UwsgiErrorCode.EncodeTooLarge,
+        `vars block of more than ${MAX_UWSGI_DATASIZE} bytes does not fit the 16-bit datasize`,
+        'maxUwsgiPacketSize',
+      );
+    }
   }
-  if (datasize > MAX_UWSGI_DATASIZE) {
-    throw new LimitError(
-      PROTOCOL,
-      UwsgiErrorCode.EncodeTooLarge,
-      `vars block of ${datasize} bytes does not fit the 16-bit datasize`,
-      'maxUwsgiPacketSize',
-    );
-  }
-  const out = Buffer.allocUnsafe(UWSGI_HEADER_SIZE + datasize);
-  out[0] = modifier1;
-  out.writeUInt16LE(datasize, 1);
-  out[3] = modifier2;
-  let at = UWSGI_HEADER_SIZE;
-  for (const [key, value] of list) {
-    out.writeUInt16LE(key.length, at);
-    at += 2;
-    at += out.write(key, at, 'latin1');
-    out.writeUInt16LE(value.length, at);
-    at += 2;
-    at += out.write(value, at, 'latin1');
-  }
-  return out;
+  return Buffer.from(String.fromCharCode(modifier1) + le16(block.length) + String.fromCharCode(modifier2) + block, 'latin1');
+}
+
+function le16(n: number): string {
+  return String.fromCharCode(n & 0xff, n >>> 8);
 }
 
 function checkModifier(name: string, value: number): number {
