@@ -36,6 +36,7 @@
  * Guarantees (property-tested): never throws; never `need-more` once `DETECT_MAX_BYTES` bytes are
  * in; a decision taken on a prefix stays the same for every longer input with that prefix.
  */
+import { BEGIN_REQUEST_BODY_LEN, FCGI_HEADER_LEN, FCGI_VERSION_1, RecordType } from './fastcgi/constants.js';
 import { UWSGI_REQUEST_MODIFIERS } from './uwsgi/constants.js';
 
 export type DetectResult = 'http' | 'fastcgi' | 'scgi' | 'uwsgi' | 'unknown' | 'need-more';
@@ -48,11 +49,6 @@ export interface DetectOptions {
   uwsgiModifiers?: ReadonlySet<number>;
 }
 
-const FCGI_VERSION_1 = 1;
-const FCGI_BEGIN_REQUEST = 1;
-const FCGI_GET_VALUES = 9;
-const FCGI_BEGIN_REQUEST_BODY = 8;
-const FCGI_HEADER_LEN = 8;
 
 const SCGI_FIRST_HEADER = Buffer.from('CONTENT_LENGTH\0', 'latin1');
 const SCGI_MAX_DIGITS = 7;
@@ -79,12 +75,12 @@ function detectFastcgi(head: Uint8Array): DetectResult {
   const n = head.length;
   if (n < 2) return 'need-more';
   const type = head[1] as number;
-  if (type === FCGI_BEGIN_REQUEST) {
+  if (type === RecordType.BeginRequest) {
     if (n < 4) return 'need-more';
     if (head[2] === 0 && head[3] === 0) return 'unknown'; // BEGIN_REQUEST needs a request id
     if (n >= 5 && head[4] !== 0) return 'unknown';
-    if (n >= 6 && head[5] !== FCGI_BEGIN_REQUEST_BODY) return 'unknown';
-  } else if (type === FCGI_GET_VALUES) {
+    if (n >= 6 && head[5] !== BEGIN_REQUEST_BODY_LEN) return 'unknown';
+  } else if (type === RecordType.GetValues) {
     if (n >= 3 && head[2] !== 0) return 'unknown'; // management record: request id 0
     if (n >= 4 && head[3] !== 0) return 'unknown';
   } else {
