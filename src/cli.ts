@@ -60,7 +60,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     throw err;
   }
   if (appSpec === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR)');
-  if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http ADDR');
+  if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http or --fastcgi ADDR');
 
   const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
   let service;

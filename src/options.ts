@@ -82,8 +82,8 @@ function parseChoice<T extends string>(choices: readonly T[]) {
   };
 }
 
-function parseCount(text: string, what: string): number {
-  if (!/^[0-9]+$/.test(text.trim()) || Number(text) < 1 || Number(text) > 1024) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected a whole number from 1 to 1024`);
+function parseCount(text: string, what: string, max = 1024): number {
+  if (!/^[0-9]+$/.test(text.trim()) || Number(text) < 1 || Number(text) > max) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected a whole number from 1 to ${max}`);
   return Number(text);
 }
 
@@ -100,6 +100,8 @@ function parseMount(text: string, what: string): string {
 /** Keys are commander's attribute names of the flags (`--headers-timeout` → headersTimeout); durations in ms, sizes in bytes. */
 export interface ServeOptions {
   http: ListenAddress[];
+  fastcgi: ListenAddress[];
+  fastcgiAllow: string | undefined;
   socketMode: number | undefined;
   mount: string;
   interface: AppInterface | undefined;
@@ -109,7 +111,10 @@ export interface ServeOptions {
   accessLog: string | undefined;
   maxHeaderBytes: number;
   maxBodyBytes: number;
+  maxParamsBytes: number;
+  maxInflight: number;
   headersTimeout: number;
+  idleTimeout: number;
   requestTimeout: number;
   keepAliveTimeout: number;
   shutdownTimeout: number;
@@ -128,6 +133,8 @@ export interface OptionSpec {
 
 export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'http', flags: '--http <addr>', env: 'GATEWIRE_HTTP', description: 'serve HTTP/1.1 on ADDR (PORT, HOST:PORT, [V6]:PORT, unix:PATH, fd:N); repeatable; env takes a comma-separated list', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
+  { key: 'fastcgi', flags: '--fastcgi <addr>', env: 'GATEWIRE_FASTCGI', description: 'serve FastCGI on ADDR (nginx fastcgi_pass, Apache mod_proxy_fcgi; fd:0 when spawned by spawn-fcgi or mod_fcgid); repeatable', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
+  { key: 'fastcgiAllow', flags: '--fastcgi-allow <list>', env: 'GATEWIRE_FASTCGI_ALLOW', description: 'comma list of addresses/CIDR ranges allowed to connect to FastCGI listeners (FCGI_WEB_SERVER_ADDRS is honoured too; default: any)', default: undefined, parse: (t) => t },
   { key: 'socketMode', flags: '--socket-mode <mode>', env: 'GATEWIRE_SOCKET_MODE', description: 'file mode of unix sockets, octal (e.g. 660)', default: undefined, parse: parseMode },
   { key: 'mount', flags: '--mount <prefix>', env: 'GATEWIRE_MOUNT', description: 'URL prefix the app is mounted at: becomes SCRIPT_NAME, the rest PATH_INFO', default: '', parse: parseMount },
   { key: 'interface', flags: '--interface <kind>', env: 'GATEWIRE_INTERFACE', description: 'app interface: environ, node or fetch (default: detected)', default: undefined, parse: parseChoice(['environ', 'node', 'fetch'] as const) },
@@ -137,9 +144,12 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'accessLog', flags: '--access-log <path>', env: 'GATEWIRE_ACCESS_LOG', description: 'write an access log to PATH, or - for stdout (default: off)', default: undefined, parse: (t) => t },
   { key: 'maxHeaderBytes', flags: '--max-header-bytes <size>', env: 'GATEWIRE_MAX_HEADER_BYTES', description: 'largest request header block; beyond it 431', default: '16k', parse: (t, w) => parseSize(t, w) },
   { key: 'maxBodyBytes', flags: '--max-body-bytes <size>', env: 'GATEWIRE_MAX_BODY_BYTES', description: 'largest request body; beyond it 413', default: '1g', parse: (t, w) => parseSize(t, w) },
+  { key: 'maxParamsBytes', flags: '--max-params-bytes <size>', env: 'GATEWIRE_MAX_PARAMS_BYTES', description: 'largest FastCGI PARAMS / SCGI header / uwsgi vars block; beyond it 431', default: '1m', parse: (t, w) => parseSize(t, w) },
+  { key: 'maxInflight', flags: '--max-inflight <n>', env: 'GATEWIRE_MAX_INFLIGHT', description: 'requests in flight per process on the gateway fronts; beyond it Status: 503 (also FCGI_MAX_REQS)', default: '1024', parse: (t, w) => parseCount(t, w, 1_000_000) },
   { key: 'headersTimeout', flags: '--headers-timeout <time>', env: 'GATEWIRE_HEADERS_TIMEOUT', description: 'time to receive a request head', default: '60s', parse: (t, w) => parseDuration(t, w) },
   { key: 'requestTimeout', flags: '--request-timeout <time>', env: 'GATEWIRE_REQUEST_TIMEOUT', description: 'time to receive a whole request, body included', default: '300s', parse: (t, w) => parseDuration(t, w) },
   { key: 'keepAliveTimeout', flags: '--keep-alive-timeout <time>', env: 'GATEWIRE_KEEP_ALIVE_TIMEOUT', description: 'idle time before a kept-alive connection is closed', default: '5s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'idleTimeout', flags: '--idle-timeout <time>', env: 'GATEWIRE_IDLE_TIMEOUT', description: 'idle time before a gateway connection (FastCGI keep-conn) or a stalled gateway request is closed', default: '300s', parse: (t, w) => parseDuration(t, w) },
   { key: 'shutdownTimeout', flags: '--shutdown-timeout <time>', env: 'GATEWIRE_SHUTDOWN_TIMEOUT', description: 'on SIGTERM, how long in-flight requests may finish', default: '30s', parse: (t, w) => parseDuration(t, w) },
 ];
 

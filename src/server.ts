@@ -8,16 +8,41 @@ import net from 'node:net';
 import type { Service } from './app.js';
 import { normalizeMount } from './environ.js';
 import { createHttpServer } from './fronts/http.js';
+import { createFastcgiServer } from './fronts/fastcgi.js';
+import { type GatewayFrontOptions, InflightCounter, PeerFilter } from './fronts/common.js';
 import type { Logger } from './log.js';
 import { type ListenAddress, type ServeOptions, formatAddress } from './options.js';
 
-export type FrontName = 'http';
+export type FrontName = 'http' | 'fastcgi';
 
 export interface FrontContext {
   service: Service;
   options: ServeOptions;
   mount: string;
   logger: Logger;
+  /** Shared by the gateway fronts of this process (F-16). */
+  inflight: InflightCounter;
+}
+
+function gatewayOptions(ctx: FrontContext, allow: string | undefined): GatewayFrontOptions {
+  let filter: PeerFilter | undefined;
+  try {
+    filter = allow === undefined || allow.trim() === '' ? undefined : new PeerFilter(allow);
+  } catch (err) {
+    throw new ListenError((err as Error).message);
+  }
+  return {
+    service: ctx.service,
+    mount: ctx.mount,
+    logger: ctx.logger,
+    allow: filter,
+    maxParamsBytes: ctx.options.maxParamsBytes,
+    maxBodyBytes: ctx.options.maxBodyBytes,
+    headersTimeout: ctx.options.headersTimeout,
+    idleTimeout: ctx.options.idleTimeout,
+    inflight: ctx.inflight,
+    multiprocess: ctx.options.workers > 1,
+  };
 }
 
 type FrontFactory = (ctx: FrontContext) => net.Server;
@@ -35,6 +60,7 @@ const FRONTS: Record<FrontName, FrontFactory> = {
       keepAliveTimeout: ctx.options.keepAliveTimeout,
       multiprocess: ctx.options.workers > 1,
     }),
+  fastcgi: (ctx) => createFastcgiServer(gatewayOptions(ctx, ctx.options.fastcgiAllow ?? process.env.FCGI_WEB_SERVER_ADDRS)),
 };
 
 export interface ListenerSpec {
@@ -55,7 +81,10 @@ export class ListenError extends Error {
 }
 
 export function listenersOf(options: ServeOptions): ListenerSpec[] {
-  return options.http.map((address) => ({ front: 'http' as const, address }));
+  return [
+    ...options.http.map((address) => ({ front: 'http' as const, address })),
+    ...options.fastcgi.map((address) => ({ front: 'fastcgi' as const, address })),
+  ];
 }
 
 export class Gateway {
@@ -73,8 +102,14 @@ export class Gateway {
   ) {}
 
   async listen(specs: ListenerSpec[] = listenersOf(this.options)): Promise<BoundListener[]> {
-    if (specs.length === 0) throw new ListenError('nothing to listen on: give at least one of --http');
-    const ctx: FrontContext = { service: this.service, options: this.options, mount: normalizeMount(this.options.mount), logger: this.logger };
+    if (specs.length === 0) throw new ListenError('nothing to listen on: give at least one of --http, --fastcgi');
+    const ctx: FrontContext = {
+      service: this.service,
+      options: this.options,
+      mount: normalizeMount(this.options.mount),
+      logger: this.logger,
+      inflight: new InflightCounter(this.options.maxInflight),
+    };
     for (const spec of specs) {
       const server = FRONTS[spec.front](ctx);
       server.on('connection', (socket: net.Socket) => {

@@ -1,0 +1,163 @@
+/**
+ * What the gateway fronts (FastCGI, SCGI, uwsgi) share: their options, the peer allow-list
+ * (F-43), the in-flight cap that turns overload into a 503, a ResponseSink for protocols whose
+ * body is the raw rest of the connection (SCGI, uwsgi), and the access-log record.
+ */
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import type { CgiVars, HeaderList, Service } from '../app.js';
+import type { ResponseSink } from '../call.js';
+import { normalizeRemoteAddr } from '../environ.js';
+import type { Logger } from '../log.js';
+import type { WireProtocol } from '../../protocols/errors.js';
+
+export interface GatewayFrontOptions {
+  service: Service;
+  mount: string;
+  logger: Logger;
+  /** Peers allowed to connect (F-43); undefined = everyone. */
+  allow: PeerFilter | undefined;
+  /** Largest PARAMS / netstring / vars block. */
+  maxParamsBytes: number;
+  maxBodyBytes: number;
+  /** Time to receive a request head (FastCGI: until PARAMS end; SCGI/uwsgi: the header block). */
+  headersTimeout: number;
+  /** Idle time on a connection before it is closed (FastCGI keep-conn between requests, stalled bodies). */
+  idleTimeout: number;
+  inflight: InflightCounter;
+  multiprocess: boolean;
+}
+
+/**
+ * Which peers may connect, from a comma list of addresses and CIDR ranges (IPv4 and IPv6).
+ * Unix-socket peers are always allowed: the file mode is their access control.
+ */
+export class PeerFilter {
+  private readonly list = new net.BlockList();
+  readonly text: string;
+
+  constructor(spec: string) {
+    this.text = spec;
+    for (const raw of spec.split(',')) {
+      const entry = raw.trim();
+      if (entry === '') continue;
+      const [addr, bits] = entry.split('/') as [string, string | undefined];
+      const family = net.isIPv6(addr) ? 'ipv6' : net.isIPv4(addr) ? 'ipv4' : undefined;
+      if (family === undefined) throw new Error(`invalid address in allow-list: ${JSON.stringify(entry)}`);
+      if (bits === undefined) this.list.addAddress(addr, family);
+      else {
+        const prefix = Number(bits);
+        if (!/^[0-9]+$/.test(bits) || prefix > (family === 'ipv4' ? 32 : 128)) throw new Error(`invalid prefix in allow-list: ${JSON.stringify(entry)}`);
+        this.list.addSubnet(addr, prefix, family);
+      }
+    }
+  }
+
+  allows(remoteAddress: string | undefined): boolean {
+    if (remoteAddress === undefined || remoteAddress === '') return true; // unix socket
+    const addr = normalizeRemoteAddr(remoteAddress);
+    return this.list.check(addr, net.isIPv6(addr) ? 'ipv6' : 'ipv4') || (addr !== remoteAddress && this.list.check(remoteAddress, 'ipv6'));
+  }
+}
+
+/** Closes a connection from a peer outside the allow-list, with a log line. True when refused. */
+export function refusePeer(socket: Socket, opts: GatewayFrontOptions, protocol: WireProtocol): boolean {
+  if (opts.allow === undefined || opts.allow.allows(socket.remoteAddress)) return false;
+  opts.logger.warn(`${protocol}: connection from ${normalizeRemoteAddr(socket.remoteAddress)} refused (not in the allow-list ${opts.allow.text})`);
+  socket.destroy();
+  return true;
+}
+
+/** Exchanges running in this process across gateway fronts; beyond `max` new ones get 503 (F-16). */
+export class InflightCounter {
+  count = 0;
+  constructor(readonly max: number) {}
+  tryEnter(): boolean {
+    if (this.count >= this.max) return false;
+    this.count++;
+    return true;
+  }
+  leave(): void {
+    this.count--;
+  }
+}
+
+/**
+ * A response on a connection that carries nothing else (SCGI, uwsgi): the serialized head, then
+ * raw body bytes, then the end of the connection. Never chunk framing (table 8.2).
+ */
+export class StreamSink implements ResponseSink {
+  gone = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly serializeHead: (status: number, reason: string, headers: HeaderList) => Buffer,
+  ) {}
+
+  get closed(): boolean {
+    return this.gone || this.socket.destroyed;
+  }
+
+  head(status: number, reason: string, headers: HeaderList): void {
+    this.socket.write(this.serializeHead(status, reason, headers));
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.socket.write(chunk);
+  }
+
+  drain(): Promise<void> {
+    return waitDrain(this.socket);
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  /** R-11: flush what was written, then reset: the web server must not take it for a clean end. */
+  abort(): void {
+    resetAfterFlush(this.socket);
+  }
+}
+
+export function waitDrain(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+export function resetAfterFlush(socket: Socket): void {
+  if (socket.destroyed) return;
+  const reset = (): void => {
+    if (!socket.destroyed) socket.resetAndDestroy();
+  };
+  if (socket.writableLength === 0) reset();
+  else {
+    socket.write('', reset);
+    setTimeout(reset, 2000).unref();
+  }
+}
+
+/** The access-log record of a gateway exchange (client data comes from the web server's params). */
+export function gatewayAccess(opts: GatewayFrontOptions, protocol: WireProtocol, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
+  opts.logger.access?.({
+    id,
+    protocol,
+    remoteAddr: vars.REMOTE_ADDR ?? '-',
+    method: vars.REQUEST_METHOD ?? '-',
+    uri: vars.REQUEST_URI ?? `${vars.SCRIPT_NAME ?? ''}${vars.PATH_INFO ?? ''}`,
+    serverProtocol: vars.SERVER_PROTOCOL ?? '-',
+    status,
+    bytes,
+    referer: vars.HTTP_REFERER,
+    userAgent: vars.HTTP_USER_AGENT,
+    durationMs: performance.now() - started,
+    time: new Date(),
+  });
+}

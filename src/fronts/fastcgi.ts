@@ -1,0 +1,433 @@
+/**
+ * The FastCGI front: the application side of nginx `fastcgi_pass`, Apache mod_proxy_fcgi,
+ * lighttpd, HAProxy and spawn-fcgi (shared/reference/protocols.md §2, F-1..F-45).
+ *
+ * One FastcgiConnection per socket decodes records (protocols/fastcgi) and keeps a table of
+ * active requests by id: several may run at once (multiplexing), their output records never
+ * interleave mid-record because each record is one socket write. A request runs the app at the
+ * end of its PARAMS (F-24) and streams STDIN into `gatewire.input`. The response goes out as
+ * a CGI head (`Status:` first) and STDOUT records, then STDOUT EOS and exactly one END_REQUEST.
+ */
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import type { CgiVars, HeaderList } from '../app.js';
+import { Exchange, type ResponseSink } from '../call.js';
+import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
+import { BodyInput } from '../input.js';
+import { RequestContext, makeEnviron } from '../request.js';
+import { type GatewayFrontOptions, gatewayAccess, refusePeer, waitDrain } from './common.js';
+import { isProtocolError, LimitError } from '../../protocols/errors.js';
+import { serializeCgiHead } from '../../protocols/cgi/head.js';
+import {
+  Flag,
+  ManagementVariable,
+  ParamsDecoder,
+  ProtocolStatus,
+  RecordDecoder,
+  RecordType,
+  Role,
+  answerGetValues,
+  decodeBeginRequest,
+  encodeEndRequest,
+  encodeResponseEnd,
+  encodeStdout,
+  encodeUnknownType,
+} from '../../protocols/fastcgi/index.js';
+
+/** Body bytes one request may hold unread while other requests share its connection (F-28). */
+const MAX_BUFFERED_BODY_MULTIPLEXED = 1024 * 1024;
+/** After a keepConn=0 response: how long to drain the peer's input before closing (F-40). */
+const DRAIN_MS = 2000;
+
+export function createFastcgiServer(opts: GatewayFrontOptions): net.Server {
+  const server = net.createServer({ noDelay: true });
+  server.on('connection', (socket: Socket) => {
+    if (refusePeer(socket, opts, 'fastcgi')) return;
+    new FastcgiConnection(socket, opts);
+  });
+  return server;
+}
+
+type RequestState = 'params' | 'body' | 'done';
+
+class FastcgiRequest {
+  state: RequestState = 'params';
+  readonly params: ParamsDecoder;
+  input: BodyInput | undefined;
+  exchange: Exchange | undefined;
+  ctx: RequestContext | undefined;
+  /** The response's last records were written (or the request was closed without one). */
+  ended = false;
+  paused = false;
+
+  constructor(
+    readonly id: number,
+    readonly role: number,
+    readonly keepConn: boolean,
+    maxParamsBytes: number,
+  ) {
+    this.params = new ParamsDecoder({ maxParamsBytes });
+  }
+}
+
+class FastcgiConnection {
+  private readonly decoder: RecordDecoder;
+  private readonly requests = new Map<number, FastcgiRequest>();
+  /** Set once the connection is on its way out: nothing more is decoded or written. */
+  private closing = false;
+  private readonly remote: string;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly opts: GatewayFrontOptions,
+  ) {
+    this.remote = socket.remoteAddress === undefined ? 'unix' : normalizeRemoteAddr(socket.remoteAddress);
+    this.decoder = new RecordDecoder((type, id, content) => this.onRecord(type, id, content));
+    socket.setTimeout(opts.idleTimeout);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('timeout', () => this.onIdle());
+    socket.on('end', () => this.onPeerGone('the web server closed the connection'));
+    socket.on('close', () => this.onPeerGone('the connection closed'));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.opts.logger.debugEnabled) this.opts.logger.debug(`fastcgi: connection error from ${this.remote}: ${err.code ?? err.message}`);
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return; // draining after a half-close (F-40)
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.protocolError(err);
+    }
+  }
+
+  /** A broken stream: log, abort every request on the connection, close without writing (F-2, F-10..F-12, F-26). */
+  private protocolError(err: unknown): void {
+    const message = isProtocolError(err) ? err.message : `fastcgi: ${(err as Error).message}`;
+    this.opts.logger.warn(`${message}; closing the connection from ${this.remote}`);
+    this.closing = true;
+    for (const req of this.requests.values()) this.abortRequest(req, 'protocol error on the connection');
+    this.requests.clear();
+    this.socket.destroy();
+  }
+
+  private onRecord(type: number, id: number, content: Buffer): void {
+    if (this.closing) return;
+    if (id === 0) {
+      this.onManagement(type, content);
+      return;
+    }
+    switch (type) {
+      case RecordType.BeginRequest:
+        this.onBegin(id, content);
+        return;
+      case RecordType.Params:
+        this.onParams(id, content);
+        return;
+      case RecordType.Stdin:
+        this.onStdin(id, content);
+        return;
+      case RecordType.AbortRequest:
+        this.onAbort(id);
+        return;
+      case RecordType.Data:
+        return; // F-30: FILTER is not implemented; its DATA is ignored
+      default:
+        // F-9: application-only or unknown types with a request id: ignored, logged.
+        this.opts.logger.warn(`fastcgi: ignored record type ${type} for request ${id} from ${this.remote}`);
+    }
+  }
+
+  /** F-6..F-8, F-45: GET_VALUES answered at any time; unknown management types → UNKNOWN_TYPE. */
+  private onManagement(type: number, content: Buffer): void {
+    if (type === RecordType.GetValues) {
+      const max = this.opts.inflight.max;
+      this.write(answerGetValues(content, { [ManagementVariable.MaxConns]: max, [ManagementVariable.MaxReqs]: max, [ManagementVariable.MpxsConns]: 1 }));
+    } else if (type === RecordType.BeginRequest) {
+      throw new FastcgiStreamError('BEGIN_REQUEST with request id 0 (F-11)');
+    } else if (type > RecordType.UnknownType || type === 0) {
+      this.write(encodeUnknownType(type));
+    } else {
+      this.opts.logger.warn(`fastcgi: ignored record type ${type} with request id 0 from ${this.remote}`);
+    }
+  }
+
+  private onBegin(id: number, content: Buffer): void {
+    const begin = decodeBeginRequest(content); // F-10: a body other than 8 bytes throws
+    if (this.requests.has(id)) throw new FastcgiStreamError(`BEGIN_REQUEST for active request ${id} (F-12)`);
+    const keepConn = (begin.flags & Flag.KeepConn) !== 0;
+    if (begin.role !== Role.Responder && begin.role !== Role.Authorizer) {
+      // F-13: immediately END_REQUEST UNKNOWN_ROLE, no STDOUT.
+      this.opts.logger.warn(`fastcgi: role ${begin.role} not supported (request ${id} from ${this.remote})`);
+      this.write(encodeEndRequest(id, 0, ProtocolStatus.UnknownRole));
+      if (!keepConn && this.requests.size === 0) this.closeGracefully();
+      return;
+    }
+    this.socket.setTimeout(this.opts.headersTimeout);
+    this.requests.set(id, new FastcgiRequest(id, begin.role, keepConn, this.opts.maxParamsBytes));
+  }
+
+  private onParams(id: number, content: Buffer): void {
+    const req = this.requests.get(id);
+    if (req === undefined || req.state !== 'params') return; // F-9: inactive id, or PARAMS after their end
+    if (content.length > 0) {
+      try {
+        req.params.push(content);
+      } catch (err) {
+        this.refuse(req, err instanceof LimitError ? 431 : 400, (err as Error).message); // F-19, F-20
+      }
+      return;
+    }
+    let pairs;
+    try {
+      pairs = req.params.end();
+    } catch (err) {
+      this.refuse(req, 400, (err as Error).message); // F-20: malformed pairs
+      return;
+    }
+    this.start(req, pairs);
+  }
+
+  private onStdin(id: number, content: Buffer): void {
+    const req = this.requests.get(id);
+    if (req === undefined) return; // F-9 / F-27: inactive id (e.g. after an early response)
+    if (req.state === 'params') throw new FastcgiStreamError(`STDIN before the end of PARAMS for request ${id} (F-26)`);
+    const input = req.input;
+    if (input === undefined || req.state === 'done') return;
+    if (content.length === 0) {
+      input.finish(); // STDIN EOS
+      req.state = 'done';
+      this.socket.setTimeout(this.opts.idleTimeout);
+      return;
+    }
+    input.offer(content); // F-25: bytes past CONTENT_LENGTH are dropped inside
+    if (this.requests.size > 1 && input.readableLength > MAX_BUFFERED_BODY_MULTIPLEXED) {
+      // F-28: with multiplexing, pausing the socket would stall the other requests.
+      input.fail(new Error('request body not read by the app while other requests share the connection'));
+      this.abortRequest(req, 'unread body over the per-request buffer');
+    }
+  }
+
+  /** F-31: ABORT_REQUEST for an active id: the app is told, the request ends with one END_REQUEST. */
+  private onAbort(id: number): void {
+    const req = this.requests.get(id);
+    if (req === undefined) return;
+    this.abortRequest(req, 'FCGI_ABORT_REQUEST from the web server');
+    if (!req.ended) this.endRequest(req, 0);
+  }
+
+  /** PARAMS are complete: build the environ and run the app (F-24). */
+  private start(req: FastcgiRequest, pairs: Array<[string, string]>): void {
+    const opts = this.opts;
+    const started = opts.logger.access === null ? 0 : performance.now();
+    let vars: CgiVars;
+    try {
+      for (const [, value] of pairs) if (value.includes('\0')) throw new RequestError(400, 'NUL byte in a parameter value (F-23)');
+      vars = gatewayVars(pairs, { mount: opts.mount, localAddress: this.socket.localAddress ?? 'localhost', maxBodyBytes: opts.maxBodyBytes });
+    } catch (err) {
+      if (err instanceof RequestError) this.refuse(req, err.status, err.message);
+      else throw err;
+      return;
+    }
+    if (!opts.inflight.tryEnter()) {
+      this.refuse(req, 503, `more than ${opts.inflight.max} requests in flight`); // F-16
+      return;
+    }
+    const authorizer = req.role === Role.Authorizer;
+    vars.FCGI_ROLE = authorizer ? 'AUTHORIZER' : 'RESPONDER';
+    const cl = vars.CONTENT_LENGTH;
+    const expected = authorizer ? 0 : cl === undefined ? -1 : Number(cl);
+    const input = new BodyInput(
+      { pause: () => this.pauseFor(req), resume: () => this.resumeFor(req) },
+      expected,
+      opts.maxBodyBytes,
+    );
+    req.input = input;
+    req.state = authorizer ? 'done' : 'body';
+    const ctx = new RequestContext(opts.logger);
+    req.ctx = ctx;
+    const environ = makeEnviron(vars, ctx, {
+      input,
+      protocol: 'fastcgi',
+      scheme: gatewayScheme(vars),
+      inputTerminated: expected < 0,
+      multiprocess: opts.multiprocess,
+    });
+    const sink = new FastcgiSink(this, req);
+    const exchange = new Exchange(environ, sink, {
+      error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
+    });
+    req.exchange = exchange;
+    void exchange.run(opts.service.app).then(() => {
+      opts.inflight.leave();
+      if (!req.ended && !this.closing && !sink.aborted) this.endRequest(req, exchange.failed ? 1 : 0);
+      if (started !== 0) gatewayAccess(opts, 'fastcgi', vars, ctx.id, exchange.status, exchange.bytes, started);
+    });
+  }
+
+  /** A complete error response (Status: NNN) and END_REQUEST, without running the app. */
+  private refuse(req: FastcgiRequest, status: number, reason: string): void {
+    this.opts.logger.warn(`fastcgi: ${status} ${reason} (request ${req.id} from ${this.remote})`);
+    const text = `${status === 503 ? 'Service Unavailable' : status === 431 ? 'Request Header Fields Too Large' : status === 413 ? 'Payload Too Large' : 'Bad Request'}\n`;
+    const head = serializeCgiHead(status, text.trimEnd(), [
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(text.length)],
+    ]);
+    req.state = 'done';
+    this.writeStdout(req.id, Buffer.concat([head, Buffer.from(text)]));
+    this.endRequest(req, 0);
+  }
+
+  /** STDOUT EOS + END_REQUEST (F-35), then forget the id; close if it was the last without keepConn. */
+  endRequest(req: FastcgiRequest, appStatus: number): void {
+    if (req.ended) return;
+    req.ended = true;
+    this.requests.delete(req.id);
+    if (this.closing || this.socket.destroyed) return;
+    this.write(encodeResponseEnd(req.id, appStatus));
+    if (req.paused) this.resumeFor(req);
+    if (!req.keepConn && this.requests.size === 0) this.closeGracefully();
+    else if (this.requests.size === 0) this.socket.setTimeout(this.opts.idleTimeout);
+  }
+
+  /** F-38: an error after the head. Alone on the connection: cut it; multiplexed: END_REQUEST with appStatus 1. */
+  failAfterHead(req: FastcgiRequest): boolean {
+    if (this.requests.size > 1 || req.keepConn) {
+      // nginx with keep-conn logs "upstream prematurely closed"; a reset says the same without
+      // harming other requests only when there are none.
+      if (this.requests.size > 1) {
+        this.endRequest(req, 1);
+        return false;
+      }
+    }
+    req.ended = true;
+    this.requests.delete(req.id);
+    this.closing = true;
+    const socket = this.socket;
+    if (socket.writableLength === 0) socket.resetAndDestroy();
+    else {
+      socket.write('', () => socket.resetAndDestroy());
+      setTimeout(() => socket.destroy(), DRAIN_MS).unref();
+    }
+    return true;
+  }
+
+  writeStdout(id: number, data: Buffer): boolean {
+    if (this.closing || this.socket.destroyed) return true;
+    const records = encodeStdout(id, data);
+    if (records.length === 1) return this.socket.write(records[0] as Buffer);
+    this.socket.cork();
+    let ok = true;
+    for (const r of records) ok = this.socket.write(r);
+    this.socket.uncork();
+    return ok;
+  }
+
+  drain(): Promise<void> {
+    return waitDrain(this.socket);
+  }
+
+  isGone(req: FastcgiRequest): boolean {
+    return this.closing || this.socket.destroyed || req.ended;
+  }
+
+  private write(buf: Buffer): void {
+    if (!this.closing && !this.socket.destroyed) this.socket.write(buf);
+  }
+
+  private pauseFor(req: FastcgiRequest): void {
+    // F-28: pausing blocks every request on the connection, so only when this one is alone.
+    if (this.requests.size > 1 || req.paused) return;
+    req.paused = true;
+    this.socket.pause();
+  }
+
+  private resumeFor(req: FastcgiRequest): void {
+    if (!req.paused) return;
+    req.paused = false;
+    this.socket.resume();
+  }
+
+  private abortRequest(req: FastcgiRequest, reason: string): void {
+    req.ctx?.abort(reason);
+    req.input?.fail(new Error(reason));
+    req.exchange?.peerGone();
+  }
+
+  /** F-32: EOF or reset: every active request is aborted, nothing more is written. */
+  private onPeerGone(reason: string): void {
+    if (this.requests.size > 0) {
+      for (const req of this.requests.values()) {
+        req.ended = true;
+        this.abortRequest(req, reason);
+      }
+      this.requests.clear();
+    }
+    this.closing = true;
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** F-41 idle keep-conn connections, and requests whose head or body stalled. */
+  private onIdle(): void {
+    const receiving = [...this.requests.values()].filter((r) => r.state !== 'done');
+    if (this.requests.size === 0) {
+      this.closing = true;
+      this.socket.end();
+      return;
+    }
+    if (receiving.length === 0) return; // apps are working; their time is their own
+    this.opts.logger.warn(`fastcgi: ${receiving.length} request(s) from ${this.remote} stalled while receiving; closing`);
+    this.onPeerGone('timed out receiving the request');
+  }
+
+  /** F-40: half-close, drain what the peer still sends, then close. */
+  private closeGracefully(): void {
+    this.closing = true;
+    this.socket.resume();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), DRAIN_MS).unref();
+  }
+}
+
+/** A ProtocolError-like failure of the connection's record stream found by the front. */
+class FastcgiStreamError extends Error {
+  constructor(message: string) {
+    super(`fastcgi: ${message}`);
+  }
+}
+
+/** One request's response: CGI head and body as STDOUT records of its id. */
+class FastcgiSink implements ResponseSink {
+  aborted = false;
+
+  constructor(
+    private readonly conn: FastcgiConnection,
+    private readonly req: FastcgiRequest,
+  ) {}
+
+  get closed(): boolean {
+    return this.aborted || this.conn.isGone(this.req);
+  }
+
+  head(status: number, reason: string, headers: HeaderList): void {
+    this.conn.writeStdout(this.req.id, serializeCgiHead(status, reason, headers)); // F-33
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.conn.writeStdout(this.req.id, chunk); // never empty: the exchange drops those (F-34)
+  }
+
+  drain(): Promise<void> {
+    return this.conn.drain();
+  }
+
+  end(): void {
+    this.conn.endRequest(this.req, this.req.exchange?.failed ? 1 : 0); // F-35, F-36
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.conn.failAfterHead(this.req); // F-38
+  }
+}
