@@ -164,11 +164,20 @@ export function resolveOptions(flags: Partial<Record<keyof ServeOptions, string 
     const what = `${spec.flags.split(' ')[0]} value`;
     const fromEnv = env[spec.env];
     let texts: string[] | undefined;
+    let source = '';
     if (flag !== undefined && (!Array.isArray(flag) || flag.length > 0)) texts = Array.isArray(flag) ? flag : [flag];
-    else if (fromEnv !== undefined && fromEnv !== '') texts = spec.repeatable ? fromEnv.split(',').filter((t) => t.trim() !== '') : [fromEnv];
-    else if (spec.default !== undefined) texts = [spec.default];
-    if (spec.repeatable) out[spec.key] = (texts ?? []).map((t) => spec.parse(t, what));
-    else out[spec.key] = texts === undefined ? undefined : spec.parse(texts[texts.length - 1] as string, what);
+    else if (fromEnv !== undefined && fromEnv !== '') {
+      texts = spec.repeatable ? fromEnv.split(',').filter((t) => t.trim() !== '') : [fromEnv];
+      source = spec.env;
+    } else if (spec.default !== undefined) texts = [spec.default];
+    try {
+      if (spec.repeatable) out[spec.key] = (texts ?? []).map((t) => spec.parse(t, what));
+      else out[spec.key] = texts === undefined ? undefined : spec.parse(texts[texts.length - 1] as string, what);
+    } catch (err) {
+      // A bad value from the environment names its variable: the user may never have typed the flag.
+      if (err instanceof OptionError && source !== '') throw new OptionError(`${err.message} (from ${source})`);
+      throw err;
+    }
   }
   return out as unknown as ServeOptions;
 }
