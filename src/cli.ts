@@ -37,7 +37,8 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
   // always the option's key (headersTimeoutMs): re-key what it parsed.
   const attributes: Array<[key: string, attribute: string]> = [];
   for (const spec of SERVE_OPTIONS) {
-    const dflt = spec.default === undefined ? '' : `default: ${spec.default === '' ? '""' : spec.default}; `;
+    // Every option shows its default (the issue asks for it): none, unless the text gives one.
+    const dflt = spec.default === undefined ? (/\bdefault:/.test(spec.description) ? '' : 'default: none; ') : `default: ${spec.default === '' ? '""' : spec.default}; `;
     const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
     if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     serve.addOption(option);
