@@ -9,6 +9,7 @@ import { inject } from '../../src/inject.js';
 import { silentLogger } from '../../src/log.js';
 import { resolveOptions } from '../../src/options.js';
 import { Gateway } from '../../src/server.js';
+import { fastcgiFront } from './fcgi-client.js';
 
 export interface MatrixRequest {
   method?: string;
@@ -128,4 +129,4 @@ export const injectFront: FrontHarness = {
 };
 
 /** Every front the matrix runs over. */
-export const FRONTS: FrontHarness[] = [httpFront, injectFront];
+export const FRONTS: FrontHarness[] = [httpFront, injectFront, fastcgiFront];
