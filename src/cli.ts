@@ -77,12 +77,8 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   }
   installCrashGuards(logger);
   const gateway = new Gateway(service, options, logger, !cluster.isWorker);
-  try {
-    await gateway.listen();
-  } catch (err) {
-    if (err instanceof ListenError) usageError(err.message);
-    throw err;
-  }
+  // Handlers go in before listening: once `listening` is logged, a supervisor may signal at once,
+  // and a SIGTERM without a handler kills the process (no graceful close, socket files left).
   let stopping = false;
   process.on('SIGTERM', () => {
     if (stopping) return;
@@ -104,6 +100,12 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
         void gateway.close(options.shutdownTimeout).then(() => exit(logger, 0));
       }
     });
+  }
+  try {
+    await gateway.listen();
+  } catch (err) {
+    if (err instanceof ListenError) usageError(err.message);
+    throw err;
   }
 }
 
