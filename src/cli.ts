@@ -27,7 +27,9 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
     .description('One gateway server for Node.js: HTTP/1.1, FastCGI, SCGI, uwsgi and CGI into one environ/start_response app call.')
     .version(VERSION, '-v, --version')
     .exitOverride()
-    .showHelpAfterError(false);
+    .showHelpAfterError(false)
+    // A usage error is one line: commander puts its "(Did you mean --http?)" on a second one.
+    .configureOutput({ outputError: (str, write) => write(`${str.trimEnd().replace(/\s*\n\s*/g, ' ')}\n`) });
   const serve = program
     .command('serve')
     .description('serve an app on one or more listeners')
