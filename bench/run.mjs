@@ -100,6 +100,12 @@ function hostInfo() {
     wrk,
     loadavg: loadavg(),
     gitCommit,
+    peers: {
+      gunicorn: commandVersion('gunicorn', ['--version']),
+      uwsgi: commandVersion('uwsgi', ['--version']),
+      nginx: commandVersion('nginx', ['-v']),
+      python3: commandVersion('/usr/bin/python3', ['--version']),
+    },
   };
 }
 

@@ -6,9 +6,10 @@
 // entry to GROUPS. See bench/README.md, "Adding a target or a group".
 
 import { join } from 'node:path';
+import { HOST } from './net.mjs';
+import { nginxService, passTo, returnHello, PARAMS } from './nginx.mjs';
 
-/** Every hello server listens on loopback only. */
-export const HOST = '127.0.0.1';
+export { HOST };
 
 const node = process.execPath;
 const python = { PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
@@ -43,11 +44,62 @@ export function httpTarget(name, label, start, { requires = [], stopSignal, note
   };
 }
 
+const nginxReq = { cmd: 'nginx', hint: 'apt-get install nginx' };
+
+/**
+ * A target behind nginx: a backend service on ctx.ports.backend, and nginx on
+ * ctx.ports.http whose `location /` is `location(ctx, backendPort)` (see nginx.mjs).
+ * Load goes to nginx; CPU and RSS are measured over both (shown per service too).
+ * Without `backend`, nginx alone (the `return 200` ceiling).
+ */
+export function behindNginx(name, label, { backend, location, path = '/', requires = [], stopSignal, note } = {}) {
+  const services = [];
+  if (backend) {
+    services.push({
+      name: 'backend',
+      start: (ctx) => ({ stopSignal, ...backend(ctx, ctx.ports.backend) }),
+      ready: (ctx) => ({ port: ctx.ports.backend }),
+    });
+  }
+  services.push(nginxService((ctx) => location(ctx, ctx.ports.backend)));
+  return {
+    name,
+    label,
+    note,
+    requires: [nginxReq, ...requires],
+    ports: backend ? ['http', 'backend'] : ['http'],
+    services,
+    url: (ctx) => `http://${HOST}:${ctx.ports.http}${path}`,
+    holdPort: (ctx) => ctx.ports.http,
+  };
+}
+
+const uwsgiReq = { cmd: 'uwsgi', hint: 'apt-get install uwsgi uwsgi-plugin-python3' };
+
+/** uWSGI, one process, Python hello, listening with `socketFlag` (e.g. --fastcgi-socket). */
+function uwsgiPython(ctx, socketFlag, port) {
+  return {
+    cmd: 'uwsgi',
+    args: [
+      '--plugin', 'python3',
+      socketFlag, `${HOST}:${port}`,
+      '--wsgi-file', join(ctx.bench, 'servers/hello.py'),
+      '--processes', '1',
+      '--need-app',
+      '--die-on-term',
+      '--disable-logging',
+      '--listen', '1024',
+    ],
+    env: python,
+  };
+}
+
 const builtCli = { file: 'dist/src/cli.js', hint: 'run `npm run build` first' };
 
-/** `gatewire serve <app> <front args>` from the built CLI. */
+/** `gatewire serve [app] <front args>` from the built CLI. */
 function gatewire(app, frontArgs) {
-  return { cmd: node, args: ['dist/src/cli.js', 'serve', app, ...frontArgs, ...gatewireExtraArgs()] };
+  const appArg = app ? [app] : [];
+  return { cmd: node, args: ['dist/src/cli.js', 'serve', ...appArg, ...frontArgs, ...gatewireExtraArgs()] };
 }
 
 export const TARGETS = {
@@ -125,6 +177,90 @@ export const TARGETS = {
   ),
 };
 
+// ------------------------------------------------------------ behind nginx
+// Scaffolding for the gateway-protocol groups. The gatewire flags (--fastcgi, --scgi,
+// --uwsgi, --cgi-bin) follow DESIGN.md; a target whose flag the CLI does not have yet
+// fails at start with the CLI's own message, and the others run.
+
+Object.assign(TARGETS, {
+  'nginx-return200': behindNginx('nginx-return200', 'nginx alone, `return 200` (the ceiling)', {
+    location: () => returnHello(),
+  }),
+
+  'gatewire-fastcgi': behindNginx('gatewire-fastcgi', 'nginx fastcgi_pass (keep-conn) → gatewire FastCGI, environ app', {
+    backend: (ctx, port) => gatewire('examples/hello.mjs', ['--fastcgi', `${HOST}:${port}`]),
+    location: (ctx, port) => passTo('fastcgi', port, { keepConn: true }),
+    requires: [builtCli, { file: 'examples/hello.mjs' }, { file: PARAMS.fastcgi }],
+  }),
+
+  'node-fastcgi': behindNginx('node-fastcgi', 'nginx fastcgi_pass → node-fastcgi 2 (npm), node handler', {
+    backend: (ctx, port) => ({ cmd: node, args: [join(ctx.bench, 'servers/node-fastcgi.mjs'), String(port), HOST] }),
+    location: (ctx, port) => passTo('fastcgi', port),
+    requires: [{ file: 'node_modules/node-fastcgi/package.json', hint: 'npm ci' }, { file: PARAMS.fastcgi }],
+  }),
+
+  'uwsgi-fastcgi': behindNginx('uwsgi-fastcgi', 'nginx fastcgi_pass → uWSGI --fastcgi-socket, 1 process, Python hello', {
+    backend: (ctx, port) => uwsgiPython(ctx, '--fastcgi-socket', port),
+    location: (ctx, port) => passTo('fastcgi', port),
+    requires: [uwsgiReq, { file: PARAMS.fastcgi }],
+    stopSignal: 'SIGINT',
+  }),
+
+  'gatewire-scgi': behindNginx('gatewire-scgi', 'nginx scgi_pass → gatewire SCGI, environ app', {
+    backend: (ctx, port) => gatewire('examples/hello.mjs', ['--scgi', `${HOST}:${port}`]),
+    location: (ctx, port) => passTo('scgi', port),
+    requires: [builtCli, { file: 'examples/hello.mjs' }, { file: PARAMS.scgi }],
+  }),
+
+  'uwsgi-scgi': behindNginx('uwsgi-scgi', 'nginx scgi_pass → uWSGI --scgi-socket, 1 process, Python hello', {
+    backend: (ctx, port) => uwsgiPython(ctx, '--scgi-socket', port),
+    location: (ctx, port) => passTo('scgi', port),
+    requires: [uwsgiReq, { file: PARAMS.scgi }],
+    stopSignal: 'SIGINT',
+  }),
+
+  'gatewire-uwsgi': behindNginx('gatewire-uwsgi', 'nginx uwsgi_pass → gatewire uwsgi, environ app', {
+    backend: (ctx, port) => gatewire('examples/hello.mjs', ['--uwsgi', `${HOST}:${port}`]),
+    location: (ctx, port) => passTo('uwsgi', port),
+    requires: [builtCli, { file: 'examples/hello.mjs' }, { file: PARAMS.uwsgi }],
+  }),
+
+  'uwsgi-uwsgi': behindNginx('uwsgi-uwsgi', 'nginx uwsgi_pass → uWSGI --uwsgi-socket, 1 process, Python hello', {
+    backend: (ctx, port) => uwsgiPython(ctx, '--uwsgi-socket', port),
+    location: (ctx, port) => passTo('uwsgi', port),
+    requires: [uwsgiReq, { file: PARAMS.uwsgi }],
+    stopSignal: 'SIGINT',
+  }),
+
+  // CGI: one process per request running bench/servers/cgi-bin/hello.cgi (/bin/sh).
+  'gatewire-cgi-bin': behindNginx('gatewire-cgi-bin', 'nginx fastcgi_pass (keep-conn) → gatewire --cgi-bin, hello.cgi (sh)', {
+    backend: (ctx, port) =>
+      gatewire(null, ['--cgi-bin', join(ctx.bench, 'servers/cgi-bin'), '--fastcgi', `${HOST}:${port}`]),
+    location: (ctx, port) => passTo('fastcgi', port, { keepConn: true }),
+    path: '/cgi-bin/hello.cgi',
+    requires: [builtCli, { file: PARAMS.fastcgi }],
+  }),
+
+  fcgiwrap: behindNginx('fcgiwrap', 'nginx fastcgi_pass → fcgiwrap (spawn-fcgi), hello.cgi (sh)', {
+    // spawn-fcgi -n: stay in the foreground and exec fcgiwrap on the bound socket.
+    backend: (ctx, port) => ({
+      cmd: 'spawn-fcgi',
+      args: ['-n', '-a', HOST, '-p', String(port), '--', '/usr/sbin/fcgiwrap'],
+    }),
+    location: (ctx, port) =>
+      passTo('fastcgi', port, {
+        extra: [`fastcgi_param SCRIPT_FILENAME ${join(ctx.bench, 'servers/cgi-bin/hello.cgi')};`],
+      }),
+    path: '/cgi-bin/hello.cgi',
+    requires: [
+      { cmd: 'spawn-fcgi', hint: 'apt-get install spawn-fcgi' },
+      { file: '/usr/sbin/fcgiwrap', hint: 'apt-get install fcgiwrap' },
+      { file: PARAMS.fastcgi },
+    ],
+    note: 'fcgiwrap runs with its default of one FastCGI worker process.',
+  }),
+});
+
 /**
  * Groups: `targets` run in this order, one at a time; `ratios` are num/den of
  * requests/s (and CPU per request), with optional `min`/`goal` from the issue's
@@ -140,6 +276,40 @@ export const GROUPS = {
       { num: 'gatewire-environ', den: 'uwsgi-http', min: 1.3 },
       { num: 'gatewire-environ', den: 'gunicorn' },
     ],
+  },
+
+  fastcgi: {
+    title: 'FastCGI behind nginx: gatewire vs node-fastcgi vs uWSGI, with nginx `return 200` as the ceiling',
+    targets: ['nginx-return200', 'gatewire-fastcgi', 'node-fastcgi', 'uwsgi-fastcgi'],
+    ratios: [
+      { num: 'gatewire-fastcgi', den: 'node-fastcgi' },
+      { num: 'gatewire-fastcgi', den: 'uwsgi-fastcgi' },
+      { num: 'gatewire-fastcgi', den: 'nginx-return200' },
+    ],
+  },
+
+  scgi: {
+    title: 'SCGI behind nginx: gatewire vs uWSGI --scgi-socket',
+    targets: ['nginx-return200', 'gatewire-scgi', 'uwsgi-scgi'],
+    ratios: [
+      { num: 'gatewire-scgi', den: 'uwsgi-scgi' },
+      { num: 'gatewire-scgi', den: 'nginx-return200' },
+    ],
+  },
+
+  uwsgi: {
+    title: 'uwsgi protocol behind nginx: gatewire vs uWSGI --uwsgi-socket',
+    targets: ['nginx-return200', 'gatewire-uwsgi', 'uwsgi-uwsgi'],
+    ratios: [
+      { num: 'gatewire-uwsgi', den: 'uwsgi-uwsgi' },
+      { num: 'gatewire-uwsgi', den: 'nginx-return200' },
+    ],
+  },
+
+  cgi: {
+    title: 'CGI scripts behind nginx: gatewire --cgi-bin vs fcgiwrap',
+    targets: ['gatewire-cgi-bin', 'fcgiwrap'],
+    ratios: [{ num: 'gatewire-cgi-bin', den: 'fcgiwrap' }],
   },
 
   // Memory: idle, and under 256 concurrent keep-alive connections.

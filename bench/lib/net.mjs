@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Every server in the bench listens on IPv4 loopback only. */
+export const HOST = '127.0.0.1';
+
 /**
  * A port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
  * Ports handed out in this run are never handed out twice.

@@ -3,7 +3,7 @@
 //
 // Linux only (reads /proc). Everything here is synchronous except start/stop.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync, readdirSync, statSync } from 'node:fs';
 
 let clkTck = 0;
@@ -257,16 +257,12 @@ export function killAllSync() {
   running.clear();
 }
 
-/** The first line of `cmd args` output, or null when the command is missing. */
+/** The first line of `cmd args` output (stdout, else stderr), or null when the command is missing. */
 export function commandVersion(cmd, args = ['--version']) {
-  try {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return out.split('\n')[0].trim();
-  } catch (err) {
-    const text = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
-    if (err.code === 'ENOENT') return null;
-    return text.split('\n')[0] || null;
-  }
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+  if (r.error) return null;
+  const text = `${r.stdout ?? ''}`.trim() || `${r.stderr ?? ''}`.trim();
+  return text.split('\n')[0].trim() || null;
 }
 
 /** Absolute path of `cmd` found on PATH (or as given, if it contains a slash), else null. */

@@ -66,6 +66,8 @@ export function computeRatios(group, summaries) {
     }
     const rps = a.rps / b.rps;
     const cpu = a.cpuUsPerReq && b.cpuUsPerReq ? a.cpuUsPerReq / b.cpuUsPerReq : null;
+    const busy = [a, b].filter((s) => s.otherCpuPercent > BUSY_PERCENT).map((s) => s.name);
+    out.busy = busy.length ? busy : null;
     let verdict = null;
     if (r.min != null) {
       verdict = rps >= (r.goal ?? Infinity) ? 'goal met' : rps >= r.min ? 'pass' : 'FAIL';
@@ -170,7 +172,8 @@ export function ratioLines(ratios) {
     if (r.rps == null) return `  ${name}: ${r.note}`;
     const bar =
       r.min != null ? ` (min ${fmtX(r.min)}${r.goal != null ? `, goal ${fmtX(r.goal)}` : ''}: ${r.verdict})` : '';
-    return `  ${name}: ${fmtX(r.rps)} req/s, CPU/req ${fmtX(r.cpu)}${bar}`;
+    const busy = r.busy ? `  [unreliable: machine busy during ${r.busy.join(', ')}]` : '';
+    return `  ${name}: ${fmtX(r.rps)} req/s, CPU/req ${fmtX(r.cpu)}${bar}${busy}`;
   });
 }
 
@@ -180,7 +183,8 @@ export function markdownRatios(ratios) {
   for (const r of ratios) {
     const crit =
       r.min != null ? `≥ ${fmtX(r.min)}${r.goal != null ? ` (goal ${fmtX(r.goal)})` : ''}: ${r.verdict ?? 'n/a'}` : '';
-    out.push(`| ${r.num} / ${r.den} | ${r.rps == null ? 'n/a' : fmtX(r.rps)} | ${fmtX(r.cpu)} | ${crit} |`);
+    const busy = r.busy ? ' (machine busy)' : '';
+    out.push(`| ${r.num} / ${r.den} | ${r.rps == null ? 'n/a' : fmtX(r.rps)}${busy} | ${fmtX(r.cpu)} | ${crit} |`);
   }
   return out.join('\n');
 }
