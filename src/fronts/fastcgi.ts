@@ -75,6 +75,8 @@ class FastcgiConnection {
   private readonly requests = new Map<number, FastcgiRequest>();
   /** Set once the connection is on its way out: nothing more is decoded or written. */
   private closing = false;
+  /** keepConn of the most recent BEGIN_REQUEST: the web server's wish once no request is left (F-40). */
+  private keepConn = true;
   private readonly remote: string;
 
   constructor(
@@ -157,6 +159,7 @@ class FastcgiConnection {
     const begin = decodeBeginRequest(content); // F-10: a body other than 8 bytes throws
     if (this.requests.has(id)) throw new FastcgiStreamError(`BEGIN_REQUEST for active request ${id} (F-12)`);
     const keepConn = (begin.flags & Flag.KeepConn) !== 0;
+    this.keepConn = keepConn;
     if (begin.role !== Role.Responder && begin.role !== Role.Authorizer) {
       // F-13: immediately END_REQUEST UNKNOWN_ROLE, no STDOUT.
       this.opts.logger.warn(`fastcgi: role ${begin.role} not supported (request ${id} from ${this.remote})`);
@@ -283,7 +286,7 @@ class FastcgiConnection {
     this.endRequest(req, 0);
   }
 
-  /** STDOUT EOS + END_REQUEST (F-35), then forget the id; close if it was the last without keepConn. */
+  /** STDOUT EOS + END_REQUEST (F-35), then forget the id; close when none is left and the last BEGIN had keepConn 0. */
   endRequest(req: FastcgiRequest, appStatus: number): void {
     if (req.ended) return;
     req.ended = true;
@@ -291,7 +294,7 @@ class FastcgiConnection {
     if (this.closing || this.socket.destroyed) return;
     this.write(encodeResponseEnd(req.id, appStatus));
     if (req.paused) this.resumeFor(req);
-    if (!req.keepConn && this.requests.size === 0) this.closeGracefully();
+    if (!this.keepConn && this.requests.size === 0) this.closeGracefully();
     else if (this.requests.size === 0) this.socket.setTimeout(this.opts.idleTimeout);
   }
 
