@@ -206,9 +206,12 @@ class FastcgiConnection {
     }
     input.offer(content); // F-25: bytes past CONTENT_LENGTH are dropped inside
     if (this.requests.size > 1 && input.readableLength > MAX_BUFFERED_BODY_MULTIPLEXED) {
-      // F-28: with multiplexing, pausing the socket would stall the other requests.
+      // F-28: with multiplexing, pausing the socket would stall the other requests: the
+      // request fails, with a 413 if its head is not out yet, else an END_REQUEST appStatus 1.
       input.fail(new Error('request body not read by the app while other requests share the connection'));
       this.abortRequest(req, 'unread body over the per-request buffer');
+      if (req.exchange?.headersSent) this.endRequest(req, 1);
+      else this.refuse(req, 413, `unread request body over ${MAX_BUFFERED_BODY_MULTIPLEXED} bytes while other requests share the connection`);
     }
   }
 
