@@ -380,7 +380,8 @@ class FastcgiConnection {
 
   /** F-41 idle keep-conn connections, and requests whose head or body stalled. */
   private onIdle(): void {
-    const receiving = [...this.requests.values()].filter((r) => r.state !== 'done');
+    // A request whose reads we paused (its app is not reading yet, F-28) is not stalled by the peer.
+    const receiving = [...this.requests.values()].filter((r) => r.state !== 'done' && !r.paused);
     if (this.requests.size === 0) {
       this.closing = true;
       this.socket.end();
