@@ -1,0 +1,203 @@
+/**
+ * Black-box tests of the logs (CLI-9): the error log on stderr (--log-format, --log-level, app
+ * diagnostics tagged with the request id) and the access log (--access-log FILE or -, Apache
+ * combined or one JSON object per request), with client data that tries to break or forge lines.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  type Proc,
+  app,
+  ensureBuilt,
+  example,
+  freePort,
+  killAll,
+  poll,
+  portOf,
+  rawRequest,
+  request,
+  spawnCli,
+  tempDir,
+} from './fixtures/apps/cli-harness.js';
+
+beforeAll(() => ensureBuilt(), 180_000);
+afterEach(() => killAll());
+
+async function serve(args: string[]): Promise<{ proc: Proc; port: number }> {
+  const proc = spawnCli(['serve', ...args]);
+  const [address] = await proc.listening(1);
+  return { proc, port: portOf(address as string) };
+}
+
+const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
+
+/** Waits until FILE holds at least n lines and returns them. */
+function fileLines(file: string, n: number): Promise<string[]> {
+  return poll(`${n} line(s) in ${file}`, () => {
+    const got = fs.existsSync(file) ? lines(fs.readFileSync(file, 'utf8')) : [];
+    return got.length >= n ? got : undefined;
+  });
+}
+
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const QUOTED = '"((?:[^"\\\\]|\\\\.)*)"';
+/** Apache combined, every field anchored: a forged quote or line break cannot match it. */
+const COMBINED = new RegExp(`^(\\S+) - - \\[(0[1-9]|[12]\\d|3[01])/${MONTH}/(\\d{4}):([01]\\d|2[0-3]):([0-5]\\d):([0-5]\\d) \\+0000\\] ${QUOTED} (\\d{3}) (\\d+|-) ${QUOTED} ${QUOTED}$`);
+
+interface Combined {
+  remote: string;
+  request: string;
+  status: number;
+  bytes: string;
+  referer: string;
+  agent: string;
+}
+
+/** Reverses the access log's escaping: \" \\ \xHH. */
+function unescape(s: string): string {
+  return s.replace(/\\(x[0-9a-f]{2}|u[0-9a-f]{4}|.)/g, (_, e: string) => (e.length === 1 ? e : String.fromCharCode(parseInt(e.slice(1), 16))));
+}
+
+function parseCombined(line: string): Combined {
+  const m = COMBINED.exec(line);
+  if (m === null) throw new Error(`not an Apache combined line: ${JSON.stringify(line)}`);
+  return { remote: m[1] as string, request: unescape(m[7] as string), status: Number(m[8]), bytes: m[9] as string, referer: unescape(m[10] as string), agent: unescape(m[11] as string) };
+}
+
+interface AccessJson {
+  id: string;
+  status: number;
+  bytes: number;
+  method: string;
+  uri: string;
+  remote_addr: string;
+  referer: string | null;
+  user_agent: string | null;
+}
+
+/** Hostile requests: quotes, backslashes, %0A, a forged tail, a tab and a latin1 byte. */
+const HOSTILE: Array<{ target: string; agent: string; referer: string }> = [
+  { target: '/a%0Ab"c\\d?x="y"', agent: 'ag"ent\\ "forged" 200', referer: 'http://r.example/"q"' },
+  { target: '/x%0A127.0.0.1%20-%20-%20[01/Jan/2000:00:00:00%20+0000]%20"GET%20/forged%20HTTP/1.1"%20200%201', agent: 'tab\there \xe9t\xe9', referer: '" "-" "-' },
+  { target: '/%0D%0A%22%5C?q=%0A', agent: '\\"\\', referer: '\\' },
+];
+
+function hostileBytes(h: { target: string; agent: string; referer: string }): Buffer {
+  return Buffer.from(`GET ${h.target} HTTP/1.1\r\nHost: h\r\nUser-Agent: ${h.agent}\r\nReferer: ${h.referer}\r\nConnection: close\r\n\r\n`, 'latin1');
+}
+
+describe('CLI-9: the error log', () => {
+  test('CLI-9: --log-format json makes every stderr line a JSON object', async () => {
+    const { proc, port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--log-format', 'json']);
+    expect((await request({ port })).status).toBe(200);
+    proc.signal('SIGTERM');
+    expect((await proc.waitExit()).code).toBe(0);
+    const all = lines(proc.stderr);
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    const records = all.map((l) => JSON.parse(l) as { level: string; message: string; timestamp: string });
+    for (const r of records) expect(r).toEqual(expect.objectContaining({ level: expect.any(String), message: expect.any(String), timestamp: expect.any(String) }));
+    expect(records.map((r) => r.message)).toEqual(expect.arrayContaining([`listening: http on 127.0.0.1:${port}`, expect.stringMatching(/^SIGTERM: /)]));
+  });
+
+  test('CLI-9: --log-level error silences the listening info line (and every info line)', async () => {
+    const port = await freePort();
+    const proc = spawnCli(['serve', example('hello.mjs'), '--http', `127.0.0.1:${port}`, '--log-level', 'error']);
+    const reply = await poll('the server to answer', async () => request({ port, timeoutMs: 2000 }).catch(() => undefined));
+    expect(reply.status).toBe(200);
+    proc.signal('SIGTERM');
+    expect((await proc.waitExit()).code).toBe(0);
+    expect(proc.stderr).toBe('');
+  });
+
+  test.each(['text', 'json'] as const)('CLI-9: an app writing to gatewire.errors produces a log line with its request id (%s)', async (format) => {
+    const { proc, port } = await serve([app('errors.mjs'), '--http', '127.0.0.1:0', '--log-format', format]);
+    const id = (await request({ port })).body;
+    expect(id).toMatch(/^[0-9a-f]+-[0-9a-z]+$/);
+    if (format === 'text') {
+      const m = await proc.waitFor(/^.* error app: fixture diagnostic: something odd request_id=(\S+)$/m);
+      expect(m[1]).toBe(id);
+    } else {
+      await proc.waitFor(/fixture diagnostic/);
+      const record = lines(proc.stderr)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((r) => String(r.message).includes('fixture diagnostic'));
+      expect(record).toMatchObject({ level: 'error', message: 'app: fixture diagnostic: something odd', request_id: id });
+    }
+  });
+});
+
+describe('CLI-9: the access log', () => {
+  test('CLI-9: --access-log FILE writes Apache combined lines', async () => {
+    const file = path.join(tempDir(), 'access.log');
+    const { port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', file]);
+    await request({ port, path: '/path?q', headers: { Referer: 'http://ref.example/page', 'User-Agent': 'agent/1.0' } });
+    await request({ port, path: '/bare' });
+    const got = await fileLines(file, 2);
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatch(new RegExp(`^127\\.0\\.0\\.1 - - \\[\\d{2}/${MONTH}/\\d{4}:\\d{2}:\\d{2}:\\d{2} \\+0000\\] "GET /path\\?q HTTP/1\\.1" 200 14 "http://ref\\.example/page" "agent/1\\.0"$`));
+    expect(parseCombined(got[1] as string)).toEqual({ remote: '127.0.0.1', request: 'GET /bare HTTP/1.1', status: 200, bytes: '14', referer: '-', agent: '-' });
+  });
+
+  test('CLI-9: a request refused by the server (404 outside the mount) is logged with its status', async () => {
+    const file = path.join(tempDir(), 'access.log');
+    const { port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', file, '--mount', '/app']);
+    expect((await request({ port, path: '/elsewhere' })).status).toBe(404);
+    expect((await request({ port, path: '/app/x' })).status).toBe(200);
+    const got = (await fileLines(file, 2)).map(parseCombined);
+    expect(got.map((r) => [r.request, r.status])).toEqual([
+      ['GET /elsewhere HTTP/1.1', 404],
+      ['GET /app/x HTTP/1.1', 200],
+    ]);
+  });
+
+  test('CLI-9: --access-log - writes the lines to stdout (and not to stderr)', async () => {
+    const { proc, port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', '-']);
+    await request({ port, path: '/to-stdout', headers: { 'User-Agent': 'ua' } });
+    await proc.waitFor(/GET \/to-stdout/, 'stdout');
+    const got = lines(proc.stdout);
+    expect(got).toHaveLength(1);
+    expect(parseCombined(got[0] as string)).toMatchObject({ request: 'GET /to-stdout HTTP/1.1', status: 200, bytes: '14', agent: 'ua' });
+    expect(proc.stderr).not.toContain('/to-stdout');
+  });
+
+  test('CLI-9: --log-format json --access-log FILE: one JSON object per request, with the id the app saw', async () => {
+    const file = path.join(tempDir(), 'access.json');
+    const { port } = await serve([app('errors.mjs'), '--http', '127.0.0.1:0', '--access-log', file, '--log-format', 'json']);
+    const ids = [(await request({ port, path: '/one?a=1', headers: { 'User-Agent': 'ua1' } })).body, (await request({ port, path: '/two' })).body];
+    const records = (await fileLines(file, 2)).map((l) => JSON.parse(l) as AccessJson);
+    expect(records).toHaveLength(2);
+    expect(records[0]).toMatchObject({ id: ids[0], status: 200, bytes: ids[0]?.length, method: 'GET', uri: '/one?a=1', remote_addr: '127.0.0.1', user_agent: 'ua1', referer: null });
+    expect(records[1]).toMatchObject({ id: ids[1], status: 200, method: 'GET', uri: '/two', remote_addr: '127.0.0.1', user_agent: null });
+    expect(ids[0]).not.toBe(ids[1]);
+  });
+
+  test('CLI-9: hostile User-Agent, Referer and path cannot break or forge a combined line', async () => {
+    const file = path.join(tempDir(), 'access.log');
+    const { port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', file]);
+    for (const h of HOSTILE) expect((await rawRequest(port, hostileBytes(h))).toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    await request({ port, path: '/last' });
+    const got = await fileLines(file, HOSTILE.length + 1);
+    expect(got).toHaveLength(HOSTILE.length + 1); // one line per request, whatever the client sent
+    HOSTILE.forEach((h, i) => {
+      const line = got[i] as string;
+      expect(parseCombined(line)).toEqual({ remote: '127.0.0.1', request: `GET ${h.target} HTTP/1.1`, status: 200, bytes: '14', referer: h.referer, agent: h.agent });
+      // Every quote inside a field is backslashed: exactly six unescaped quotes delimit the fields.
+      expect(line.replace(/\\./g, '').match(/"/g)).toHaveLength(6);
+      expect(line).not.toMatch(/[\x00-\x1f\x7f-\xff]/);
+    });
+    expect(parseCombined(got[HOSTILE.length] as string).request).toBe('GET /last HTTP/1.1');
+  });
+
+  test('CLI-9: in json the hostile values survive JSON.parse exactly', async () => {
+    const file = path.join(tempDir(), 'access.json');
+    const { port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', file, '--log-format', 'json']);
+    for (const h of HOSTILE) expect((await rawRequest(port, hostileBytes(h))).toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    const got = await fileLines(file, HOSTILE.length);
+    expect(got).toHaveLength(HOSTILE.length);
+    HOSTILE.forEach((h, i) => {
+      const record = JSON.parse(got[i] as string) as AccessJson;
+      // Header values are byte strings (latin1), as Node and the environ give them.
+      expect(record).toMatchObject({ method: 'GET', uri: h.target, user_agent: h.agent, referer: h.referer, status: 200, bytes: 14, remote_addr: '127.0.0.1' });
+    });
+  });
+});
