@@ -131,6 +131,15 @@ async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> 
     const worker = cluster.fork();
     worker.on('exit', (code, signal) => {
       if (stopping) return;
+      if (code === 2) {
+        // Exit 2 is a usage error (e.g. the address cannot be bound): a new worker would fail
+        // the same way, forever. Stop them all and fail like a single process does.
+        stopping = true;
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+        removeSocketFiles(options);
+        exit(logger, 2);
+        return;
+      }
       const quick = Date.now() - started < 1000;
       recentCrashes = quick ? recentCrashes + 1 : 0;
       const delay = Math.min(100 * 2 ** recentCrashes, 5000);
