@@ -7,7 +7,7 @@
  * app that cannot be loaded, address that cannot be bound), 1 for anything unexpected.
  */
 import cluster from 'node:cluster';
-import { unlinkSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger, type Logger } from './log.js';
 import { LoadError, loadService } from './loader.js';
@@ -65,6 +65,14 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   if (appSpec === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR)');
   if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http or --fastcgi ADDR');
 
+  if (options.accessLog !== undefined && options.accessLog !== '-') {
+    // Open it once now: a directory or a missing folder is a usage error, not lines lost in silence.
+    try {
+      closeSync(openSync(options.accessLog, 'a'));
+    } catch (err) {
+      usageError(`cannot open the access log ${options.accessLog}: ${(err as Error).message}`);
+    }
+  }
   const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
   let service;
   try {
