@@ -14,8 +14,10 @@ import {
   killAll,
   poll,
   portOf,
+  oneLine,
   rawRequest,
   request,
+  runCli,
   spawnCli,
   tempDir,
 } from './fixtures/apps/cli-harness.js';
@@ -169,6 +171,27 @@ describe('CLI-9: the access log', () => {
     expect(records[0]).toMatchObject({ id: ids[0], status: 200, bytes: ids[0]?.length, method: 'GET', uri: '/one?a=1', remote_addr: '127.0.0.1', user_agent: 'ua1', referer: null });
     expect(records[1]).toMatchObject({ id: ids[1], status: 200, method: 'GET', uri: '/two', remote_addr: '127.0.0.1', user_agent: null });
     expect(ids[0]).not.toBe(ids[1]);
+  });
+
+  test('CLI-9: every access line is on disk when the process has exited after SIGTERM', async () => {
+    const file = path.join(tempDir(), 'access.log');
+    const { proc, port } = await serve([example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', file]);
+    for (let i = 0; i < 20; i++) expect((await request({ port, path: `/n/${i}` })).status).toBe(200);
+    proc.signal('SIGTERM');
+    expect((await proc.waitExit()).code).toBe(0);
+    const got = lines(fs.readFileSync(file, 'utf8')).map((l) => parseCombined(l).request);
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => `GET /n/${i} HTTP/1.1`));
+  });
+
+  test.each([
+    ['a directory', (dir: string) => dir, /EISDIR/],
+    ['a path in a missing folder', (dir: string) => path.join(dir, 'missing', 'access.log'), /ENOENT/],
+  ])('CLI-9: --access-log naming %s → one line, exit 2 (nothing created)', async (_name, target, pattern) => {
+    const dir = tempDir();
+    const r = await runCli(['serve', example('hello.mjs'), '--http', '127.0.0.1:0', '--access-log', target(dir)]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toMatch(pattern);
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 
   test('CLI-9: hostile User-Agent, Referer and path cannot break or forge a combined line', async () => {

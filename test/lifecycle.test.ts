@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import {
   type Proc,
@@ -231,6 +232,20 @@ describe('CLI-8: --workers', () => {
     const reply = await inflight.promise;
     expect(reply.status).toBe(200);
     expect(await proc.waitExit()).toEqual({ code: 0, signal: null });
+  });
+
+  test('CLI-8: an address in use with --workers 2 → exit 2, not an endless restart loop', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const r = await runCli(['serve', app('pid.mjs'), '--http', `127.0.0.1:${port}`, '--workers', '2']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+      expect(r.stderr).not.toMatch(/starting a new one/);
+    } finally {
+      blocker.close();
+    }
   });
 
   test('CLI-8: SIGINT to the primary stops the workers and exits 130', async () => {
