@@ -114,6 +114,8 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   try {
     await gateway.listen();
   } catch (err) {
+    // Socket files of the listeners already bound must not outlive this failed start.
+    gateway.removeSocketFiles();
     if (err instanceof ListenError) usageError(err.message);
     throw err;
   }
