@@ -145,6 +145,7 @@ describe('CLI-2: a bad option value is one clear line on stderr and exit 2', () 
     [['serve', 'HELLO', '--htp', '127.0.0.1:0'], /unknown option '--htp'.*--http/],
     [['serve', 'HELLO', '--http'], /argument missing/],
     [['servee', 'HELLO'], /unknown command 'servee'/],
+    [['serve', 'HELLO', 'extra', '--http', '127.0.0.1:0'], /too many arguments/],
     [['serve', '--http', '127.0.0.1:0'], /no app given/],
     [['serve', 'HELLO'], /nothing to listen on/],
   ])('CLI-2: usage error %j → exit 2, one line', async (args, pattern) => {

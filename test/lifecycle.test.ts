@@ -92,6 +92,21 @@ describe('CLI-6: unix socket files', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('keep me\n');
   });
 
+  test('CLI-6: when a later listener cannot bind (exit 2), the socket file already bound is removed', async () => {
+    const sock = path.join(tempDir(), 'first.sock');
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const r = await runCli(['serve', example('hello.mjs'), '--http', `unix:${sock}`, '--http', `127.0.0.1:${port}`]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^gatewire: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/m);
+      expect(fs.existsSync(sock)).toBe(false);
+    } finally {
+      blocker.close();
+    }
+  });
+
   test('CLI-6, CLI-8: with --workers 2 the primary owns the socket file: served, then removed on SIGTERM', async () => {
     const sock = path.join(tempDir(), 'w.sock');
     const { proc } = await serve([app('pid.mjs'), '--http', `unix:${sock}`, '--workers', '2'], 2);
