@@ -58,7 +58,10 @@ export function createLogger(opts: LogOptions): Logger {
               .map(([k, v]) => `${k}=${typeof v === 'string' ? escapeText(v) : JSON.stringify(v)}`)
               .join(' ');
             const tail = typeof stack === 'string' && level === 'error' ? `\n${stack}` : '';
-            return `${String(timestamp)} ${level} ${String(message)}${extra ? ` ${extra}` : ''}${tail}`;
+            // Messages carry app text (gatewire.errors) that may quote client data: a line break
+            // in it must not start a forged log line.
+            const text = String(message).replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+            return `${String(timestamp)} ${level} ${text}${extra ? ` ${extra}` : ''}${tail}`;
           }),
         );
   const errors = winston.createLogger({
