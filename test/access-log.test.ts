@@ -126,6 +126,18 @@ describe('CLI-9: the error log', () => {
       expect(record).toMatchObject({ level: 'error', message: 'app: fixture diagnostic: something odd', request_id: id });
     }
   });
+
+  test('CLI-9: app text with line breaks cannot start a forged error-log line (text format)', async () => {
+    const { proc, port } = await serve([app('errors.mjs'), '--http', '127.0.0.1:0']);
+    const forged = 'x\n2000-01-01T00:00:00.000Z info forged line\r\nend';
+    const id = (await request({ port, path: `/?say=${encodeURIComponent(forged)}` })).body;
+    await proc.waitFor(/fixture says: .*end request_id=\S+$/m);
+    const said = lines(proc.stderr).filter((l) => l.includes('fixture says'));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ error app: fixture says: x\\x0a2000-01-01T00:00:00\.000Z info forged line\\x0d\\x0aend request_id=(\S+)$/);
+    expect(said[0]).toContain(`request_id=${id}`);
+    expect(proc.stderr).not.toMatch(/^2000-01-01/m);
+  });
 });
 
 describe('CLI-9: the access log', () => {
