@@ -189,6 +189,31 @@ describe('CLI-7: signals', () => {
   });
 });
 
+describe('CLI-7: stray app errors', () => {
+  test('CLI-7: an uncaught exception or unhandled rejection from the app is logged and the server keeps serving', async () => {
+    const { proc, port } = await serve([app('crash.mjs'), '--http', '127.0.0.1:0']);
+    expect((await request({ port, path: '/?throw=1' })).status).toBe(200);
+    await proc.waitFor(/uncaught exception: fixture stray exception/);
+    expect((await request({ port, path: '/?reject=1' })).status).toBe(200);
+    await proc.waitFor(/unhandled rejection: fixture stray rejection/);
+    const reply = await request({ port });
+    expect([reply.status, reply.body]).toEqual([200, String(proc.pid)]);
+    expect(proc.exit).toBeUndefined();
+  });
+
+  test('CLI-7, CLI-8: with --workers an uncaught exception ends that worker only, and a new one takes its place', async () => {
+    const { proc, port } = await serve([app('crash.mjs'), '--http', '127.0.0.1:0', '--workers', '2'], 2);
+    const victim = Number((await request({ port, path: '/?throw=1' })).body);
+    await proc.waitFor(new RegExp(`worker ${victim} exited \\(code 1\\); starting a new one`));
+    await poll('a worker other than the one that crashed', async () => {
+      const r = await request({ port, timeoutMs: 2000 }).catch(() => undefined);
+      return r !== undefined && r.status === 200 && Number(r.body) !== victim ? true : undefined;
+    });
+    expect(alive(victim)).toBe(false);
+    expect(proc.exit).toBeUndefined();
+  });
+});
+
 describe('CLI-8: --workers', () => {
   /** Requests on fresh connections until `want` returns true for the pids seen; bounded. */
   async function pidsUntil(port: number, want: (seen: Set<number>) => boolean, maxRequests = 400): Promise<Set<number>> {
