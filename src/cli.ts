@@ -6,14 +6,33 @@
  * Exit codes: 0 after a clean stop (SIGTERM), 130 after SIGINT, 2 for a usage error (bad option,
  * app that cannot be loaded, address that cannot be bound), 1 for anything unexpected.
  */
-import cluster from 'node:cluster';
+import type { Cluster } from 'node:cluster';
 import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger, type Logger } from './log.js';
-import { LoadError, loadService } from './loader.js';
+import type { Logger } from './log.js';
+import type * as LoaderModule from './loader.js';
 import { OptionError, SERVE_OPTIONS, type ServeOptions, resolveOptions } from './options.js';
-import { Gateway, ListenError, listenersOf, prepareSocketFile } from './server.js';
+import type * as ServerModule from './server.js';
 import { SERVER_SOFTWARE } from './environ.js';
+import { registerCgiCommand } from './cli-cgi.js';
+
+// What only `serve` needs (cluster, winston, node:http and the fronts) is loaded when it runs:
+// `gatewire cgi` pays its start-up on every request (K-17).
+let cluster: Cluster;
+let createLogger: (typeof import('./log.js'))['createLogger'];
+let LoadError: typeof LoaderModule.LoadError;
+let loadService: typeof LoaderModule.loadService;
+let Gateway: typeof ServerModule.Gateway;
+let ListenError: typeof ServerModule.ListenError;
+let listenersOf: typeof ServerModule.listenersOf;
+let prepareSocketFile: typeof ServerModule.prepareSocketFile;
+
+async function loadServeModules(): Promise<void> {
+  cluster = (await import('node:cluster')).default;
+  ({ createLogger } = await import('./log.js'));
+  ({ LoadError, loadService } = await import('./loader.js'));
+  ({ Gateway, ListenError, listenersOf, prepareSocketFile } = await import('./server.js'));
+}
 
 const VERSION = SERVER_SOFTWARE.split('/')[1] as string;
 
@@ -51,10 +70,12 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
     for (const [key, attribute] of attributes) if (parsed[attribute] !== undefined) raw[key] = parsed[attribute];
     return onServe(app, raw);
   });
+  registerCgiCommand(program);
   return program;
 }
 
 async function serve(appSpec: string | undefined, raw: Record<string, string | string[]>): Promise<void> {
+  await loadServeModules();
   let options: ServeOptions;
   try {
     options = resolveOptions(raw);

@@ -1,0 +1,692 @@
+/**
+ * CGI child mode: gatewire started by a web server as a CGI program, one request per process
+ * (shared/reference/protocols.md §6, K-1..K-19).
+ *
+ *   runCgiChild(service, { env, stdin, stdout })   one exchange, no process globals: tests call it
+ *                                                   in-process with a Buffer env and streams
+ *   runCgiProcess(appSpec, flags)                   the process glue behind `gatewire cgi APP`:
+ *                                                   mode detection, signals, exit codes
+ *
+ * Input: the environment byte-exactly (K-1, /proc/self/environ on Linux), the body as exactly
+ * CONTENT_LENGTH bytes of fd 0, read only when the app reads it and never past the length;
+ * without CONTENT_LENGTH stdin is not touched at all (K-3). Output: a CGI head with `Status:`
+ * first (K-8), or a complete HTTP response when the script's name starts with `nph-` (K-11),
+ * flushed before exit (K-12). stdout closed by the server (EPIPE) ends the run quietly (K-13).
+ *
+ * Exit codes: 0 response sent (or the server closed stdout: the client went away);
+ * 1 the app failed (500 sent before the head, truncated after it, R-11) or REQUEST_METHOD
+ * missing (K-2); 2 the app cannot be loaded or an option is bad; 143 SIGTERM (K-16).
+ *
+ * Start-up is paid by every request (K-17): this module loads only the exchange core. The
+ * FastCGI front and winston are imported only when fd 0 turns out to be a listening socket
+ * (spawn-fcgi, mod_fcgid: K-18, K-19).
+ */
+import { Buffer } from 'node:buffer';
+import { fstatSync, read as fsRead, readFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type { CgiVars, HeaderList, Service } from './app.js';
+import { Exchange, type ResponseSink } from './call.js';
+import { RequestError, gatewayScheme, isCgiKey, parseContentLength, quotePath } from './environ.js';
+import { BodyInput, TruncatedBodyError, type BodySource } from './input.js';
+import { LoadError, loadService, splitAppSpec } from './loader.js';
+import type { Logger } from './log.js';
+import { RequestContext, makeEnviron } from './request.js';
+import { reasonPhrase, serializeCgiHead, serializeHttpHead, type HttpVersion } from '../protocols/cgi/head.js';
+
+// ---------------------------------------------------------------------------------------
+// The environment (K-1)
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Splits a raw environment block (`/proc/self/environ`: `NAME=value\0...`) into latin1 strings,
+ * one char per byte (E-1). The name ends at the first `=`; an entry without `=` is skipped; of a
+ * repeated name the first wins, as getenv(3) returns it.
+ */
+export function parseEnvironBlock(block: Buffer): Record<string, string> {
+  const env: Record<string, string> = {};
+  const text = block.toString('latin1');
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\0', start);
+    if (end === -1) end = text.length;
+    const eq = text.indexOf('=', start);
+    if (eq > start && eq < end) {
+      const name = text.slice(start, eq);
+      if (!Object.prototype.hasOwnProperty.call(env, name)) env[name] = text.slice(eq + 1, end);
+    }
+    start = end + 1;
+  }
+  return env;
+}
+
+/**
+ * The process environment as the web server passed it: `/proc/self/environ` on Linux (Node's
+ * `process.env` UTF-8-decodes and turns invalid bytes into U+FFFD), `process.env` elsewhere.
+ */
+export function readProcessEnviron(): Record<string, string> {
+  if (process.platform === 'linux') {
+    try {
+      return parseEnvironBlock(readFileSync('/proc/self/environ'));
+    } catch {
+      // no procfs (a chroot, a container without /proc): fall through
+    }
+  }
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+/** §6.1 step 1: the environment of a CGI request (REQUEST_METHOD, or GATEWAY_INTERFACE `CGI/d.d`). */
+export function isCgiEnvironment(env: Record<string, string | undefined>): boolean {
+  return env.REQUEST_METHOD !== undefined || /^CGI\/[0-9]\.[0-9]$/.test(env.GATEWAY_INTERFACE ?? '');
+}
+
+/** K-11: NPH when the script's own file name starts with `nph-`. */
+export function isNphName(scriptPath: string | undefined): boolean {
+  return scriptPath !== undefined && path.basename(scriptPath).startsWith('nph-');
+}
+
+/** Thrown by cgiVars when REQUEST_METHOD is missing (K-2: 500 and exit 1, not a 400). */
+export class NotCgiError extends Error {
+  override name = 'NotCgiError';
+}
+
+/**
+ * The CGI variables of the environ from the process environment. The host's SCRIPT_NAME and
+ * PATH_INFO are authoritative (no mount repair: the script is the mount point). Throws
+ * NotCgiError without REQUEST_METHOD (K-2), RequestError 400/413 for a bad CONTENT_LENGTH (K-3).
+ */
+export function cgiVars(env: Record<string, string | undefined>, maxBodyBytes = Number.MAX_SAFE_INTEGER): CgiVars {
+  const vars: CgiVars = {};
+  for (const key of Object.keys(env)) {
+    const value = env[key];
+    // E-2: only CGI-shaped names (no `.`: server-owned keys cannot be forged); httpoxy: a
+    // `Proxy:` request header must not become the app's HTTP_PROXY (E-12).
+    if (value === undefined || !isCgiKey(key) || key === 'HTTP_PROXY') continue;
+    vars[key] = value;
+  }
+  if (!vars.REQUEST_METHOD) throw new NotCgiError('REQUEST_METHOD is not set: gatewire cgi must be started by a web server as a CGI program');
+
+  if (vars.CONTENT_TYPE === '') delete vars.CONTENT_TYPE;
+  const cl = vars.CONTENT_LENGTH;
+  if (cl === '') delete vars.CONTENT_LENGTH;
+  else if (cl !== undefined) {
+    const n = parseContentLength(cl);
+    if (n === null) throw new RequestError(400, `bad CONTENT_LENGTH ${JSON.stringify(cl)} (K-3)`);
+    if (n > maxBodyBytes) throw new RequestError(413, `CONTENT_LENGTH ${n} over the limit ${maxBodyBytes}`);
+  }
+  delete vars.HTTP_CONTENT_LENGTH;
+  delete vars.HTTP_CONTENT_TYPE;
+
+  // K-4: a server-side include is an HTTP/1.0 request; E-3: a missing protocol too.
+  if (vars.SERVER_PROTOCOL === undefined || vars.SERVER_PROTOCOL === 'INCLUDED') vars.SERVER_PROTOCOL = 'HTTP/1.0';
+  if (vars.SCRIPT_NAME === undefined || vars.SCRIPT_NAME === '/') vars.SCRIPT_NAME = '';
+  if (vars.PATH_INFO === undefined) vars.PATH_INFO = '';
+  if (vars.QUERY_STRING === undefined) {
+    const uri = vars.REQUEST_URI;
+    const q = uri === undefined ? -1 : uri.indexOf('?');
+    vars.QUERY_STRING = uri === undefined || q === -1 ? '' : uri.slice(q + 1);
+  }
+  if (vars.SERVER_NAME === undefined || vars.SERVER_NAME === '') vars.SERVER_NAME = hostOnly(vars.HTTP_HOST) ?? 'localhost';
+  if (vars.SERVER_PORT === undefined || vars.SERVER_PORT === '') vars.SERVER_PORT = gatewayScheme(vars) === 'https' ? '443' : '80';
+  // K-6: rebuilt percent-encoded, so a `?`, `#` or `%` inside PATH_INFO keeps its meaning.
+  if (vars.REQUEST_URI === undefined) {
+    const target = quotePath(vars.SCRIPT_NAME + vars.PATH_INFO) || '/';
+    vars.REQUEST_URI = vars.QUERY_STRING === '' ? target : `${target}?${vars.QUERY_STRING}`;
+  }
+  return vars;
+}
+
+function hostOnly(host: string | undefined): string | undefined {
+  if (host === undefined || host === '') return undefined;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end === -1 ? host : host.slice(0, end + 1);
+  }
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+// ---------------------------------------------------------------------------------------
+// The body (K-3)
+// ---------------------------------------------------------------------------------------
+
+/** Reads up to `max` bytes; null at end of input. */
+type ChunkReader = (max: number) => Promise<Buffer | null>;
+
+const READ_CHUNK = 64 * 1024;
+
+/**
+ * Exact reads on a file descriptor: never more than asked, so nothing past CONTENT_LENGTH is
+ * consumed (RFC 3875 §4.2). A non-blocking descriptor (EAGAIN) is polled.
+ */
+function fdReader(fd: number): ChunkReader {
+  return (max) =>
+    new Promise((resolve, reject) => {
+      const buf = Buffer.allocUnsafe(max);
+      const attempt = (): void => {
+        fsRead(fd, buf, 0, max, null, (err, n) => {
+          if (err) {
+            if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') setTimeout(attempt, 5);
+            else reject(err);
+            return;
+          }
+          resolve(n === 0 ? null : buf.subarray(0, n));
+        });
+      };
+      attempt();
+    });
+}
+
+/** Pull reads from a Readable (in-process callers); what is read past `max` is unshifted. */
+function streamReader(stream: Readable): ChunkReader {
+  return (max) =>
+    new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        stream.off('readable', attempt);
+        stream.off('end', onEnd);
+        stream.off('error', onError);
+      };
+      function attempt(): void {
+        const raw = stream.read() as Buffer | string | null;
+        if (raw !== null) {
+          cleanup();
+          const chunk = typeof raw === 'string' ? Buffer.from(raw, 'latin1') : Buffer.from(raw);
+          if (chunk.length > max) stream.unshift(chunk.subarray(max));
+          resolve(chunk.subarray(0, max));
+        } else if (stream.readableEnded || stream.destroyed) {
+          cleanup();
+          resolve(null);
+        }
+      }
+      const onEnd = (): void => {
+        cleanup();
+        resolve(null);
+      };
+      const onError = (err: Error): void => {
+        cleanup();
+        reject(err);
+      };
+      stream.on('readable', attempt);
+      stream.on('end', onEnd);
+      stream.on('error', onError);
+      attempt();
+    });
+}
+
+/**
+ * `gatewire.input` for a CGI request with CONTENT_LENGTH: bytes are pulled from stdin only when
+ * the app reads (a first `_read`), never past CONTENT_LENGTH; EOF before it is a
+ * TruncatedBodyError for the app (§6.3).
+ */
+class StdinBody extends BodyInput {
+  /** Bytes taken from stdin (delivered or discarded). */
+  private consumed = 0;
+  private want = false;
+  private pumping = false;
+  private discarding = false;
+
+  constructor(
+    private readonly reader: ChunkReader,
+    expected: number,
+  ) {
+    const source: BodySource & { owner?: StdinBody } = {
+      pause: () => {
+        if (source.owner !== undefined) source.owner.want = false;
+      },
+      resume: () => source.owner?.demand(),
+    };
+    super(source, expected);
+    source.owner = this;
+  }
+
+  override _read(): void {
+    super._read();
+    this.demand();
+  }
+
+  /**
+   * Reads and drops what the app left of CONTENT_LENGTH, while the response is flushed: a host
+   * that writes the whole body before reading the output (Apache mod_cgi) would otherwise wait
+   * on a full pipe while we wait on a full stdout.
+   */
+  discardRest(): void {
+    if (this.consumed >= this.expected) return;
+    this.discarding = true;
+    this.demand();
+  }
+
+  private demand(): void {
+    this.want = true;
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while ((this.want || this.discarding) && this.consumed < this.expected && (this.discarding || !this.destroyed)) {
+        const chunk = await this.reader(Math.min(this.expected - this.consumed, READ_CHUNK));
+        if (chunk === null) {
+          this.finish(); // truncated: the app's read fails
+          return;
+        }
+        this.consumed += chunk.length;
+        if (!this.discarding) this.offer(chunk);
+      }
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+/** No CONTENT_LENGTH: an empty body, and stdin is never touched (K-3). */
+function emptyInput(): BodyInput {
+  return new BodyInput({ pause: () => undefined, resume: () => undefined }, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The response (K-8..K-14)
+// ---------------------------------------------------------------------------------------
+
+/** CGI head (`Status:` first) or, for nph- scripts, a self-delimiting HTTP/1.x response. */
+class CgiStdoutSink implements ResponseSink {
+  /** The server closed stdout (EPIPE) or the run was terminated: nothing more is written. */
+  gone = false;
+  /** The runner took over the output (an outside failure): the exchange's writes are dropped. */
+  sealed = false;
+  headWritten = false;
+  aborted = false;
+  onGone: (() => void) | undefined;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly nph: HttpVersion | undefined,
+  ) {
+    out.on('error', () => this.markGone());
+    out.on('close', () => this.markGone());
+  }
+
+  get closed(): boolean {
+    return this.gone || this.sealed;
+  }
+
+  head(status: number, reason: string, headers: HeaderList): void {
+    if (!this.sealed) this.writeHead(status, reason, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.sealed ? true : this.put(chunk);
+  }
+
+  private writeHead(status: number, reason: string, headers: HeaderList): void {
+    this.headWritten = true;
+    if (this.nph === undefined) {
+      this.put(serializeCgiHead(status, reason, headers));
+      return;
+    }
+    // K-11: the client reads this response as is, so it must be complete and delimited.
+    const fields = headers.slice();
+    const has = (name: string): boolean => fields.some(([n]) => n.toLowerCase() === name);
+    if (!has('date')) fields.push(['Date', new Date().toUTCString()]);
+    if (!has('content-length') && status !== 204 && status !== 304) fields.push(['Connection', 'close']);
+    this.put(serializeHttpHead(this.nph, status, reason, fields));
+  }
+
+  drain(): Promise<void> {
+    if (this.gone) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.out.off('drain', done);
+        this.out.off('close', done);
+        this.out.off('error', done);
+        resolve();
+      };
+      this.out.on('drain', done);
+      this.out.on('close', done);
+      this.out.on('error', done);
+    });
+  }
+
+  end(): void {
+    // The runner flushes; stdout itself stays open (it is the process's, not ours to close).
+  }
+
+  abort(): void {
+    this.aborted = true; // R-11: what was written is flushed, the exit code says it is incomplete
+  }
+
+  /** A complete error response written by the runner itself (K-2, K-3, K-14). */
+  errorResponse(status: number, isHead: boolean, detail = ''): void {
+    const reason = reasonPhrase(status);
+    const body = Buffer.from(`${reason}\n${detail}`);
+    this.writeHead(status, reason, [
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(body.length)],
+    ]);
+    if (!isHead) this.put(body);
+  }
+
+  /** Resolves when everything written has left the process (K-12), or stdout is gone. */
+  flush(): Promise<void> {
+    if (this.gone) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.out.off('close', done);
+        resolve();
+      };
+      this.out.on('close', done);
+      this.out.write('', done);
+    });
+  }
+
+  private put(data: Buffer): boolean {
+    if (this.gone) return true;
+    return this.out.write(data);
+  }
+
+  private markGone(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.onGone?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// One CGI request
+// ---------------------------------------------------------------------------------------
+
+/** The reason to give `signal.abort()` for SIGTERM (K-16): the run ends at once, exit 143. */
+export class CgiTermination extends Error {
+  override name = 'CgiTermination';
+}
+
+/** The reason for an app whose call can never finish (the event loop ran empty): a 500, exit 1. */
+export class CgiStalled extends Error {
+  override name = 'CgiStalled';
+}
+
+export interface CgiChildOptions {
+  /** The raw environment block (`NAME=value\0`...), or a record of latin1 strings. */
+  env: Buffer | Record<string, string | undefined>;
+  /** fd 0, or any Readable (tests). Read only when the app reads a CONTENT_LENGTH body. */
+  stdin: number | Readable;
+  stdout: Writable;
+  /** Diagnostics (K-15). Default: nowhere. */
+  stderr?: { write(text: string): unknown };
+  /** The script's file name for the nph- test (K-11). Default: SCRIPT_FILENAME. */
+  scriptName?: string;
+  /** Beyond it a CONTENT_LENGTH is answered 413. */
+  maxBodyBytes?: number;
+  /**
+   * Ends the run from outside: a CgiTermination reason (SIGTERM) stops at once with 143;
+   * any other reason is an app failure (500 if no head was written yet, exit 1).
+   */
+  signal?: AbortSignal;
+}
+
+/** Runs one CGI request through the app; resolves with the process exit code once the output is flushed. */
+export async function runCgiChild(service: Service, opts: CgiChildOptions): Promise<number> {
+  const env = Buffer.isBuffer(opts.env) ? parseEnvironBlock(opts.env) : opts.env;
+  const logger = lineLogger(opts.stderr);
+  const protocol = env.SERVER_PROTOCOL === 'HTTP/1.0' || env.SERVER_PROTOCOL === 'INCLUDED' ? 'HTTP/1.0' : 'HTTP/1.1';
+  const nph = isNphName(opts.scriptName ?? env.SCRIPT_FILENAME) ? protocol : undefined;
+  const sink = new CgiStdoutSink(opts.stdout, nph);
+  const isHead = env.REQUEST_METHOD === 'HEAD';
+
+  let vars: CgiVars;
+  try {
+    vars = cgiVars(env, opts.maxBodyBytes);
+  } catch (err) {
+    if (!(err instanceof NotCgiError) && !(err instanceof RequestError)) throw err;
+    logger.error(err.message);
+    sink.errorResponse(err instanceof RequestError ? err.status : 500, isHead);
+    await sink.flush();
+    return err instanceof NotCgiError ? 1 : 0;
+  }
+
+  const cl = vars.CONTENT_LENGTH === undefined ? 0 : Number(vars.CONTENT_LENGTH);
+  const input = cl > 0 ? new StdinBody(typeof opts.stdin === 'number' ? fdReader(opts.stdin) : streamReader(opts.stdin), cl) : emptyInput();
+  const ctx = new RequestContext(logger);
+  const environ = makeEnviron(vars, ctx, {
+    input,
+    protocol: 'cgi',
+    scheme: gatewayScheme(vars),
+    inputTerminated: false,
+    runOnce: true,
+    multiprocess: true, // E-16
+  });
+  const exchange = new Exchange(environ, sink, {
+    error: (message, err) => logger.error(message, { request_id: ctx.id, stack: err instanceof Error && !(err instanceof TruncatedBodyError) ? err.stack : undefined }),
+  });
+  const stop = (reason: string): void => {
+    ctx.abort(reason);
+    input.on('error', () => undefined); // an app that never read its body must not see an uncaught error
+    input.fail(new Error(reason));
+    exchange.peerGone();
+  };
+  sink.onGone = () => stop('the web server closed stdout');
+
+  const signal = opts.signal;
+  let onAbort: (() => void) | undefined;
+  const outside = new Promise<unknown>((resolve) => {
+    if (signal === undefined) return;
+    onAbort = () => resolve(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const finished = await Promise.race([exchange.run(service.app).then(() => undefined), outside.then((reason) => ({ reason }))]);
+  if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+
+  if (finished !== undefined) {
+    const reason = finished.reason;
+    if (reason instanceof CgiTermination) {
+      logger.warn(`${reason.message}: request aborted`, { request_id: ctx.id });
+      sink.sealed = true;
+      stop(reason.message);
+      return 143;
+    }
+    // An app failure the exchange cannot see: a crash outside the call, or a call that never ends.
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    const headWritten = sink.headWritten;
+    sink.sealed = true;
+    stop(error.message);
+    logger.error(headWritten ? `app failed after the headers were sent: ${error.message}` : `app failed: ${error.message}`, { request_id: ctx.id, stack: error instanceof CgiStalled ? undefined : error.stack });
+    if (sink.gone) return 0;
+    if (!headWritten) sink.errorResponse(500, isHead, `request id: ${ctx.id}\n`);
+    await sink.flush();
+    return 1;
+  }
+
+  if (sink.gone) return 0; // K-13: the client went away; nothing left to say
+  if (input instanceof StdinBody && !input.complete) input.discardRest();
+  await sink.flush();
+  return exchange.failed !== undefined || sink.aborted ? 1 : 0;
+}
+
+/** Diagnostics as single lines (K-15): `gatewire cgi: <level>: <message> request_id=<id>`, stack indented. */
+function lineLogger(stderr: { write(text: string): unknown } | undefined, debug = false): Logger {
+  const emit =
+    (level: string) =>
+    (message: string, meta?: Record<string, unknown>): void => {
+      if (stderr === undefined) return;
+      const id = meta?.request_id;
+      let text = `gatewire cgi: ${level}: ${String(message).replace(/[\r\n]+/g, ' ')}${typeof id === 'string' ? ` request_id=${id}` : ''}\n`;
+      const stack = meta?.stack;
+      if (typeof stack === 'string') text += `${stack.replace(/^/gm, '    ')}\n`;
+      try {
+        stderr.write(text);
+      } catch {
+        // stderr closed: diagnostics are lost, the response is not
+      }
+    };
+  const noop = (): void => undefined;
+  return { error: emit('error'), warn: emit('warn'), info: emit('info'), debug: debug ? emit('debug') : noop, debugEnabled: debug, access: null, close: () => Promise.resolve() };
+}
+
+// ---------------------------------------------------------------------------------------
+// The process glue: `gatewire cgi APP`
+// ---------------------------------------------------------------------------------------
+
+/** Options of `gatewire cgi`, resolved (flag > GATEWIRE_* env > default). */
+export interface CgiProcessOptions {
+  interface: 'environ' | 'node' | 'fetch' | undefined;
+  maxBodyBytes: number;
+  /** The rest is for spawned-FastCGI mode (K-18). */
+  mount: string;
+  fastcgiAllow: string | undefined;
+  maxParamsBytes: number;
+  maxInflight: number;
+  headersTimeout: number;
+  idleTimeout: number;
+  shutdownTimeout: number;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'text' | 'json';
+  accessLog: string | undefined;
+}
+
+/** stderr by plain blocking writes: a line is out before process.exit(). */
+const processStderr = {
+  write(text: string): void {
+    try {
+      writeSync(2, text);
+    } catch {
+      // EAGAIN on a non-blocking stderr, or no stderr: drop the line
+    }
+  },
+};
+
+/**
+ * `gatewire cgi APP`: §6.1 mode detection, then one CGI request on stdin/stdout, or FastCGI on
+ * the listening socket at fd 0. Never returns: exits with the codes of the module comment.
+ */
+export async function runCgiProcess(appSpec: string, options: CgiProcessOptions): Promise<never> {
+  // K-16: from the first moment; while the app loads there is nothing to clean up.
+  let onSigterm = (): void => process.exit(143);
+  process.on('SIGTERM', () => onSigterm());
+  const env = readProcessEnviron();
+  const cgi = isCgiEnvironment(env);
+  let service: Service;
+  try {
+    service = await loadService(appSpec, options.interface);
+  } catch (err) {
+    if (!(err instanceof LoadError)) throw err;
+    processStderr.write(`gatewire: ${err.message}\n`);
+    if (cgi) {
+      // The web server still gets a response it can show, not "premature end of script headers".
+      const protocol = env.SERVER_PROTOCOL === 'HTTP/1.0' || env.SERVER_PROTOCOL === 'INCLUDED' ? 'HTTP/1.0' : 'HTTP/1.1';
+      const sink = new CgiStdoutSink(process.stdout, isNphName(env.SCRIPT_FILENAME || splitAppSpec(appSpec).file) ? protocol : undefined);
+      sink.errorResponse(500, env.REQUEST_METHOD === 'HEAD');
+      await sink.flush();
+    }
+    process.exit(2);
+  }
+
+  if (!cgi && isSocket(0)) {
+    const served = await serveSpawnedFastcgi(service, options, (handler) => (onSigterm = handler));
+    if (served) return new Promise<never>(() => undefined); // runs until SIGTERM
+  }
+
+  const controller = new AbortController();
+  onSigterm = () => controller.abort(new CgiTermination('SIGTERM'));
+  process.on('uncaughtException', (err) => controller.abort(err));
+  process.on('unhandledRejection', (reason) => controller.abort(reason instanceof Error ? reason : new Error(`unhandled rejection: ${String(reason)}`)));
+  // Nothing left to wait for but no response yet: the app's promise can never settle.
+  process.on('beforeExit', () => controller.abort(new CgiStalled('the app did not finish its response and has nothing left to wait for')));
+  process.stdout.on('error', () => undefined); // K-13: handled by the sink; never an uncaught EPIPE
+
+  const code = await runCgiChild(service, {
+    env,
+    stdin: 0,
+    stdout: process.stdout,
+    stderr: processStderr,
+    scriptName: env.SCRIPT_FILENAME || splitAppSpec(appSpec).file,
+    maxBodyBytes: options.maxBodyBytes,
+    signal: controller.signal,
+  });
+  process.exit(code);
+}
+
+function isSocket(fd: number): boolean {
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * K-18: FastCGI on the listening socket a process manager handed over as fd 0. False when fd 0
+ * is a socket that does not listen (a connected socketpair from the parent), so the caller
+ * falls back to CGI mode.
+ */
+async function serveSpawnedFastcgi(service: Service, options: CgiProcessOptions, onSigterm: (handler: () => void) => void): Promise<boolean> {
+  const [{ createFastcgiServer }, { InflightCounter, PeerFilter }, { createLogger }, { normalizeMount }] = await Promise.all([
+    import('./fronts/fastcgi.js'),
+    import('./fronts/common.js'),
+    import('./log.js'),
+    import('./environ.js'),
+  ]);
+  const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
+  const allowText = options.fastcgiAllow ?? process.env.FCGI_WEB_SERVER_ADDRS;
+  let allow;
+  try {
+    allow = allowText === undefined || allowText.trim() === '' ? undefined : new PeerFilter(allowText);
+  } catch (err) {
+    processStderr.write(`gatewire: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const inflight = new InflightCounter(options.maxInflight);
+  const server = createFastcgiServer({
+    service,
+    mount: normalizeMount(options.mount),
+    logger,
+    allow,
+    maxParamsBytes: options.maxParamsBytes,
+    maxBodyBytes: options.maxBodyBytes,
+    headersTimeout: options.headersTimeout,
+    idleTimeout: options.idleTimeout,
+    inflight,
+    multiprocess: true, // spawn-fcgi -F and mod_fcgid run several of us on one socket
+  });
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen({ fd: 0 }, () => resolve(true));
+  });
+  if (!listening) return false;
+  server.on('error', (err) => logger.error(`fastcgi listener fd:0: ${err.message}`));
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (socket: import('node:net').Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  logger.info('listening: fastcgi on fd:0 (spawned by a process manager)');
+  process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`, { stack: (reason as Error)?.stack }));
+  process.on('uncaughtException', (err) => logger.error(`uncaught exception: ${err.message}`, { stack: err.stack }));
+
+  let stopping = false;
+  onSigterm(() => {
+    // K-19: stop accepting, let in-flight requests finish, exit 0.
+    if (stopping) return;
+    stopping = true;
+    logger.info(`SIGTERM: finishing ${inflight.count} in-flight request(s) (up to ${options.shutdownTimeout} ms)`);
+    server.close();
+    const deadline = Date.now() + options.shutdownTimeout;
+    let quiet = 0;
+    const check = (): void => {
+      quiet = inflight.count === 0 ? quiet + 1 : 0;
+      if (quiet >= 2 || Date.now() >= deadline) {
+        if (inflight.count > 0) logger.warn(`shutdown: ${inflight.count} request(s) still running after ${options.shutdownTimeout} ms; closing`);
+        for (const socket of sockets) socket.destroy();
+        void logger.close().finally(() => process.exit(0));
+        return;
+      }
+      setTimeout(check, 50);
+    };
+    check();
+  });
+  return true;
+}
