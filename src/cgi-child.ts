@@ -13,6 +13,11 @@
  * first (K-8), or a complete HTTP response when the script's name starts with `nph-` (K-11),
  * flushed before exit (K-12). stdout closed by the server (EPIPE) ends the run quietly (K-13).
  *
+ * Before exiting, what the app left unread of CONTENT_LENGTH is read and dropped (mod_cgid
+ * shares one socket for stdin and stdout and loses the response when we close it unread), and
+ * while stdout is blocked the body is taken into memory (up to 16 MiB) so a host that writes
+ * the whole body before reading the output (Apache mod_cgi) cannot deadlock with us.
+ *
  * Exit codes: 0 response sent (or the server closed stdout: the client went away);
  * 1 the app failed (500 sent before the head, truncated after it, R-11) or REQUEST_METHOD
  * missing (K-2); 2 the app cannot be loaded or an option is bad; 143 SIGTERM (K-16).
@@ -87,6 +92,12 @@ export function isNphName(scriptPath: string | undefined): boolean {
   return scriptPath !== undefined && path.basename(scriptPath).startsWith('nph-');
 }
 
+/** K-11: the status-line version of an nph- response (SERVER_PROTOCOL's), or undefined when not NPH. */
+function nphVersion(env: Record<string, string | undefined>, scriptPath: string | undefined): HttpVersion | undefined {
+  if (!isNphName(scriptPath)) return undefined;
+  return env.SERVER_PROTOCOL === 'HTTP/1.0' || env.SERVER_PROTOCOL === 'INCLUDED' ? 'HTTP/1.0' : 'HTTP/1.1';
+}
+
 /** Thrown by cgiVars when REQUEST_METHOD is missing (K-2: 500 and exit 1, not a 400). */
 export class NotCgiError extends Error {
   override name = 'NotCgiError';
@@ -158,6 +169,17 @@ type ChunkReader = (max: number) => Promise<Buffer | null>;
 const READ_CHUNK = 64 * 1024;
 
 /**
+ * How much unread body is taken into memory while stdout is blocked. Apache mod_cgi/mod_cgid
+ * write the whole body before they read the output (protocols.md §0.1 item 12): an app that
+ * streams a large answer without reading its body would wait on a full stdout while Apache
+ * waits on a full stdin, until Apache's Timeout (60 s). Bodies up to this size never deadlock.
+ */
+const PREFETCH_MAX = 16 * 1024 * 1024;
+
+/** After the response: how long to wait for more unread body bytes before exiting anyway. */
+const DISCARD_IDLE_MS = 10_000;
+
+/**
  * Exact reads on a file descriptor: never more than asked, so nothing past CONTENT_LENGTH is
  * consumed (RFC 3875 §4.2). A non-blocking descriptor (EAGAIN) is polled.
  */
@@ -226,6 +248,7 @@ class StdinBody extends BodyInput {
   private want = false;
   private pumping = false;
   private discarding = false;
+  private prefetching = false;
 
   constructor(
     private readonly reader: ChunkReader,
@@ -239,6 +262,8 @@ class StdinBody extends BodyInput {
     };
     super(source, expected);
     source.owner = this;
+    // A truncated body is the app's error to see when it reads; unread, it is not a process crash.
+    this.on('error', () => undefined);
   }
 
   override _read(): void {
@@ -247,14 +272,41 @@ class StdinBody extends BodyInput {
   }
 
   /**
-   * Reads and drops what the app left of CONTENT_LENGTH, while the response is flushed: a host
-   * that writes the whole body before reading the output (Apache mod_cgi) would otherwise wait
-   * on a full pipe while we wait on a full stdout.
+   * Reads and drops what the app left of CONTENT_LENGTH before the process exits. Under Apache
+   * mod_cgid stdin and stdout are one unix socket: closing it with unread bytes makes the
+   * kernel report ECONNRESET to Apache, which then drops the response it was still reading.
+   * Resolves when CONTENT_LENGTH is consumed, at EOF, or after `idleMs` without a byte.
    */
-  discardRest(): void {
-    if (this.consumed >= this.expected) return;
+  discardRest(idleMs: number): Promise<void> {
+    if (this.consumed >= this.expected) return Promise.resolve();
     this.discarding = true;
-    this.demand();
+    return new Promise((resolve) => {
+      let last = this.consumed;
+      const timer = setInterval(() => {
+        if (this.consumed === last) finish();
+        last = this.consumed;
+      }, idleMs);
+      const finish = (): void => {
+        clearInterval(timer);
+        this.onDiscarded = undefined;
+        resolve();
+      };
+      this.onDiscarded = finish;
+      this.demand();
+    });
+  }
+
+  private onDiscarded: (() => void) | undefined;
+
+  /** stdout is blocked: keep reading the body into memory, up to PREFETCH_MAX unread bytes. */
+  prefetch(): void {
+    if (this.consumed >= this.expected || this.prefetching) return;
+    this.prefetching = true;
+    void this.pump();
+  }
+
+  private wanted(): boolean {
+    return this.want || this.discarding || (this.prefetching && this.readableLength < PREFETCH_MAX);
   }
 
   private demand(): void {
@@ -266,19 +318,20 @@ class StdinBody extends BodyInput {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while ((this.want || this.discarding) && this.consumed < this.expected && (this.discarding || !this.destroyed)) {
+      while (this.wanted() && this.consumed < this.expected && (this.discarding || !this.destroyed)) {
         const chunk = await this.reader(Math.min(this.expected - this.consumed, READ_CHUNK));
         if (chunk === null) {
-          this.finish(); // truncated: the app's read fails
+          if (!this.discarding) this.finish(); // truncated: the app's read fails
           return;
         }
         this.consumed += chunk.length;
         if (!this.discarding) this.offer(chunk);
       }
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)));
+      if (!this.discarding) this.fail(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.pumping = false;
+      if (this.discarding) this.onDiscarded?.(); // all of it, EOF or a read error: nothing more to take
     }
   }
 }
@@ -296,6 +349,8 @@ function emptyInput(): BodyInput {
 class CgiStdoutSink implements ResponseSink {
   /** The server closed stdout (EPIPE) or the run was terminated: nothing more is written. */
   gone = false;
+  /** Called when stdout is full (the exchange waits for drain). */
+  onBlocked: (() => void) | undefined;
   /** The runner took over the output (an outside failure): the exchange's writes are dropped. */
   sealed = false;
   headWritten = false;
@@ -338,6 +393,7 @@ class CgiStdoutSink implements ResponseSink {
 
   drain(): Promise<void> {
     if (this.gone) return Promise.resolve();
+    this.onBlocked?.();
     return new Promise((resolve) => {
       const done = (): void => {
         this.out.off('drain', done);
@@ -432,9 +488,7 @@ export interface CgiChildOptions {
 export async function runCgiChild(service: Service, opts: CgiChildOptions): Promise<number> {
   const env = Buffer.isBuffer(opts.env) ? parseEnvironBlock(opts.env) : opts.env;
   const logger = lineLogger(opts.stderr);
-  const protocol = env.SERVER_PROTOCOL === 'HTTP/1.0' || env.SERVER_PROTOCOL === 'INCLUDED' ? 'HTTP/1.0' : 'HTTP/1.1';
-  const nph = isNphName(opts.scriptName ?? env.SCRIPT_FILENAME) ? protocol : undefined;
-  const sink = new CgiStdoutSink(opts.stdout, nph);
+  const sink = new CgiStdoutSink(opts.stdout, nphVersion(env, opts.scriptName ?? env.SCRIPT_FILENAME));
   const isHead = env.REQUEST_METHOD === 'HEAD';
 
   let vars: CgiVars;
@@ -469,6 +523,7 @@ export async function runCgiChild(service: Service, opts: CgiChildOptions): Prom
     exchange.peerGone();
   };
   sink.onGone = () => stop('the web server closed stdout');
+  if (input instanceof StdinBody) sink.onBlocked = () => input.prefetch();
 
   const signal = opts.signal;
   let onAbort: (() => void) | undefined;
@@ -497,13 +552,17 @@ export async function runCgiChild(service: Service, opts: CgiChildOptions): Prom
     logger.error(headWritten ? `app failed after the headers were sent: ${error.message}` : `app failed: ${error.message}`, { request_id: ctx.id, stack: error instanceof CgiStalled ? undefined : error.stack });
     if (sink.gone) return 0;
     if (!headWritten) sink.errorResponse(500, isHead, `request id: ${ctx.id}\n`);
+    const discardedAfterFailure = input instanceof StdinBody ? input.discardRest(DISCARD_IDLE_MS) : undefined;
     await sink.flush();
+    await discardedAfterFailure;
     return 1;
   }
 
   if (sink.gone) return 0; // K-13: the client went away; nothing left to say
-  if (input instanceof StdinBody && !input.complete) input.discardRest();
+  // Read what the app left of the body while the output is flushed (see discardRest).
+  const discarded = input instanceof StdinBody ? input.discardRest(DISCARD_IDLE_MS) : undefined;
   await sink.flush();
+  await discarded;
   return exchange.failed !== undefined || sink.aborted ? 1 : 0;
 }
 
@@ -577,8 +636,7 @@ export async function runCgiProcess(appSpec: string, options: CgiProcessOptions)
     processStderr.write(`gatewire: ${err.message}\n`);
     if (cgi) {
       // The web server still gets a response it can show, not "premature end of script headers".
-      const protocol = env.SERVER_PROTOCOL === 'HTTP/1.0' || env.SERVER_PROTOCOL === 'INCLUDED' ? 'HTTP/1.0' : 'HTTP/1.1';
-      const sink = new CgiStdoutSink(process.stdout, isNphName(env.SCRIPT_FILENAME || splitAppSpec(appSpec).file) ? protocol : undefined);
+      const sink = new CgiStdoutSink(process.stdout, nphVersion(env, env.SCRIPT_FILENAME || splitAppSpec(appSpec).file));
       sink.errorResponse(500, env.REQUEST_METHOD === 'HEAD');
       await sink.flush();
     }

@@ -331,6 +331,68 @@ describe('CGI child: request body (K-2, K-3, §6.3)', () => {
     expect(r.code).toBe(0);
   });
 
+  test('K-3: a body the app leaves unread is consumed (up to CONTENT_LENGTH) before the run ends: mod_cgid resets the response otherwise', async () => {
+    const stdin = new Readable({ read() {} });
+    stdin.push(Buffer.alloc(100_000, 0x61));
+    stdin.push(Buffer.from('EXTENSION'));
+    stdin.push(null);
+    const r = await runIn(hello, { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: '100000' }, { stdin });
+    expect(r.code).toBe(0);
+    const rest: Buffer[] = [];
+    for await (const c of stdin) rest.push(c as Buffer);
+    expect(Buffer.concat(rest).toString()).toBe('EXTENSION');
+  });
+
+  test('§0.1 item 12: a host that writes the whole body before reading any output (Apache mod_cgi) does not deadlock with an app that answers first and reads later', async () => {
+    const body = Buffer.alloc(512 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = i % 253;
+    let sent = 0;
+    let hostWroteAll = false;
+    const held: Array<() => void> = [];
+    // The host hands out body pieces as we read them, and reads our output only once all are taken.
+    const stdin = new Readable({
+      highWaterMark: 16 * 1024,
+      read() {
+        if (sent >= body.length) {
+          this.push(null);
+          return;
+        }
+        const piece = body.subarray(sent, sent + 16 * 1024);
+        sent += piece.length;
+        this.push(piece);
+        if (sent >= body.length) {
+          hostWroteAll = true;
+          for (const release of held.splice(0)) release();
+        }
+      },
+    });
+    const collected: Buffer[] = [];
+    const stdout = new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _enc, done) {
+        collected.push(Buffer.from(chunk));
+        if (hostWroteAll) done();
+        else held.push(() => done());
+      },
+    });
+    const app: App = (environ, start) => {
+      start('200 OK', [['Content-Type', 'application/octet-stream']]);
+      return (async function* () {
+        for (let i = 0; i < 8; i++) yield Buffer.alloc(64 * 1024, 0x6f);
+        let n = 0;
+        const hash: number[] = [];
+        for await (const c of environ['gatewire.input']) {
+          for (const b of c as Buffer) hash.push(b);
+          n += (c as Buffer).length;
+        }
+        yield `|${n}|${Buffer.from(hash).equals(body)}`;
+      })();
+    };
+    const code = await runCgiChild({ app, interface: 'environ' }, { env: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length) }, stdin, stdout });
+    expect(code).toBe(0);
+    expect(Buffer.concat(collected).toString('latin1').endsWith(`|${body.length}|true`)).toBe(true);
+  });
+
   test('K-3: a body larger than one read arrives whole and in order', async () => {
     const big = Buffer.alloc(300_000);
     for (let i = 0; i < big.length; i++) big[i] = i % 251;
@@ -609,6 +671,11 @@ const TEST_APPS: Record<string, string> = {
   return [body];
 }`,
   'throws.mjs': `export default function throws() { throw new Error('app exploded'); }`,
+  'ignores-body.mjs': `export default function ignoresBody(environ, start) {
+  start('200 OK', [['Content-Type', 'application/octet-stream']]);
+  const block = Buffer.alloc(64 * 1024, 0x6f);
+  return environ.QUERY_STRING === 'stream' ? (function* () { for (let i = 0; i < 16; i++) yield block; })() : [Buffer.alloc(1024 * 1024, 0x6f)];
+}`,
   'throws-late.mjs': `export default function late(environ, start) {
   start('200 OK', [['Content-Type', 'application/octet-stream']]);
   return (async function* () { yield Buffer.alloc(1024 * 1024, 0x7a); throw new Error('late explosion'); })();
@@ -970,6 +1037,7 @@ describeWithPeers('gatewire cgi under Apache mod_cgi / mod_cgid (fixtures/apache
         fs.writeFileSync(path.join(dir.path, 'status.cgi'), editedWrapper(appPath('status.mjs')), { mode: 0o755 });
         fs.writeFileSync(path.join(dir.path, 'throws.cgi'), editedWrapper(appPath('throws.mjs')), { mode: 0o755 });
         fs.writeFileSync(path.join(dir.path, 'shebang.mjs'), shebangApp(), { mode: 0o755 });
+        fs.writeFileSync(path.join(dir.path, 'ignores-body.cgi'), editedWrapper(appPath('ignores-body.mjs')), { mode: 0o755 });
         openToPeers(dir.path);
         const apache = await startApache({ template: 'cgi', mpm, vars: { CGI_DIR: dir.path } });
         try {
@@ -997,6 +1065,13 @@ describeWithPeers('gatewire cgi under Apache mod_cgi / mod_cgid (fixtures/apache
           expect(head.body.length).toBe(0);
           const sheb = await httpGet(apache.url('/cgi-bin/shebang.mjs/p?isindex'));
           expect(sheb.body.toString()).toBe('shebang app /p isindex\n');
+          // Apache writes the whole body before it reads the output (protocols.md §0.1 item 12):
+          // an app that ignores a 1 MiB body and answers 1 MiB must not deadlock with it.
+          const ignored = await httpGet(apache.url('/cgi-bin/ignores-body.cgi'), { method: 'POST', body: Buffer.alloc(1024 * 1024, 0x69), timeoutMs: 20_000 });
+          expect(ignored.status).toBe(200);
+          expect(ignored.body.length).toBe(1024 * 1024);
+          const streamed = await httpGet(apache.url('/cgi-bin/ignores-body.cgi?stream'), { method: 'POST', body: Buffer.alloc(1024 * 1024, 0x69), timeoutMs: 20_000 });
+          expect(streamed.body.length).toBe(1024 * 1024);
         } finally {
           await apache.stop();
         }
