@@ -26,6 +26,12 @@ export interface ResponseSink {
   drain(): Promise<void>;
   /** Completes the response. */
   end(): void;
+  /**
+   * Optional: the whole response in one call, for a body known in full before anything was sent
+   * (the common one-chunk case). `body` is undefined when there is none to send (HEAD, 204, 304);
+   * a string is UTF-8. A front that implements it can put head and body in one write.
+   */
+  complete?(status: number, reason: string, headers: HeaderList, body: Buffer | string | undefined): void;
   /** Ends the response so the peer sees an error (R-11): truncation, a reset, a failed END_REQUEST. */
   abort(err: Error): void;
   /** True once the peer is gone; the exchange stops producing. */
@@ -145,7 +151,12 @@ export class Exchange {
   private async fromArray(body: readonly Chunk[]): Promise<void> {
     // The common case: one chunk. Known length, so headers and body go out together.
     if (body.length === 1 && !this.headersSent) {
-      const buf = toBuffer(body[0] as Chunk);
+      const chunk = body[0] as Chunk;
+      if (this.sink.complete !== undefined && this.headers !== undefined && this.declaredLength < 0 && (typeof chunk === 'string' || Buffer.isBuffer(chunk))) {
+        this.completeWhole(chunk, this.sink.complete.bind(this.sink));
+        return;
+      }
+      const buf = toBuffer(chunk);
       if (buf.length > 0) this.requireStarted();
       this.finish(buf.length > 0 ? buf : undefined);
       return;
@@ -191,6 +202,21 @@ export class Exchange {
       if (this.sink.closed) throw new PeerGone();
     }
     this.iterator = undefined;
+  }
+
+  /** The whole body is one chunk and no Content-Length was declared: compute it, send all at once. */
+  private completeWhole(chunk: string | Buffer, complete: NonNullable<ResponseSink['complete']>): void {
+    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    const headers = this.headers as HeaderList;
+    if (this.status !== 204 && this.status !== 304) {
+      headers.push(['Content-Length', String(length)]);
+      this.declaredLength = length;
+    }
+    this.bytes = length;
+    this.headersSent = true;
+    this.state = 'done';
+    if (this.sink.closed) return;
+    complete(this.status, this.reason, headers, this.bodyAllowed() && length > 0 ? chunk : undefined);
   }
 
   private requireStarted(): void {

@@ -24,7 +24,7 @@ import {
   splitMount,
 } from '../environ.js';
 import type { Logger } from '../log.js';
-import { RequestContext, makeEnviron } from '../request.js';
+import { RequestContext, makeEnviron, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
 
 export interface HttpFrontOptions {
@@ -88,10 +88,11 @@ class HttpFront {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = this.opts.logger.access === null ? 0 : performance.now();
+    const ctx = new RequestContext(this.opts.logger);
     let vars: CgiVars;
     let chunked: boolean;
     try {
-      [vars, chunked] = this.requestVars(req);
+      [vars, chunked] = this.requestVars(req, newVars(ctx));
     } catch (err) {
       if (err instanceof RequestError) this.reject(req, res, err);
       else this.reject(req, res, new RequestError(400, String(err)));
@@ -101,7 +102,6 @@ class HttpFront {
       this.callNode(this.node, req, res, vars, chunked, started);
       return;
     }
-    const ctx = new RequestContext(this.opts.logger);
     const input = chunked ? new LimitedInput(req, this.opts.maxBodyBytes) : req;
     const environ = makeEnviron(vars, ctx, {
       input,
@@ -160,7 +160,7 @@ class HttpFront {
   }
 
   /** The CGI variables of a request, or a RequestError to answer. Returns [vars, chunked]. */
-  private requestVars(req: IncomingMessage): [CgiVars, boolean] {
+  private requestVars(req: IncomingMessage, vars: CgiVars): [CgiVars, boolean] {
     if (req.httpVersionMajor !== 1 || (req.httpVersionMinor !== 0 && req.httpVersionMinor !== 1)) {
       throw new RequestError(505, `HTTP version ${req.httpVersion} not supported`); // H-3
     }
@@ -172,20 +172,18 @@ class HttpFront {
     if (split === null) throw new RequestError(404, `path outside the mount ${this.opts.mount}`); // E-5.1
 
     const socket = req.socket;
-    const vars: CgiVars = {
-      REQUEST_METHOD: method,
-      SCRIPT_NAME: split[0],
-      PATH_INFO: split[1],
-      QUERY_STRING: target.query,
-      REQUEST_URI: target.requestUri,
-      SERVER_NAME: '',
-      SERVER_PORT: socket.localPort === undefined ? '80' : String(socket.localPort),
-      SERVER_PROTOCOL: req.httpVersionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0',
-      SERVER_SOFTWARE,
-      GATEWAY_INTERFACE: 'CGI/1.1',
-      REQUEST_SCHEME: 'http',
-      REMOTE_ADDR: socket.remoteAddress === undefined ? 'unix:' : normalizeRemoteAddr(socket.remoteAddress),
-    };
+    vars.REQUEST_METHOD = method;
+    vars.SCRIPT_NAME = split[0];
+    vars.PATH_INFO = split[1];
+    vars.QUERY_STRING = target.query;
+    vars.REQUEST_URI = target.requestUri;
+    vars.SERVER_NAME = '';
+    vars.SERVER_PORT = socket.localPort === undefined ? '80' : String(socket.localPort);
+    vars.SERVER_PROTOCOL = req.httpVersionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0';
+    vars.SERVER_SOFTWARE = SERVER_SOFTWARE;
+    vars.GATEWAY_INTERFACE = 'CGI/1.1';
+    vars.REQUEST_SCHEME = 'http';
+    vars.REMOTE_ADDR = socket.remoteAddress === undefined ? 'unix:' : normalizeRemoteAddr(socket.remoteAddress);
     if (socket.remotePort !== undefined) vars.REMOTE_PORT = String(socket.remotePort);
     if (socket.localAddress !== undefined) vars.SERVER_ADDR = normalizeRemoteAddr(socket.localAddress);
 
@@ -335,6 +333,12 @@ class HttpSink implements ResponseSink {
 
   write(chunk: Buffer): boolean {
     return this.res.write(chunk);
+  }
+
+  /** One call for a whole known-length response: Node then sends head and body in one write. */
+  complete(status: number, reason: string, headers: HeaderList, body: Buffer | string | undefined): void {
+    this.head(status, reason, headers);
+    this.res.end(body);
   }
 
   drain(): Promise<void> {
