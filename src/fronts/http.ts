@@ -24,7 +24,7 @@ import {
   splitMount,
 } from '../environ.js';
 import type { Logger } from '../log.js';
-import { RequestContext, makeEnviron, newVars } from '../request.js';
+import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
 
 export interface HttpFrontOptions {
@@ -149,7 +149,9 @@ class HttpFront {
       } else res.destroy();
     };
     if (started !== 0) {
-      res.on('finish', () => this.accessLog(req, vars, '-', res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
+      // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-".
+      const id = newRequestId();
+      res.on('finish', () => this.accessLog(req, vars, id, res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
     }
     try {
       const r = handler(req, res);
@@ -245,6 +247,20 @@ class HttpFront {
     const status = tooLarge ? 431 : timeout ? 408 : 400;
     this.opts.logger.warn(`http: ${status} ${err.code ?? ''} ${err.message}`, { remote: normalizeRemoteAddr(socket.remoteAddress) });
     const reason = http.STATUS_CODES[status] as string;
+    this.opts.logger.access?.({
+      id: newRequestId(),
+      protocol: 'http',
+      remoteAddr: normalizeRemoteAddr(socket.remoteAddress),
+      method: '-',
+      uri: '-',
+      serverProtocol: '-',
+      status,
+      bytes: reason.length + 1,
+      referer: undefined,
+      userAgent: undefined,
+      durationMs: 0,
+      time: new Date(),
+    });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length + 1}\r\nConnection: close\r\n\r\n${reason}\n`);
   }
 
