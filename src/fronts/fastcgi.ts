@@ -41,11 +41,20 @@ const DRAIN_MS = 2000;
 
 export function createFastcgiServer(opts: GatewayFrontOptions): net.Server {
   const server = net.createServer({ noDelay: true });
+  const connections = new Set<FastcgiConnection>();
   server.on('connection', (socket: Socket) => {
     if (refusePeer(socket, opts, 'fastcgi')) return;
-    new FastcgiConnection(socket, opts);
+    const conn = new FastcgiConnection(socket, opts);
+    connections.add(conn);
+    socket.once('close', () => connections.delete(conn));
   });
-  return server;
+  // Graceful shutdown: web servers keep FastCGI connections open between requests (keep-conn),
+  // so "idle" must be closed by us, like http.Server.closeIdleConnections() does for HTTP.
+  return Object.assign(server, {
+    closeIdleConnections(): void {
+      for (const conn of connections) conn.shutdown();
+    },
+  });
 }
 
 type RequestState = 'params' | 'body' | 'done';
@@ -75,6 +84,8 @@ class FastcgiConnection {
   private readonly requests = new Map<number, FastcgiRequest>();
   /** Set once the connection is on its way out: nothing more is decoded or written. */
   private closing = false;
+  /** The server is shutting down: close when no request is left, whatever keepConn said. */
+  private draining = false;
   /** keepConn of the most recent BEGIN_REQUEST: the web server's wish once no request is left (F-40). */
   private keepConn = true;
   private readonly remote: string;
@@ -297,7 +308,7 @@ class FastcgiConnection {
     if (this.closing || this.socket.destroyed) return;
     this.write(encodeResponseEnd(req.id, appStatus));
     if (req.paused) this.resumeFor(req);
-    if (!this.keepConn && this.requests.size === 0) this.closeGracefully();
+    if ((!this.keepConn || this.draining) && this.requests.size === 0) this.closeGracefully();
     else if (this.requests.size === 0) this.socket.setTimeout(this.opts.idleTimeout);
   }
 
@@ -376,6 +387,12 @@ class FastcgiConnection {
     }
     this.closing = true;
     if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** Server shutdown: close now if no request is active, else once the last one ends. */
+  shutdown(): void {
+    this.draining = true;
+    if (this.requests.size === 0 && !this.closing) this.closeGracefully();
   }
 
   /** F-41 idle keep-conn connections, and requests whose head or body stalled. */
