@@ -159,7 +159,8 @@ export class Gateway {
   private async doClose(graceMs: number): Promise<void> {
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     const idle = (): void => {
-      for (const l of this.listeners) if (l.server instanceof http.Server) l.server.closeIdleConnections();
+      // http.Server has it natively; the FastCGI front (keep-conn) and the auto listener add their own.
+      for (const l of this.listeners) (l.server as net.Server & { closeIdleConnections?: () => void }).closeIdleConnections?.();
     };
     idle();
     const sweep = setInterval(idle, 50);
