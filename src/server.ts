@@ -3,7 +3,6 @@
  * and removed; graceful close. Fronts are registered in FRONTS, so a new protocol is one entry.
  */
 import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import type { Service } from './app.js';
 import { normalizeMount } from './environ.js';
