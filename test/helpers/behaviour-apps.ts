@@ -180,7 +180,7 @@ function expressApp(): express.Express {
     res.cookie('b', '2', { encode: String });
     res.type('text/plain').send('two cookies\n');
   });
-  app.get('/forever', (req, res) => {
+  app.get('/forever', (_req, res) => {
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     res.type('application/octet-stream');
