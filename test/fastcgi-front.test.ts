@@ -923,6 +923,17 @@ describe('FastCGI front: STDIN (F-25..F-30)', () => {
     expect(empty.input_terminated).toBe(true);
   });
 
+  test('F-25 / E-4: a streamed body (no CONTENT_LENGTH) over --max-body-bytes fails the app\'s read; the connection survives', async () => {
+    const small = await extraGateway({ maxBodyBytes: '1000' });
+    const conn = await FcgiConn.open(small);
+    const res = await request(P('/echo/f25limit', { method: 'POST', contentLength: 'stream' }), { stdinChunks: [Buffer.alloc(600, 'a'), Buffer.alloc(600, 'b')], keepConn: true }, conn);
+    expect(res.completed).toBe(true);
+    expect(envOf(res).inputError).toMatch(/limit/);
+    expect(envOf(res).bodyLength).toBeLessThanOrEqual(1000);
+    expect(statusOf(await request(P('/echo/f25limit2'), { id: 2, keepConn: true }, conn))).toBe(200);
+    conn.destroy();
+  });
+
   test('F-26 / §2.4: STDIN before PARAMS EOS → connection closed, nothing written', async () => {
     const conn = await FcgiConn.open(addr);
     const stream = encodeParamsStream(1, P('/echo/f26'));
