@@ -803,7 +803,11 @@ describeWithPeers('Apache mod_proxy_scgi and mod_proxy_uwsgi → gatewire', ['ap
       SERVER_SOFTWARE: expect.stringMatching(/^Apache/),
     });
     expect(echo.environ['GATEWAY_INTERFACE']).toBeUndefined(); // mod_proxy_scgi leaves it out
-    expect(echo.environ['SCRIPT_NAME'] + (echo.environ['PATH_INFO'] ?? '')).toBe('/scgi/a/b');
+    // Apache sends no PATH_INFO: gatewire splits REQUEST_URI's path by the (empty) mount (E-5.2).
+    expect({ SCRIPT_NAME: echo.environ['SCRIPT_NAME'], PATH_INFO: echo.environ['PATH_INFO'] }).toEqual({ SCRIPT_NAME: '', PATH_INFO: '/scgi/a/b' });
+    // What Apache adds on its own, passed through as sent (E-15).
+    expect(echo.environ['SCRIPT_FILENAME']).toBe(`proxy:scgi://${gw.addr('scgi')}/a/b`);
+    expect(echo.environ['CONTEXT_DOCUMENT_ROOT']).toBe(path.join(apache.prefix, 'htdocs'));
   }));
 
   test('U-8: mod_proxy_uwsgi GET: gatewire answers with an HTTP status line, which Apache requires', withPeerLogs(async () => {
@@ -833,6 +837,15 @@ describeWithPeers('Apache mod_proxy_scgi and mod_proxy_uwsgi → gatewire', ['ap
     // repeated fields other than Set-Cookie into one line; mod_proxy_uwsgi keeps them apart.
     responseBehaviour(`mod_proxy_${proto}:`, proto === 'scgi' ? 'S-8' : 'U-8 U-9', (p) => apache.url(p), prefix, proto === 'scgi');
 
+    test(`${proto === 'scgi' ? 'S-7' : 'U-6'}: mod_proxy_${proto} refuses a chunked request itself (411 Length Required); gatewire never sees it`, withPeerLogs(async () => {
+      const res = await upload(apache.url(`${prefix}chunked`), 3 * MiB + 5, true);
+      expect(res.status).toBe(411);
+      await httpGet(apache.url(`${prefix}after-chunked`));
+      const uris = (await gw.waitFor((e) => e.some((x) => x.uri === `${prefix}after-chunked`))).map((e) => e.uri);
+      expect(uris).toContain(`${prefix}after-chunked`);
+      expect(uris).not.toContain(`${prefix}chunked`);
+    }));
+
     test(`${proto === 'scgi' ? 'S-7' : 'U-6'}: 100 MiB through mod_proxy_${proto}: length and SHA-256 match`, withPeerLogs(async () => {
       const res = await upload(apache.url(`${prefix}upload`), UPLOAD);
       expect(res.status).toBe(200);
@@ -848,7 +861,7 @@ describeWithPeers('Apache mod_proxy_scgi and mod_proxy_uwsgi → gatewire', ['ap
 // ---------------------------------------------------------------------------------------
 
 /** Starts uWSGI's HTTP router on a free port, forwarding to `to` (retries a taken port). */
-async function startRouter(to: string): Promise<{ proc: PeerProcess; port: number }> {
+async function startRouter(to: string, extra: readonly string[] = []): Promise<{ proc: PeerProcess; port: number }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -856,7 +869,7 @@ async function startRouter(to: string): Promise<{ proc: PeerProcess; port: numbe
       // Debian's uwsgi-core ships the router as /usr/lib/uwsgi/plugins/http_plugin.so.
       const proc = await startProcess(
         peerPath('uwsgi'),
-        ['--plugin', 'http', '--master', '--http', `127.0.0.1:${port}`, '--http-to', to, '--http-timeout', '120'],
+        ['--plugin', 'http', '--master', '--http', `127.0.0.1:${port}`, '--http-to', to, '--http-timeout', '120', ...extra],
         { name: 'uwsgi http router', readyPort: port, readyLine: /spawned uWSGI http 1/, stopSignal: 'SIGINT' },
       );
       return { proc, port };
@@ -900,6 +913,18 @@ describeWithPeers('uWSGI HTTP router (uwsgi --plugin http --http ... --http-to .
     });
   }));
 
+  test('U-6: a chunked request: the router (without --http-chunked-input) forwards HTTP_TRANSFER_ENCODING but no CONTENT_LENGTH and no body', withPeerLogs(async () => {
+    const answer = await timedRequest(port, [
+      'POST /r/chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    ]);
+    expect(answer.status).toBe(200);
+    const echo = JSON.parse(answer.body.toString('utf8')) as Echo;
+    expect(echo.environ['HTTP_TRANSFER_ENCODING']).toBe('chunked');
+    expect(echo.environ['CONTENT_LENGTH']).toBeUndefined();
+    // uWSGI's router drops the body: a limitation of the peer, documented here.
+    expect(echo.body_length).toBe(0);
+  }));
+
   test('U-6: POST through the router: the body arrives exactly', withPeerLogs(async () => {
     const body = randomBytes(300_000);
     const echo = echoOf(await httpGet(url('/r/post'), { method: 'POST', body }));
@@ -914,6 +939,39 @@ describeWithPeers('uWSGI HTTP router (uwsgi --plugin http --http ... --http-to .
     expect(res.status).toBe(200);
     const echo = JSON.parse(res.body.toString('utf8')) as Echo;
     expect({ length: echo.body_length, sha: echo.body_sha256 }).toEqual({ length: UPLOAD, sha: res.sentSha256 });
+  }));
+});
+
+describeWithPeers('uWSGI HTTP router with --http-chunked-input → gatewire --uwsgi', ['uwsgi'], () => {
+  let gw: Gatewire;
+  let router: { proc: PeerProcess; port: number };
+  beforeAll(async () => {
+    gw = await startGatewire(['uwsgi']);
+    router = await startRouter(gw.addr('uwsgi'), ['--http-chunked-input']);
+  });
+  afterAll(async () => {
+    await router?.proc.stop();
+    await gw?.stop();
+  });
+
+  test('U-6 §0.1 #15: the raw chunked stream follows the vars without CONTENT_LENGTH: never parsed as a request, and a warning', withPeerLogs(async () => {
+    const answer = await timedRequest(router.port, [
+      'POST /r/raw-chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+      '5\r\nhello\r\n',
+      200,
+      '6\r\n world\r\n0\r\n\r\n',
+    ]);
+    expect(answer.status).toBe(200);
+    const echo = JSON.parse(answer.body.toString('utf8')) as Echo;
+    expect(echo.environ['HTTP_TRANSFER_ENCODING']).toBe('chunked');
+    expect(echo.environ['CONTENT_LENGTH']).toBeUndefined();
+    // gatewire does not decode uwsgi chunked input (uWSGI's own apps read it with
+    // uwsgi.chunked_read()): the app sees no body, and the log says bytes were left unread.
+    for (let i = 0; i < 100 && !gw.log().includes('past the CONTENT_LENGTH'); i++) await sleep(20);
+    expect(gw.log()).toMatch(/"level":"warn","message":"uwsgi: bytes past the CONTENT_LENGTH of 0 /);
+    await httpGet(`http://127.0.0.1:${router.port}/r/after`);
+    const uris = (await gw.waitFor((e) => e.some((x) => x.uri === '/r/after'))).map((e) => e.uri);
+    expect(uris).toEqual(['/r/raw-chunked', '/r/after']);
   }));
 });
 
