@@ -172,10 +172,13 @@ export function isCgiKey(key: string): boolean {
   return CGI_KEY.test(key);
 }
 
-/** E-4: CONTENT_LENGTH must be ASCII digits, no sign or space. */
+/**
+ * E-4: CONTENT_LENGTH must be ASCII digits, no sign or space (null otherwise: 400). A number too
+ * long to be exact is Infinity, so it meets every size limit (413), as §2.4 asks.
+ */
 export function parseContentLength(value: string): number | null {
-  if (value.length === 0 || value.length > 15 || !/^[0-9]+$/.test(value)) return null;
-  return Number(value);
+  if (value.length === 0 || !/^[0-9]+$/.test(value)) return null;
+  return value.length > 15 ? Number.POSITIVE_INFINITY : Number(value);
 }
 
 /** Options for turning a gateway's params into an environ. */
@@ -228,33 +231,43 @@ export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: Ga
   return vars;
 }
 
-/** E-5.2 (and U-7): make SCRIPT_NAME/PATH_INFO what the HTTP front would give for the same URL. */
+/**
+ * E-5.2 (and U-7): make SCRIPT_NAME/PATH_INFO what the HTTP front would give for the same URL.
+ * - uwsgi modifier1 30: PATH_INFO loses the SCRIPT_NAME prefix, on a segment boundary only.
+ * - With a mount, the mount decides, unless the web server already split on it (SCRIPT_NAME is
+ *   the mount): the decoded request path is split by it. This repairs nginx fastcgi_params
+ *   (SCRIPT_NAME = whole path), uwsgi_params (PATH_INFO = whole path), scgi_params (neither) and
+ *   Apache ProxyPass. A path outside the mount keeps what was sent.
+ * - Without a mount, a non-empty PATH_INFO is kept as sent; otherwise SCRIPT_NAME is "" and the
+ *   request path is PATH_INFO, as over HTTP.
+ */
 export function repairScriptName(vars: CgiVars, opts: Pick<GatewayEnvironOptions, 'mount' | 'stripScriptName'>): void {
-  const sent = vars.SCRIPT_NAME ?? '';
-  const info = vars.PATH_INFO ?? '';
-  if (info !== '') {
-    if (opts.stripScriptName && sent !== '') {
-      const rest = splitMount(info, normalizeMount(sent));
-      if (rest !== null) vars.PATH_INFO = rest[1];
-    }
-    vars.SCRIPT_NAME = sent === '/' ? '' : sent;
-    if (vars.PATH_INFO === undefined) vars.PATH_INFO = '';
+  let sent = vars.SCRIPT_NAME ?? '';
+  let info = vars.PATH_INFO ?? '';
+  if (opts.stripScriptName && sent !== '' && info !== '') {
+    const rest = splitMount(info, normalizeMount(sent));
+    if (rest !== null) info = rest[1];
+  }
+  if (sent === '/') sent = '';
+  if (opts.mount === '' ? info !== '' : sent === opts.mount) {
+    vars.SCRIPT_NAME = sent;
+    vars.PATH_INFO = info;
     return;
   }
-  const path = requestPath(vars);
+  const path = requestPath(vars, sent + info);
   if (path === null) throw new RequestError(400, 'NUL byte in the request path');
-  const split = path === undefined ? null : splitMount(path, opts.mount);
+  const split = splitMount(path, opts.mount);
   if (split === null) {
-    vars.SCRIPT_NAME = sent === '/' ? '' : sent;
-    vars.PATH_INFO = '';
-  } else {
-    vars.SCRIPT_NAME = split[0];
-    vars.PATH_INFO = split[1];
+    vars.SCRIPT_NAME = sent; // outside the mount: as sent
+    vars.PATH_INFO = info;
+    return;
   }
+  vars.SCRIPT_NAME = split[0];
+  vars.PATH_INFO = split[1];
 }
 
-/** The decoded path of REQUEST_URI (absolute-form authority dropped), else DOCUMENT_URI, else SCRIPT_NAME. */
-function requestPath(vars: CgiVars): string | null | undefined {
+/** The decoded path of REQUEST_URI (absolute-form authority dropped), else DOCUMENT_URI, else what was sent. */
+function requestPath(vars: CgiVars, sentPath: string): string | null {
   const uri = vars.REQUEST_URI;
   if (uri !== undefined && uri !== '') {
     let path = uri;
@@ -269,7 +282,7 @@ function requestPath(vars: CgiVars): string | null | undefined {
     }
     return percentDecodePath(path);
   }
-  return vars.DOCUMENT_URI ?? vars.SCRIPT_NAME;
+  return vars.DOCUMENT_URI ?? sentPath;
 }
 
 /** E-10: https iff HTTPS is on/ON/1 or REQUEST_SCHEME is https. Never from X-Forwarded-Proto. */

@@ -357,3 +357,22 @@ describe('E-16 multithread / multiprocess / run_once', () => {
     expect(ctx.signal.aborted).toBe(true);
   });
 });
+
+describe('E-5.2 with a mount, the mount decides', () => {
+  const app = { mount: '/app', localAddress: '127.0.0.1', maxBodyBytes: 1000 };
+  test('nginx uwsgi_params: PATH_INFO = whole path, no SCRIPT_NAME → split by the mount', () => {
+    const vars = gatewayVars([['REQUEST_METHOD', 'GET'], ['PATH_INFO', '/app/a b'], ['REQUEST_URI', '/app/a%20b?q']], app);
+    expect([vars.SCRIPT_NAME, vars.PATH_INFO]).toEqual(['/app', '/a b']);
+  });
+  test('already split on the mount by the web server (fastcgi_split_path_info): kept', () => {
+    const vars = gatewayVars([['REQUEST_METHOD', 'GET'], ['SCRIPT_NAME', '/app'], ['PATH_INFO', '/x'], ['REQUEST_URI', '/app/x']], app);
+    expect([vars.SCRIPT_NAME, vars.PATH_INFO]).toEqual(['/app', '/x']);
+  });
+  test('without REQUEST_URI or DOCUMENT_URI, SCRIPT_NAME + PATH_INFO is the path to split', () => {
+    const vars = gatewayVars([['REQUEST_METHOD', 'GET'], ['SCRIPT_NAME', '/app/a'], ['PATH_INFO', '/b']], app);
+    expect([vars.SCRIPT_NAME, vars.PATH_INFO]).toEqual(['/app', '/a/b']);
+  });
+  test('E-4: a CONTENT_LENGTH too long to be exact is over any limit (413), not malformed', () => {
+    expect(() => gatewayVars([['REQUEST_METHOD', 'POST'], ['CONTENT_LENGTH', '99999999999999999999']], app)).toThrow(expect.objectContaining({ status: 413 }));
+  });
+});

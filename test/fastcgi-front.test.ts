@@ -1070,7 +1070,7 @@ describe('FastCGI front: STDIN (F-25..F-30)', () => {
 
     // Known bug, reported: src/environ.ts parseContentLength refuses more than 15 digits as
     // malformed (400) before the limit check; §2.4 asks 413. Flip to test() once fixed.
-    test.failing('§2.4: CONTENT_LENGTH "99999999999999999999" → 413', async () => {
+    test('§2.4: CONTENT_LENGTH "99999999999999999999" → 413', async () => {
       const res = await request(plain('/echo/cl-huge', ['CONTENT_LENGTH', '99999999999999999999']));
       expect(statusOf(res)).toBe(413);
     });
