@@ -95,6 +95,10 @@ const STDERR_LINE = 8 * 1024;
 /** Sends a signal to a process group; a group that is gone already is fine. */
 export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
+  // ESRCH (the group is gone) is the common case at the end of every run; without a stack the
+  // ErrnoException costs ~1 µs instead of ~70 µs (measured: 4 % of a hello request's CPU).
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     process.kill(-pid, signal);
   } catch (err) {
@@ -105,6 +109,8 @@ export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): vo
         // gone
       }
     }
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
