@@ -426,7 +426,7 @@ describeWithPeers('environ parity: nginx fastcgi_pass / scgi_pass / uwsgi_pass v
     }
   }));
 
-  test.failing('E-5 uwsgi --mount: uwsgi_pass with Debian\'s uwsgi_params (PATH_INFO = whole path) splits SCRIPT_NAME/PATH_INFO by --mount like HTTP [known bug: src/environ.ts keeps PATH_INFO as sent]', withPeerLogs(async () => {
+  test('E-5 uwsgi --mount: uwsgi_pass with Debian\'s uwsgi_params (PATH_INFO = whole path) splits SCRIPT_NAME/PATH_INFO by --mount like HTTP', withPeerLogs(async () => {
     for (const req of REQUESTS) {
       const http = await echoVia(req, 'http');
       const other = await echoVia(req, 'uwsgi');

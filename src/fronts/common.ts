@@ -114,6 +114,19 @@ export class StreamSink implements ResponseSink {
     this.socket.end();
   }
 
+  /** Head, body and end of the connection in one write. */
+  complete(status: number, reason: string, headers: HeaderList, body: Buffer | string | undefined): void {
+    const head = this.serializeHead(status, reason, headers);
+    if (body === undefined) this.socket.end(head);
+    else if (typeof body === 'string' || body.length <= 16 * 1024) this.socket.end(Buffer.concat([head, typeof body === 'string' ? Buffer.from(body) : body]));
+    else {
+      this.socket.cork();
+      this.socket.write(head);
+      this.socket.end(body);
+      this.socket.uncork();
+    }
+  }
+
   /** flush what was written, then reset: the web server must not take it for a clean end. */
   abort(): void {
     resetAfterFlush(this.socket);

@@ -334,6 +334,27 @@ class FastcgiConnection {
     return true;
   }
 
+  /**
+   * A whole response in one socket write: head, body, STDOUT EOS and END_REQUEST. nginx with
+   * keep-conn finishes at END_REQUEST; a client that closes between the body and a late
+   * END_REQUEST makes it drop the kept upstream connection.
+   */
+  completeResponse(req: FastcgiRequest, head: Buffer, body: Buffer | string | undefined): void {
+    if (this.closing || this.socket.destroyed || req.ended) return;
+    this.socket.cork();
+    if (body === undefined) this.writeStdout(req.id, head);
+    else {
+      const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+      if (bytes.length <= 16 * 1024) this.writeStdout(req.id, Buffer.concat([head, bytes]));
+      else {
+        this.writeStdout(req.id, head);
+        this.writeStdout(req.id, bytes);
+      }
+    }
+    this.endRequest(req, 0);
+    this.socket.uncork();
+  }
+
   writeStdout(id: number, data: Buffer): boolean {
     if (this.closing || this.socket.destroyed) return true;
     const records = encodeStdout(id, data);
@@ -452,6 +473,10 @@ class FastcgiSink implements ResponseSink {
 
   end(): void {
     this.conn.endRequest(this.req, this.req.exchange?.failed ? 1 : 0); // F-35, F-36
+  }
+
+  complete(status: number, reason: string, headers: HeaderList, body: Buffer | string | undefined): void {
+    this.conn.completeResponse(this.req, serializeCgiHead(status, reason, headers), body);
   }
 
   abort(): void {
