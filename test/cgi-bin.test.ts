@@ -15,6 +15,9 @@ import { inject, type InjectRequest, type InjectResponse } from '../src/inject.j
 import type { Logger } from '../src/log.js';
 import { resolveOptions } from '../src/options.js';
 import { Gateway } from '../src/server.js';
+import { RecordType } from '../protocols/fastcgi/constants.js';
+import { RecordDecoder } from '../protocols/fastcgi/decoder.js';
+import { encodeBeginRequest, encodeEndOfStream, encodeParamsStream, encodeStdin } from '../protocols/fastcgi/encoder.js';
 import { httpRequest } from './helpers/fronts.js';
 
 const ROOT = path.resolve(__dirname, '..', 'fixtures', 'cgi-bin');
@@ -522,6 +525,26 @@ describe('C-12..C-18 process control', () => {
     expect(pid).not.toBe(process.pid);
   });
 
+  test('C-18: umask 022 by default (or as configured) without touching the server\'s; uid/gid switch when root', async () => {
+    const serverMask = process.umask(0o077);
+    try {
+      const { app } = make();
+      expect(text(await get(app, '/id.sh'))).toMatch(/ umask=0?022\n$/);
+      const { app: strict } = make({ umask: 0o027 });
+      expect(text(await get(strict, '/id.sh'))).toMatch(/ umask=0?027\n$/);
+      expect(process.umask(0o077)).toBe(0o077);
+    } finally {
+      process.umask(serverMask);
+    }
+    if (process.getuid?.() === 0) {
+      const { app: nobody } = make({ uid: 65534, gid: 65534 });
+      expect(text(await get(nobody, '/id.sh'))).toMatch(/^uid=65534 gid=65534 /);
+    } else {
+      const { app: nobody } = make({ uid: 0, gid: 0 });
+      expect((await get(nobody, '/id.sh')).status).toBe(500); // EPERM: not allowed to switch
+    }
+  });
+
   test('C-13: a spawn error (missing #! interpreter) → 500, cause logged, not leaked to the client', async () => {
     const base = tmp('gatewire-cgi-spawn-');
     fs.writeFileSync(path.join(base, 'broken.sh'), '#!/nonexistent/interpreter\n', { mode: 0o755 });
@@ -892,6 +915,94 @@ describe('interpreters and demo scripts', () => {
     const nph = await get(demo, '/nph-clock.sh', { abortAfterBytes: 9 });
     expect(nph.status).toBe(200);
     expect(text(nph)).toMatch(/^\d\d:\d\d:\d\d\n/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('through the FastCGI front (nginx fastcgi.conf params)', () => {
+  /** nginx's fastcgi.conf for `location /cgi-bin/`: SCRIPT_NAME = the whole $uri, SCRIPT_FILENAME = $document_root$uri. */
+  function nginxParams(uri: string, extra: Array<[string, string]> = []): Array<[string, string]> {
+    const q = uri.indexOf('?');
+    const path = q === -1 ? uri : uri.slice(0, q);
+    return [
+      ['SCRIPT_FILENAME', `${path.startsWith('/cgi-bin/') ? ROOT : '/var/www/html'}${path.replace(/^\/cgi-bin/, '')}`],
+      ['QUERY_STRING', q === -1 ? '' : uri.slice(q + 1)],
+      ['REQUEST_METHOD', 'GET'],
+      ['CONTENT_TYPE', ''],
+      ['CONTENT_LENGTH', ''],
+      ['SCRIPT_NAME', path],
+      ['REQUEST_URI', uri],
+      ['DOCUMENT_URI', path],
+      ['DOCUMENT_ROOT', '/var/www/html'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+      ['GATEWAY_INTERFACE', 'CGI/1.1'],
+      ['SERVER_SOFTWARE', 'nginx/1.22.1'],
+      ['REMOTE_ADDR', '192.0.2.7'],
+      ['REMOTE_PORT', '50000'],
+      ['SERVER_ADDR', '127.0.0.1'],
+      ['SERVER_PORT', '80'],
+      ['SERVER_NAME', 'example.test'],
+      ['HTTP_HOST', 'example.test'],
+      ...extra,
+    ];
+  }
+
+  /** One FastCGI request; returns the concatenated STDOUT (a CGI response) and the app status. */
+  function fcgi(port: number, params: Array<[string, string]>, body?: Buffer): Promise<{ stdout: string; appStatus: number }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const out: Buffer[] = [];
+      const decoder = new RecordDecoder((type, _id, content) => {
+        if (type === RecordType.Stdout) out.push(Buffer.from(content));
+        if (type === RecordType.EndRequest) {
+          socket.end();
+          resolve({ stdout: Buffer.concat(out).toString('latin1'), appStatus: content.readUInt32BE(0) });
+        }
+      });
+      socket.on('data', (c) => decoder.push(c));
+      socket.on('error', reject);
+      const parts: Uint8Array[] = [encodeBeginRequest(1), encodeParamsStream(1, params)];
+      if (body !== undefined) encodeStdin(1, body, parts);
+      parts.push(encodeEndOfStream(RecordType.Stdin, 1));
+      socket.write(Buffer.concat(parts));
+    });
+  }
+
+  test('a script runs with the mount split repaired (E-5.2), SCRIPT_FILENAME honoured, httpoxy param dropped', async () => {
+    const { app } = make();
+    const options = resolveOptions({ fastcgi: ['127.0.0.1:0'], mount: MOUNT }, {});
+    const gateway = new Gateway({ app, interface: 'environ' }, options, captureLogger());
+    const [bound] = await gateway.listen();
+    const port = (bound?.address as { port: number }).port;
+    try {
+      const res = await fcgi(port, nginxParams('/cgi-bin/env.sh/extra?x=1', [['HTTP_PROXY', 'http://evil:8080']]));
+      expect(res.stdout).toMatch(/^Status: 200 OK\r\n/);
+      const env = envOf({ body: Buffer.from(res.stdout.slice(res.stdout.indexOf('\r\n\r\n') + 4), 'latin1') });
+      expect(env).toMatchObject({
+        SCRIPT_NAME: '/cgi-bin/env.sh',
+        PATH_INFO: '/extra',
+        QUERY_STRING: 'x=1',
+        SCRIPT_FILENAME: `${ROOT}/env.sh`,
+        DOCUMENT_ROOT: '/var/www/html',
+        PATH_TRANSLATED: '/var/www/html/extra',
+        SERVER_SOFTWARE: 'nginx/1.22.1',
+        REMOTE_ADDR: '192.0.2.7',
+      });
+      expect(env.HTTP_PROXY).toBeUndefined();
+      expect(env.CONTENT_LENGTH).toBeUndefined();
+      // §5.3: a NUL in a header value sent by the web server → 400, nothing spawned.
+      const before = app.stats().spawned;
+      const nul = await fcgi(port, nginxParams('/cgi-bin/env.sh', [['HTTP_X_A', 'a\0b']]));
+      expect(nul.stdout).toMatch(/^Status: 400 /);
+      expect(app.stats().spawned).toBe(before);
+      // A body streamed without CONTENT_LENGTH (nginx fastcgi_request_buffering off) is spooled (C-9).
+      const posted = await fcgi(port, nginxParams('/cgi-bin/echo.sh').map(([k, v]) => [k, k === 'REQUEST_METHOD' ? 'POST' : v] as [string, string]), Buffer.from('streamed'));
+      expect(posted.stdout).toContain('X-Content-Length: 8\r\n');
+      expect(posted.stdout.endsWith('streamed')).toBe(true);
+    } finally {
+      await gateway.close(1000);
+    }
   });
 });
 

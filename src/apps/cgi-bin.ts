@@ -27,6 +27,7 @@ import { cpus, tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { accessSync, appendFile, constants as fsConstants, realpathSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { isMainThread } from 'node:worker_threads';
 import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
 import { percentDecodePath } from '../environ.js';
 import { escapeText, silentLogger, type Logger } from '../log.js';
@@ -66,6 +67,12 @@ export interface CgiBinOptions {
    * closing stdout. @default 1000
    */
   exitGrace?: number;
+  /** C-18: run scripts as this user id (needs a server started as root). @default unchanged */
+  uid?: number;
+  /** C-18: run scripts with this group id. @default unchanged */
+  gid?: number;
+  /** C-18: the scripts' umask (set around each fork; the server's own is restored at once). @default 0o022 */
+  umask?: number;
   /** Scripts running at once (C-17). @default 4 × CPUs */
   maxProcesses?: number;
   /** Requests waiting for a slot; beyond it 503. @default 64 */
@@ -128,6 +135,7 @@ export const CGI_BIN_DEFAULTS = {
   totalTimeout: 300_000,
   killGrace: 2_000,
   exitGrace: 1_000,
+  umask: 0o022,
   maxProcesses: Math.max(1, cpus().length) * 4,
   maxQueue: 64,
   queueTimeout: 30_000,
@@ -163,6 +171,9 @@ export interface CgiBinApp extends App {
 
 interface Config {
   select: SelectConfig;
+  uid: number | undefined;
+  gid: number | undefined;
+  umask: number | undefined;
   env: EnvConfig;
   headersTimeout: number;
   idleTimeout: number;
@@ -191,6 +202,12 @@ function positive(name: string, value: number | undefined, def: number, allowZer
     throw new TypeError(`Expected the \`${name}\` option to be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${String(value)}`);
   }
   return v;
+}
+
+/** The umask to apply, or undefined where the process cannot change it (worker threads). */
+function umaskOf(mask: number): number | undefined {
+  if (!Number.isInteger(mask) || mask < 0 || mask > 0o777) throw new TypeError(`Expected the \`umask\` option to be an integer 0..0o777, got ${String(mask)}`);
+  return isMainThread ? mask : undefined;
 }
 
 /** Finds a command in PATH once (execvp would search on every spawn). */
@@ -238,6 +255,9 @@ function resolveConfig(options: CgiBinOptions): Config {
       rejectFunctionDefinitions: options.rejectFunctionDefinitions ?? D.rejectFunctionDefinitions,
       documentRoot: options.documentRoot === undefined ? root : resolve(options.documentRoot),
     },
+    uid: options.uid === undefined ? undefined : positive('uid', options.uid, 0, true),
+    gid: options.gid === undefined ? undefined : positive('gid', options.gid, 0, true),
+    umask: umaskOf(options.umask ?? D.umask),
     headersTimeout: positive('headersTimeout', options.headersTimeout, D.headersTimeout),
     idleTimeout: positive('idleTimeout', options.idleTimeout, D.idleTimeout),
     totalTimeout: positive('totalTimeout', options.totalTimeout, D.totalTimeout),
@@ -365,7 +385,8 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
         log.warn(`cgi: ${tooLarge ? 413 : 400} request body: ${(err as Error).message}`, { request_id: id });
         return refuse(sr, tooLarge ? 413 : 400, input);
       }
-      contentLength = String(spooled.length);
+      // An empty stream of unknown length (nginx's CONTENT_LENGTH "" on a GET) is no body (C-4).
+      if (spooled.length > 0) contentLength = String(spooled.length);
       if (spooled.kind === 'file') stdin = { kind: 'fd', fd: spooled.fd };
       else if (spooled.length > 0) stdin = { kind: 'buffer', data: spooled.data };
     }
@@ -418,13 +439,14 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     }
     if (closing) return refuse(sr, 503, input);
 
-    const signal = environ['gatewire.signal'];
+    const signal = environ['gatewire.signal'] as AbortSignal | undefined;
+    const aborted = (): boolean => signal?.aborted === true;
     const slot = slots.acquire(cfg.queueTimeout, signal);
     if (!(slot === true || (await slot))) {
-      if (!signal.aborted) log.warn(`cgi: 503 ${slots.queued >= cfg.maxQueue ? 'queue full' : 'no free slot in time'} (${cfg.maxProcesses} running)`, { request_id: id });
+      if (!aborted()) log.warn(`cgi: 503 ${slots.queued >= cfg.maxQueue ? 'queue full' : 'no free slot in time'} (${cfg.maxProcesses} running)`, { request_id: id });
       return refuse(sr, 503, input, [['Retry-After', '1']]);
     }
-    if (signal.aborted) {
+    if (aborted()) {
       slots.release();
       return refuse(sr, 503, input);
     }
@@ -439,6 +461,9 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
       cwd: target.cwd,
       env: built.env,
       stdin,
+      uid: cfg.uid,
+      gid: cfg.gid,
+      umask: cfg.umask,
       nph: target.nph,
       headLimits: cfg.headLimits,
       timeouts: { headers: cfg.headersTimeout, idle: cfg.idleTimeout, total: cfg.totalTimeout, killGrace: cfg.killGrace, exitGrace: cfg.exitGrace },
@@ -449,20 +474,20 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     spawned++;
     runs.add(run);
     const onAbort = (): void => run.abort('client closed the connection');
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
 
     let answered = 0;
     void run.finished.then((result) => {
       runs.delete(run);
       slots.release();
-      signal.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       report(environ, target, result, answered);
     });
 
     const outcome = await run.head;
     if (!outcome.ok) {
       answered = outcome.status;
-      if (!signal.aborted) log.error(`cgi: ${outcome.status} ${scriptLabel}: ${outcome.reason}`, { request_id: id, pid: run.pid });
+      if (!aborted()) log.error(`cgi: ${outcome.status} ${scriptLabel}: ${outcome.reason}`, { request_id: id, pid: run.pid });
       return refuse(sr, outcome.status, input);
     }
     if (outcome.nph !== undefined) {

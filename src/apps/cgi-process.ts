@@ -55,6 +55,11 @@ export interface RunSpec {
   cwd: string;
   env: Record<string, string>;
   stdin: RunStdin;
+  /** C-18: run as this user/group (the server must be allowed to switch, i.e. root). */
+  uid: number | undefined;
+  gid: number | undefined;
+  /** C-18: the child's umask, set around the (synchronous) fork. */
+  umask: number | undefined;
   nph: boolean;
   headLimits: CgiHeadLimits;
   timeouts: RunTimeouts;
@@ -163,6 +168,9 @@ export class CgiRun {
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
     const stdin = spec.stdin;
     let child: ChildProcess;
+    // The child inherits the umask at fork time, and spawn() forks synchronously: setting the
+    // process umask around the call gives the script its own without a wrapper shell.
+    const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
     try {
       child = spawn(spec.command, spec.args as string[], {
         cwd: spec.cwd,
@@ -171,6 +179,8 @@ export class CgiRun {
         detached: true,
         // C-10: no body → /dev/null, so a script reading stdin gets EOF at once.
         stdio: [stdin.kind === 'none' ? 'ignore' : stdin.kind === 'fd' ? stdin.fd : 'pipe', 'pipe', 'pipe'],
+        ...(spec.uid === undefined ? {} : { uid: spec.uid }),
+        ...(spec.gid === undefined ? {} : { gid: spec.gid }),
       });
     } catch (err) {
       // Synchronous spawn failures (invalid arguments): nothing runs, nothing to reap.
@@ -180,6 +190,8 @@ export class CgiRun {
       this.closed = true;
       this.resolveFinished(this.result());
       return;
+    } finally {
+      if (umask !== undefined) process.umask(umask);
     }
     this.child = child;
     this.pid = child.pid;
