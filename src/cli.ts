@@ -85,7 +85,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     throw err;
   }
   if (appSpec === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR)');
-  if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http or --fastcgi ADDR');
+  if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http, --fastcgi, --scgi, --uwsgi or --auto ADDR');
 
   if (options.accessLog !== undefined && options.accessLog !== '-') {
     // Open it once now: a directory or a missing folder is a usage error, not lines lost in silence.

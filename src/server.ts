@@ -6,13 +6,16 @@ import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Service } from './app.js';
 import { normalizeMount } from './environ.js';
-import { createHttpServer } from './fronts/http.js';
+import { type HttpFrontOptions, createHttpServer } from './fronts/http.js';
 import { createFastcgiServer } from './fronts/fastcgi.js';
+import { createScgiServer } from './fronts/scgi.js';
+import { createUwsgiServer } from './fronts/uwsgi.js';
+import { createAutoServer } from './fronts/auto.js';
 import { type GatewayFrontOptions, InflightCounter, PeerFilter } from './fronts/common.js';
 import type { Logger } from './log.js';
 import { type ListenAddress, type ServeOptions, formatAddress } from './options.js';
 
-export type FrontName = 'http' | 'fastcgi';
+export type FrontName = 'http' | 'fastcgi' | 'scgi' | 'uwsgi' | 'auto';
 
 export interface FrontContext {
   service: Service;
@@ -46,20 +49,36 @@ function gatewayOptions(ctx: FrontContext, allow: string | undefined): GatewayFr
 
 type FrontFactory = (ctx: FrontContext) => net.Server;
 
+function httpOptions(ctx: FrontContext): HttpFrontOptions {
+  return {
+    service: ctx.service,
+    mount: ctx.mount,
+    logger: ctx.logger,
+    maxHeaderBytes: ctx.options.maxHeaderBytes,
+    maxBodyBytes: ctx.options.maxBodyBytes,
+    headersTimeout: ctx.options.headersTimeout,
+    requestTimeout: ctx.options.requestTimeout,
+    keepAliveTimeout: ctx.options.keepAliveTimeout,
+    multiprocess: ctx.options.workers > 1,
+  };
+}
+
+const fastcgiAllow = (ctx: FrontContext): string | undefined => ctx.options.fastcgiAllow ?? process.env.FCGI_WEB_SERVER_ADDRS;
+
 const FRONTS: Record<FrontName, FrontFactory> = {
-  http: (ctx) =>
-    createHttpServer({
-      service: ctx.service,
-      mount: ctx.mount,
+  http: (ctx) => createHttpServer(httpOptions(ctx)),
+  fastcgi: (ctx) => createFastcgiServer(gatewayOptions(ctx, fastcgiAllow(ctx))),
+  scgi: (ctx) => createScgiServer(gatewayOptions(ctx, ctx.options.scgiAllow)),
+  uwsgi: (ctx) => createUwsgiServer(gatewayOptions(ctx, ctx.options.uwsgiAllow)),
+  auto: (ctx) =>
+    createAutoServer({
+      http: httpOptions(ctx),
+      fastcgi: gatewayOptions(ctx, fastcgiAllow(ctx)),
+      scgi: gatewayOptions(ctx, ctx.options.scgiAllow),
+      uwsgi: gatewayOptions(ctx, ctx.options.uwsgiAllow),
       logger: ctx.logger,
-      maxHeaderBytes: ctx.options.maxHeaderBytes,
-      maxBodyBytes: ctx.options.maxBodyBytes,
       headersTimeout: ctx.options.headersTimeout,
-      requestTimeout: ctx.options.requestTimeout,
-      keepAliveTimeout: ctx.options.keepAliveTimeout,
-      multiprocess: ctx.options.workers > 1,
     }),
-  fastcgi: (ctx) => createFastcgiServer(gatewayOptions(ctx, ctx.options.fastcgiAllow ?? process.env.FCGI_WEB_SERVER_ADDRS)),
 };
 
 export interface ListenerSpec {
@@ -83,6 +102,9 @@ export function listenersOf(options: ServeOptions): ListenerSpec[] {
   return [
     ...options.http.map((address) => ({ front: 'http' as const, address })),
     ...options.fastcgi.map((address) => ({ front: 'fastcgi' as const, address })),
+    ...(options.scgi ?? []).map((address) => ({ front: 'scgi' as const, address })),
+    ...(options.uwsgi ?? []).map((address) => ({ front: 'uwsgi' as const, address })),
+    ...(options.auto ?? []).map((address) => ({ front: 'auto' as const, address })),
   ];
 }
 
@@ -101,7 +123,7 @@ export class Gateway {
   ) {}
 
   async listen(specs: ListenerSpec[] = listenersOf(this.options)): Promise<BoundListener[]> {
-    if (specs.length === 0) throw new ListenError('nothing to listen on: give at least one of --http, --fastcgi');
+    if (specs.length === 0) throw new ListenError('nothing to listen on: give at least one of --http, --fastcgi, --scgi, --uwsgi, --auto');
     const ctx: FrontContext = {
       service: this.service,
       options: this.options,

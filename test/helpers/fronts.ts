@@ -9,7 +9,9 @@ import { inject } from '../../src/inject.js';
 import { silentLogger } from '../../src/log.js';
 import { resolveOptions } from '../../src/options.js';
 import { Gateway } from '../../src/server.js';
-import { fastcgiFront } from './fcgi-client.js';
+import { fastcgiFront, fastcgiMatrixRequest } from './fcgi-client.js';
+import { listenerHarness, scgiFront, scgiMatrixRequest } from './scgi-client.js';
+import { uwsgiFront, uwsgiMatrixRequest } from './uwsgi-client.js';
 
 export interface MatrixRequest {
   method?: string;
@@ -67,8 +69,15 @@ export function httpRequest(port: number, req: MatrixRequest): Promise<MatrixRes
     if (body !== undefined && !req.chunked) headers['Content-Length'] = String(body.length);
     if (req.chunked) headers['Transfer-Encoding'] = 'chunked';
     const r = http.request({ host: '127.0.0.1', port, method: req.method ?? 'GET', path: req.path, headers, agent: false });
-    r.on('error', reject);
+    // A reset after the response began is a truncated response, not a failed request:
+    // node:http reports it on the request too, before the response's 'close'.
+    let lateError: (() => void) | undefined;
+    r.on('error', (err) => (lateError === undefined ? reject(err) : lateError()));
     r.on('response', (res) => {
+      lateError = () => {
+        truncated = true;
+        finish();
+      };
       const chunks: Buffer[] = [];
       let received = 0;
       let truncated = false;
@@ -129,4 +138,15 @@ export const injectFront: FrontHarness = {
 };
 
 /** Every front the matrix runs over. */
-export const FRONTS: FrontHarness[] = [httpFront, injectFront, fastcgiFront];
+export const FRONTS: FrontHarness[] = [
+  httpFront,
+  injectFront,
+  fastcgiFront,
+  scgiFront,
+  uwsgiFront,
+  // One --auto listener, reached with each protocol's client.
+  listenerHarness('auto-http', 'auto', (_addr, port, req) => httpRequest(port, req)),
+  listenerHarness('auto-fastcgi', 'auto', fastcgiMatrixRequest),
+  listenerHarness('auto-scgi', 'auto', scgiMatrixRequest),
+  listenerHarness('auto-uwsgi', 'auto', uwsgiMatrixRequest),
+];

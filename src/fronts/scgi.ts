@@ -1,0 +1,434 @@
+/**
+ * The SCGI front: the application side of nginx `scgi_pass`, Apache mod_proxy_scgi and lighttpd
+ * mod_scgi (shared/reference/protocols.md §3, S-1..S-12).
+ *
+ * Also home of what SCGI and uwsgi share (src/fronts/uwsgi.ts imports it): both carry one request
+ * per connection as "a length-delimited head, then exactly CONTENT_LENGTH body bytes", and the
+ * response is the raw rest of the connection. SingleRequestConnection runs that life cycle:
+ *
+ *   head    decode with a push decoder under the headers timeout; a bad head gets a 400/413/431
+ *           (or, where the protocol offers nothing better, a closed connection) and one log line
+ *   body    a BodyInput fed from the head's `rest` and the following socket data, up to exactly
+ *           CONTENT_LENGTH; the socket is paused while the app does not read (backpressure);
+ *           bytes past CONTENT_LENGTH are dropped, never parsed as a request (§0.1 #15, S-7, U-6)
+ *   respond the exchange writes through a StreamSink; the head is the protocol's (CGI `Status:`
+ *           for SCGI, an HTTP status line for uwsgi)
+ *   close   half-close, drain what the peer still sends for a moment, then destroy (S-9, U-9)
+ */
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import type { CgiVars, HeaderList } from '../app.js';
+import { Exchange } from '../call.js';
+import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
+import { BodyInput } from '../input.js';
+import { RequestContext, makeEnviron } from '../request.js';
+import { type GatewayFrontOptions, StreamSink, gatewayAccess, refusePeer } from './common.js';
+import { LimitError, ProtocolError, type WireProtocol } from '../../protocols/errors.js';
+import { reasonPhrase, serializeCgiHead } from '../../protocols/cgi/head.js';
+import { MAX_NETSTRING_LENGTH, ScgiDecoder } from '../../protocols/scgi/index.js';
+
+/** After the response: how long to drain what the peer still sends before closing (S-9). */
+export const DRAIN_MS = 2000;
+
+/** A decoded request head, whatever the protocol. */
+export interface GatewayHead {
+  /** Name/value pairs in wire order, duplicates kept (the environ builder applies E-2..E-5). */
+  pairs: ReadonlyArray<readonly [string, string]>;
+  /** Exact body length (S-4, U-6). */
+  contentLength: number;
+  /** Bytes of the last chunk after the head: the start of the body. */
+  rest: Buffer;
+  /** uwsgi modifier1 30 (U-7). */
+  stripScriptName: boolean;
+}
+
+/** Per-connection head decoding for one protocol. */
+export interface HeadReader {
+  /** Feeds bytes; the head once complete. Throws ProtocolError (answered) or CloseWithoutReply. */
+  push(chunk: Buffer): GatewayHead | undefined;
+  /** EOF inside the head: throws a ProtocolError when some head bytes had arrived. */
+  end(): void;
+}
+
+/** Thrown by a HeadReader for input that gets no reply at all, only a log line (U-2). */
+export class CloseWithoutReply extends Error {}
+
+/** What differs between the single-request protocols. */
+export interface SingleRequestProtocol {
+  name: Extract<WireProtocol, 'scgi' | 'uwsgi'>;
+  newReader(): HeadReader;
+  serializeHead(status: number, reason: string, headers: HeaderList): Buffer;
+  /** Called with the pairs before the environ is built, to log what deserves it (S-5, U-7). */
+  inspect?(head: GatewayHead, vars: CgiVars): void;
+}
+
+/** Answers to head errors: a value past a limit, a block past a limit, anything else malformed. */
+export function statusForHeadError(err: ProtocolError): number {
+  if (err instanceof LimitError) return err.limit === 'maxBodyBytes' ? 413 : 431;
+  return 400;
+}
+
+/**
+ * Serves accepted sockets with one protocol. `closeIdle` (graceful shutdown) closes the
+ * connections that have not sent a byte yet; the others finish their one request.
+ */
+export interface ConnectionHandler {
+  handle(socket: Socket): void;
+  closeIdle(): void;
+}
+
+export function singleRequestHandler(opts: GatewayFrontOptions, protocol: SingleRequestProtocol): ConnectionHandler {
+  const connections = new Set<SingleRequestConnection>();
+  return {
+    handle(socket) {
+      if (refusePeer(socket, opts, protocol.name)) return;
+      const conn = new SingleRequestConnection(socket, opts, protocol);
+      connections.add(conn);
+      socket.once('close', () => connections.delete(conn));
+    },
+    closeIdle() {
+      for (const conn of connections) conn.closeIfIdle();
+    },
+  };
+}
+
+/** A net.Server for a single-request protocol; `allowHalfOpen` so a peer's FIN does not cut our answer. */
+export function createSingleRequestServer(opts: GatewayFrontOptions, protocol: SingleRequestProtocol): net.Server {
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true });
+  const handler = singleRequestHandler(opts, protocol);
+  server.on('connection', (socket: Socket) => handler.handle(socket));
+  return Object.assign(server, { closeIdleConnections: () => handler.closeIdle() });
+}
+
+/**
+ * StreamSink, with R-11 on unix sockets too: a reset exists only for TCP (Node throws for other
+ * handles), so there the written bytes are flushed and the connection closed; the web server
+ * sees the truncation when a Content-Length was declared.
+ */
+class SingleRequestSink extends StreamSink {
+  constructor(
+    private readonly conn: Socket,
+    serializeHead: (status: number, reason: string, headers: HeaderList) => Buffer,
+  ) {
+    super(conn, serializeHead);
+  }
+
+  override abort(): void {
+    const socket = this.conn;
+    if (socket.remoteFamily !== undefined) {
+      super.abort();
+      return;
+    }
+    if (socket.destroyed) return;
+    if (socket.writableLength === 0) socket.destroy();
+    else {
+      socket.write('', () => socket.destroy());
+      setTimeout(() => socket.destroy(), DRAIN_MS).unref();
+    }
+  }
+}
+
+type State = 'head' | 'body' | 'app' | 'closing';
+
+class SingleRequestConnection {
+  private state: State = 'head';
+  private readonly reader: HeadReader;
+  private readonly remote: string;
+  private input: BodyInput | undefined;
+  private exchange: Exchange | undefined;
+  private ctx: RequestContext | undefined;
+  private sink: SingleRequestSink | undefined;
+  /** The app call is over (normally or not). */
+  private finished = false;
+  private sawBytes = false;
+  private ignored = 0;
+  /** Bytes received after the head (the body, and whatever follows it). */
+  private afterHead = 0;
+  private pastBodyWarned = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly opts: GatewayFrontOptions,
+    private readonly protocol: SingleRequestProtocol,
+  ) {
+    this.remote = socket.remoteAddress === undefined ? 'unix' : normalizeRemoteAddr(socket.remoteAddress);
+    this.reader = protocol.newReader();
+    socket.setTimeout(opts.headersTimeout);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('close', () => this.onClose());
+    socket.on('timeout', () => this.onTimeout());
+    socket.on('finish', () => this.onFinish());
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (opts.logger.debugEnabled) opts.logger.debug(`${protocol.name}: connection error from ${this.remote}: ${err.code ?? err.message}`);
+    });
+  }
+
+  /** Graceful shutdown: a connection that has not started a request is closed. */
+  closeIfIdle(): void {
+    if (this.state === 'head' && !this.sawBytes) {
+      this.state = 'closing';
+      this.socket.destroy();
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    switch (this.state) {
+      case 'head':
+        this.sawBytes = true;
+        this.onHeadBytes(chunk);
+        return;
+      case 'body':
+        this.offer(chunk);
+        return;
+      default:
+        // S-7, U-6: bytes after the body (a pipelined request, the rest of a body whose
+        // CONTENT_LENGTH was short) are never parsed; after the response they are drained.
+        this.countAfterHead(chunk.length);
+        this.ignored += chunk.length;
+    }
+  }
+
+  private onHeadBytes(chunk: Buffer): void {
+    let head: GatewayHead | undefined;
+    try {
+      head = this.reader.push(chunk);
+    } catch (err) {
+      this.headError(err);
+      return;
+    }
+    if (head !== undefined) this.start(head);
+  }
+
+  private headError(err: unknown): void {
+    const name = this.protocol.name;
+    if (err instanceof CloseWithoutReply) {
+      this.opts.logger.warn(`${name}: ${err.message}; closing the connection from ${this.remote} without a reply`);
+      this.state = 'closing';
+      this.socket.destroy();
+    } else if (err instanceof ProtocolError) {
+      this.refuse(statusForHeadError(err), err.message.startsWith(`${name}: `) ? err.message.slice(name.length + 2) : err.message);
+    } else {
+      this.opts.logger.error(`${name}: unexpected error decoding the request head from ${this.remote}: ${(err as Error)?.message ?? String(err)}`, {
+        stack: (err as Error | undefined)?.stack,
+      });
+      this.state = 'closing';
+      this.socket.destroy();
+    }
+  }
+
+  /** The head is complete: build the environ and run the app. */
+  private start(head: GatewayHead): void {
+    const opts = this.opts;
+    const started = opts.logger.access === null ? 0 : performance.now();
+    let vars: CgiVars;
+    try {
+      for (const [, value] of head.pairs) if (value.includes('\0')) throw new RequestError(400, 'NUL byte in a variable value');
+      vars = gatewayVars(head.pairs, {
+        mount: opts.mount,
+        localAddress: this.socket.localAddress ?? 'localhost',
+        maxBodyBytes: opts.maxBodyBytes,
+        stripScriptName: head.stripScriptName,
+      });
+    } catch (err) {
+      if (err instanceof RequestError) this.refuse(err.status, err.message);
+      else this.headError(err);
+      return;
+    }
+    this.protocol.inspect?.(head, vars);
+    if (!opts.inflight.tryEnter()) {
+      this.refuse(503, `more than ${opts.inflight.max} requests in flight`);
+      return;
+    }
+    const socket = this.socket;
+    socket.setTimeout(opts.idleTimeout);
+    const input = new BodyInput({ pause: () => this.pauseBody(), resume: () => this.resumeBody() }, head.contentLength, opts.maxBodyBytes);
+    // The input fails when the peer goes away mid-body; an app that never reads it must not
+    // turn that into an unhandled 'error' (readers still get the error through read/iteration).
+    input.on('error', () => undefined);
+    this.input = input;
+    const ctx = new RequestContext(opts.logger);
+    this.ctx = ctx;
+    const environ = makeEnviron(vars, ctx, {
+      input,
+      protocol: this.protocol.name,
+      scheme: gatewayScheme(vars),
+      inputTerminated: false,
+      multiprocess: opts.multiprocess,
+    });
+    const sink = new SingleRequestSink(socket, this.protocol.serializeHead);
+    this.sink = sink;
+    const exchange = new Exchange(environ, sink, {
+      error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
+    });
+    this.exchange = exchange;
+    this.state = 'body';
+    this.offer(head.rest);
+    void exchange.run(opts.service.app).then(() => {
+      opts.inflight.leave();
+      this.finished = true;
+      if (this.state === 'body' || this.state === 'app') this.state = 'closing';
+      // The app did not read the rest of the body (E-11): drain it with the connection's end.
+      if (!socket.destroyed) socket.resume();
+      if (started !== 0) gatewayAccess(opts, this.protocol.name, vars, ctx.id, exchange.status, exchange.bytes, started);
+    });
+  }
+
+  private offer(chunk: Buffer): void {
+    this.countAfterHead(chunk.length);
+    const input = this.input as BodyInput;
+    const taken = chunk.length === 0 ? 0 : input.offer(chunk);
+    if (taken < chunk.length) this.ignored += chunk.length - taken;
+    if (input.complete && this.state === 'body') this.state = 'app';
+  }
+
+  /**
+   * §0.1 #15: bytes past CONTENT_LENGTH are never read as a request, and are worth a warning:
+   * if the web server meant them as body, the app got a short one.
+   */
+  private countAfterHead(n: number): void {
+    const expected = this.input?.expected;
+    if (expected === undefined || expected < 0) return;
+    this.afterHead += n;
+    if (this.afterHead <= expected || this.pastBodyWarned) return;
+    this.pastBodyWarned = true;
+    const hint = this.protocol.name === 'scgi' ? ' (nginx before 1.29.6 sends a CONTENT_LENGTH short of the body with scgi_request_buffering off)' : '';
+    this.opts.logger.warn(`${this.protocol.name}: bytes past the CONTENT_LENGTH of ${expected} from ${this.remote} ignored, never read as a request${hint}`);
+  }
+
+  private pauseBody(): void {
+    if (this.state === 'body') this.socket.pause();
+  }
+
+  private resumeBody(): void {
+    this.socket.resume();
+  }
+
+  /** A complete error response without running the app, then the close (one log line). */
+  private refuse(status: number, reason: string): void {
+    this.opts.logger.warn(`${this.protocol.name}: ${status} ${reason} (from ${this.remote})`);
+    this.state = 'closing';
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const phrase = reasonPhrase(status);
+    const text = `${phrase}\n`;
+    const head = this.protocol.serializeHead(status, phrase, [
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(text.length)],
+    ]);
+    socket.end(Buffer.concat([head, Buffer.from(text, 'latin1')]));
+    socket.resume();
+  }
+
+  /** Our side is flushed and half-closed: drain the peer briefly, then close (S-9, U-9). */
+  private onFinish(): void {
+    this.state = 'closing';
+    if (this.ignored > 0 && this.opts.logger.debugEnabled) {
+      this.opts.logger.debug(`${this.protocol.name}: ${this.ignored} bytes after the request from ${this.remote} ignored`);
+    }
+    this.socket.resume();
+    setTimeout(() => this.socket.destroy(), DRAIN_MS).unref();
+  }
+
+  private onEnd(): void {
+    const name = this.protocol.name;
+    switch (this.state) {
+      case 'head':
+        // S-1: EOF before or inside the head: close silently (debug only).
+        try {
+          this.reader.end();
+        } catch (err) {
+          if (this.opts.logger.debugEnabled) this.opts.logger.debug(`${(err as Error).message} (from ${this.remote})`);
+        }
+        if (!this.sawBytes && this.opts.logger.debugEnabled) this.opts.logger.debug(`${name}: connection from ${this.remote} closed before any byte`);
+        this.state = 'closing';
+        this.socket.destroy();
+        return;
+      case 'body': {
+        // S-7: the app sees a truncated body; a response still goes out if the peer reads it.
+        const input = this.input as BodyInput;
+        this.opts.logger.warn(`${name}: the web server ended the connection after ${input.received} of ${input.expected} body bytes (from ${this.remote})`);
+        this.state = 'app';
+        input.finish();
+        return;
+      }
+      default:
+        // 'app': the request is complete; the response goes out on the half-open connection.
+        // 'closing': our end is on its way; the socket closes itself once it is flushed.
+        return;
+    }
+  }
+
+  /** The connection is gone: an exchange still running learns it (R-5, signal). */
+  private onClose(): void {
+    this.state = 'closing';
+    if (this.exchange === undefined || this.finished) return;
+    if (this.sink !== undefined) this.sink.gone = true;
+    this.ctx?.abort('the web server closed the connection');
+    this.input?.fail(new Error('the web server closed the connection'));
+    this.exchange.peerGone();
+  }
+
+  private onTimeout(): void {
+    const name = this.protocol.name;
+    const socket = this.socket;
+    switch (this.state) {
+      case 'head':
+        this.opts.logger.warn(`${name}: no complete request head from ${this.remote} within ${this.opts.headersTimeout} ms; closing`);
+        break;
+      case 'body': {
+        const input = this.input as BodyInput;
+        if (socket.isPaused()) return; // the app is not reading: its time is its own
+        this.opts.logger.warn(`${name}: request body from ${this.remote} stalled at ${input.received} of ${input.expected} bytes; closing`);
+        break;
+      }
+      case 'app':
+        // Apps take their time; only a peer that stopped reading our response is cut.
+        if (socket.writableLength === 0) return;
+        this.opts.logger.warn(`${name}: the web server at ${this.remote} stopped reading the response; closing`);
+        break;
+      default:
+        break;
+    }
+    socket.destroy();
+  }
+}
+
+/** SCGI: netstring head (S-1..S-5), CGI-style response head (S-8). */
+function scgiProtocol(opts: GatewayFrontOptions): SingleRequestProtocol {
+  let markerWarned = false;
+  const maxNetstringLength = Math.min(opts.maxParamsBytes, MAX_NETSTRING_LENGTH);
+  return {
+    name: 'scgi',
+    newReader(): HeadReader {
+      const decoder = new ScgiDecoder({ maxNetstringLength, maxBodyBytes: opts.maxBodyBytes });
+      return {
+        push(chunk) {
+          const head = decoder.push(chunk);
+          if (head === undefined) return undefined;
+          if (!head.hasScgiMarker && !markerWarned) {
+            // S-5: accepted; nginx sends it only through `include scgi_params`.
+            markerWarned = true;
+            opts.logger.warn('scgi: request without the "SCGI: 1" header (is scgi_params included?); accepted (logged once per listener)');
+          }
+          return { pairs: head.headers, contentLength: head.contentLength, rest: head.rest, stripScriptName: false };
+        },
+        end: () => decoder.end(),
+      };
+    },
+    serializeHead: serializeCgiHead,
+  };
+}
+
+/** The SCGI listener. */
+export function createScgiServer(opts: GatewayFrontOptions): net.Server {
+  return createSingleRequestServer(opts, scgiProtocol(opts));
+}
+
+/** SCGI connections for the --auto listener, which hands sockets over after detection. */
+export function scgiConnectionHandler(opts: GatewayFrontOptions): ConnectionHandler {
+  return singleRequestHandler(opts, scgiProtocol(opts));
+}

@@ -1,0 +1,125 @@
+/**
+ * The uwsgi front: the application side of nginx `uwsgi_pass`, Apache mod_proxy_uwsgi and
+ * lighttpd (`scgi.protocol = "uwsgi"`) (shared/reference/protocols.md §4, U-1..U-11).
+ *
+ * The connection life cycle is SCGI's (src/fronts/scgi.ts, SingleRequestConnection); what is
+ * uwsgi's own:
+ *   - U-2: modifier1 is checked as soon as the 4-byte packet header is in, before any vars byte
+ *     is decoded; a type outside the allow-list (raw code evaluation, RPC, ping, spooler, ...) is
+ *     closed without a reply and logged. Nothing a request carries is ever executed.
+ *   - U-3: vars blocks up to the protocol's 65535 bytes are accepted (unless --max-params-bytes
+ *     is set lower).
+ *   - U-7: modifier1 30 strips SCRIPT_NAME from PATH_INFO, only on a segment boundary; a
+ *     SCRIPT_NAME that is not a prefix leaves PATH_INFO alone and is logged.
+ *   - U-8: the response starts with an HTTP status line, `HTTP/1.1 NNN Reason` (Apache
+ *     mod_proxy_uwsgi answers 502 to anything else).
+ *   - U-10: uWSGI's magic vars (UWSGI_FILE, UWSGI_SCRIPT, UWSGI_SCHEME, ...) are plain data
+ *     passed to the app like any other variable; they never select code, files or the scheme.
+ */
+import type net from 'node:net';
+import type { HeaderList } from '../app.js';
+import type { GatewayFrontOptions } from './common.js';
+import {
+  CloseWithoutReply,
+  type ConnectionHandler,
+  type GatewayHead,
+  type HeadReader,
+  type SingleRequestProtocol,
+  createSingleRequestServer,
+  singleRequestHandler,
+} from './scgi.js';
+import { serializeHttpHead } from '../../protocols/cgi/head.js';
+import {
+  MAX_UWSGI_DATASIZE,
+  Modifier1,
+  UWSGI_HEADER_SIZE,
+  UWSGI_REQUEST_MODIFIERS,
+  UwsgiDecoder,
+  type UwsgiPacketHeader,
+  type UwsgiRequestHead,
+  stripScriptName,
+} from '../../protocols/uwsgi/index.js';
+
+function serializeUwsgiHead(status: number, reason: string, headers: HeaderList): Buffer {
+  return serializeHttpHead('HTTP/1.1', status, reason, headers);
+}
+
+/** The decoder's packet header, read through a call so narrowing does not survive a push(). */
+function packetHeader(decoder: UwsgiDecoder): UwsgiPacketHeader | undefined {
+  return decoder.header;
+}
+
+function lastValue(pairs: GatewayHead['pairs'], name: string): string | undefined {
+  let value: string | undefined;
+  for (const [k, v] of pairs) if (k === name) value = v;
+  return value;
+}
+
+/** uwsgi: 4-byte header + LE16 vars (U-1..U-6), HTTP status line response (U-8). */
+function uwsgiProtocol(opts: GatewayFrontOptions, modifiers: ReadonlySet<number>): SingleRequestProtocol {
+  const maxUwsgiPacketSize = Math.min(opts.maxParamsBytes, MAX_UWSGI_DATASIZE);
+  let prefixWarned = false;
+  const refuseModifier = (modifier1: number): never => {
+    throw new CloseWithoutReply(`uwsgi: packet type modifier1=${modifier1} is not a request type (allowed: ${[...modifiers].join(', ')})`);
+  };
+  const toHead = (head: UwsgiRequestHead, rest: Buffer): GatewayHead => ({
+    pairs: head.vars,
+    contentLength: head.contentLength,
+    rest,
+    stripScriptName: head.modifier1 === Modifier1.WsgiPathInfo,
+  });
+  return {
+    name: 'uwsgi',
+    newReader(): HeadReader {
+      const decoder = new UwsgiDecoder({ maxUwsgiPacketSize, maxBodyBytes: opts.maxBodyBytes });
+      return {
+        push(chunk) {
+          let data = chunk;
+          if (packetHeader(decoder) === undefined) {
+            // U-2: feed the packet header alone and check modifier1 before any vars byte.
+            const need = UWSGI_HEADER_SIZE - decoder.bufferedBytes;
+            let head: UwsgiRequestHead | undefined;
+            try {
+              head = decoder.push(data.subarray(0, need));
+            } catch (err) {
+              const h = packetHeader(decoder);
+              if (h !== undefined && !modifiers.has(h.modifier1)) refuseModifier(h.modifier1);
+              throw err;
+            }
+            const h = packetHeader(decoder);
+            if (h === undefined) return undefined;
+            if (!modifiers.has(h.modifier1)) refuseModifier(h.modifier1);
+            if (head !== undefined) return toHead(head, data.subarray(need)); // datasize 0
+            data = data.subarray(need);
+            if (data.length === 0) return undefined;
+          }
+          const head = decoder.push(data);
+          return head === undefined ? undefined : toHead(head, head.rest);
+        },
+        end: () => decoder.end(),
+      };
+    },
+    serializeHead: serializeUwsgiHead,
+    inspect(head) {
+      if (!head.stripScriptName) return;
+      const scriptName = lastValue(head.pairs, 'SCRIPT_NAME') ?? '';
+      const pathInfo = lastValue(head.pairs, 'PATH_INFO') ?? '';
+      if (pathInfo === '' || stripScriptName(scriptName, pathInfo).outcome !== 'not-a-prefix') return;
+      const message = `uwsgi: modifier1 30 but SCRIPT_NAME ${JSON.stringify(scriptName)} is not a segment prefix of PATH_INFO ${JSON.stringify(pathInfo)}; PATH_INFO left unchanged (U-7)`;
+      if (!prefixWarned) {
+        prefixWarned = true;
+        opts.logger.warn(`${message} (logged once per listener; later ones at debug level)`);
+      } else if (opts.logger.debugEnabled) opts.logger.debug(message);
+    },
+  };
+}
+
+/** The uwsgi listener. `modifiers`: the accepted modifier1 values (U-2), default 0, 5-9, 14, 15, 30. */
+export function createUwsgiServer(opts: GatewayFrontOptions, modifiers: ReadonlySet<number> = UWSGI_REQUEST_MODIFIERS): net.Server {
+  return createSingleRequestServer(opts, uwsgiProtocol(opts, modifiers));
+}
+
+/** uwsgi connections for the --auto listener, which hands sockets over after detection. */
+export function uwsgiConnectionHandler(opts: GatewayFrontOptions, modifiers: ReadonlySet<number> = UWSGI_REQUEST_MODIFIERS): ConnectionHandler {
+  return singleRequestHandler(opts, uwsgiProtocol(opts, modifiers));
+}

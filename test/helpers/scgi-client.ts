@@ -1,0 +1,350 @@
+/**
+ * Test clients for the single-request gateway protocols (the web-server side): a raw connection
+ * that sends bytes and records everything the server does (data, FIN, reset, close), nginx-style
+ * SCGI variables, one whole SCGI exchange, and the matrix harnesses of the SCGI listener and of
+ * any listener a test client can reach (`listenerHarness`, used for --auto).
+ *
+ * uwsgi's own pieces are in uwsgi-client.ts; they reuse the raw connection from here.
+ */
+import net from 'node:net';
+import type { Service } from '../../src/app.js';
+import { silentLogger, type Logger } from '../../src/log.js';
+import { resolveOptions } from '../../src/options.js';
+import { Gateway } from '../../src/server.js';
+import { encodeScgiRequest } from '../../protocols/scgi/index.js';
+import { type FcgiAddress, type Pair, WAIT_MS, parseCgiResponse } from './fcgi-client.js';
+import type { FrontHarness, MatrixRequest, MatrixResponse, Running } from './fronts.js';
+
+export type { Pair };
+/** A listener: TCP port on 127.0.0.1, or a unix socket path. */
+export type GatewayAddress = FcgiAddress;
+
+const PROBE = Buffer.from([0]);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One client connection that records what the server does. `data` is everything received;
+ * `ended` = FIN from the server, `reset` = ECONNRESET, `closed` = fully closed.
+ */
+export class RawConn {
+  data: Buffer = Buffer.alloc(0);
+  ended = false;
+  closed = false;
+  reset = false;
+  error: NodeJS.ErrnoException | undefined;
+  destroyedByUs = false;
+  private waiters: Array<() => void> = [];
+
+  /** Close our side when the server ends (true by default, as web servers do). */
+  closeOnEnd = true;
+  private probing = false;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.data = Buffer.concat([this.data, chunk]);
+      this.wake();
+    });
+    socket.on('end', () => {
+      this.ended = true;
+      // Like a web server: the response ends at the upstream's EOF, then we close our side too.
+      // First one probe byte: libuv reports a reset that arrives together with the last data
+      // as a plain EOF (its POLLHUP shortcut after a short read), so a loaded machine can turn
+      // an R-11 reset into a clean end. The kernel still knows: a write to a reset connection
+      // fails, a write after a FIN does not (the server drains it).
+      if (this.closeOnEnd && !socket.writableEnded && !socket.destroyed) {
+        this.probing = true;
+        socket.write(PROBE, (err) => {
+          if (err) this.noteError(err as NodeJS.ErrnoException, true);
+          if (!socket.destroyed) socket.end();
+          this.wake();
+        });
+      }
+      this.wake();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // After our probe, an error is the server's kernel answering it (already judged by the probe).
+      if (!this.probing) this.noteError(err, err.code === 'ECONNRESET');
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static open(addr: GatewayAddress, opts: { allowHalfOpen?: boolean } = {}): Promise<RawConn> {
+    return new Promise((resolve, reject) => {
+      const target = 'path' in addr ? { path: addr.path } : { host: addr.host ?? '127.0.0.1', port: addr.port };
+      const socket = net.connect({ ...target, allowHalfOpen: opts.allowHalfOpen ?? true });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new RawConn(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  private noteError(err: NodeJS.ErrnoException, reset: boolean): void {
+    this.error ??= err;
+    if (reset) this.reset = true;
+  }
+
+  /** True once the server closed, half-closed or reset the connection. */
+  get gone(): boolean {
+    return this.ended || this.closed || this.error !== undefined;
+  }
+
+  write(...chunks: Buffer[]): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed || this.socket.writableEnded) {
+        resolve();
+        return;
+      }
+      this.socket.write(Buffer.concat(chunks), () => resolve());
+    });
+  }
+
+  /** Half-closes our side (a FIN to the server). */
+  end(): void {
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  destroy(): void {
+    this.destroyedByUs = true;
+    this.socket.destroy();
+  }
+
+  /** Waits until `cond()` holds (checked on every event); rejects after `timeoutMs` (a hang). */
+  until(cond: () => boolean, timeoutMs = WAIT_MS, what = 'condition'): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`RawConn: timed out after ${timeoutMs} ms waiting for ${what} (received ${this.data.length} bytes, ended=${this.ended}, closed=${this.closed})`));
+      }, timeoutMs);
+      const check = (): void => {
+        if (!cond()) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  /** Waits for the connection to be fully closed (by either side). */
+  untilClosed(timeoutMs = WAIT_MS): Promise<void> {
+    return this.until(() => this.closed, timeoutMs, 'the connection to close');
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}
+
+export interface RawExchangeOptions {
+  /** Send a FIN after the bytes (default false: web servers do not half-close). */
+  halfClose?: boolean;
+  /** Pause between chunks, to make the server see them as separate reads. */
+  gapMs?: number;
+  /** Destroy our side once this many bytes arrived (a client that went away). */
+  destroyAfterBytes?: number;
+  timeoutMs?: number;
+}
+
+/** Sends `chunks` on a fresh connection and waits until the server closes it; returns the connection. */
+export async function rawExchange(addr: GatewayAddress, chunks: Buffer | Buffer[], opts: RawExchangeOptions = {}): Promise<RawConn> {
+  const conn = await RawConn.open(addr);
+  const list = Array.isArray(chunks) ? chunks : [chunks];
+  const sending = (async (): Promise<void> => {
+    for (let i = 0; i < list.length; i++) {
+      if (conn.gone) return;
+      await conn.write(list[i] as Buffer);
+      if (opts.gapMs !== undefined && i < list.length - 1) await sleep(opts.gapMs);
+    }
+    if (opts.halfClose) conn.end();
+  })();
+  const limit = opts.destroyAfterBytes;
+  try {
+    await conn.until(() => {
+      if (limit !== undefined && !conn.destroyedByUs && conn.data.length >= limit) conn.destroy();
+      return conn.closed || conn.destroyedByUs;
+    }, opts.timeoutMs ?? WAIT_MS * 3, 'the server to close the connection');
+  } finally {
+    if (!conn.closed) conn.destroy();
+  }
+  await Promise.race([sending, sleep(50)]);
+  return conn;
+}
+
+/** What a web server knows about the client request it forwards. */
+export interface ForwardedRequest {
+  method?: string;
+  /** Raw request target: path and query, as the client sent it. */
+  uri: string;
+  headers?: Record<string, string>;
+  /** Body length; undefined = no body. */
+  contentLength?: number;
+  serverPort?: number;
+  remoteAddr?: string;
+  remotePort?: number;
+  https?: boolean;
+  /** Params appended after the standard ones (`scgi_param` / `uwsgi_param` lines of a location). */
+  extra?: Array<readonly [string, string]>;
+}
+
+/** nginx's `$uri`: the percent-decoded path, as bytes (latin1 string); a bad escape stays literal. */
+export function decodedPath(uri: string): string {
+  const q = uri.indexOf('?');
+  const raw = q === -1 ? uri : uri.slice(0, q);
+  return raw.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+export function queryOf(uri: string): string {
+  const q = uri.indexOf('?');
+  return q === -1 ? '' : uri.slice(q + 1);
+}
+
+/** One HTTP_* per request header, as nginx adds them after the configured params. */
+export function headerVars(headers: Record<string, string> | undefined): Pair[] {
+  const out: Pair[] = [];
+  for (const [name, value] of Object.entries(headers ?? {})) out.push([`HTTP_${name.toUpperCase().replace(/-/g, '_')}`, value]);
+  return out;
+}
+
+function lowerHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+  const lower: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) lower[k.toLowerCase()] = v;
+  return lower;
+}
+
+/**
+ * The variables nginx sends with `include scgi_params` (fixtures/nginx/scgi_params, upstream
+ * order), CONTENT_LENGTH excluded (the encoder puts it first): no SCRIPT_NAME, no PATH_INFO,
+ * CONTENT_TYPE empty when absent, `SCGI 1`, then one HTTP_* per header (HTTP_CONTENT_* too).
+ */
+export function nginxScgiVars(req: ForwardedRequest): Pair[] {
+  const lower = lowerHeaders(req.headers);
+  const pairs: Pair[] = [
+    ['REQUEST_METHOD', req.method ?? 'GET'],
+    ['REQUEST_URI', req.uri],
+    ['QUERY_STRING', queryOf(req.uri)],
+    ['CONTENT_TYPE', lower['content-type'] ?? ''],
+    ['DOCUMENT_URI', decodedPath(req.uri)],
+    ['DOCUMENT_ROOT', '/var/www/html'],
+    ['SCGI', '1'],
+    ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ['REQUEST_SCHEME', req.https ? 'https' : 'http'],
+    ...(req.https ? ([['HTTPS', 'on']] as Pair[]) : []),
+    ['REMOTE_ADDR', req.remoteAddr ?? '127.0.0.1'],
+    ['REMOTE_PORT', String(req.remotePort ?? 54321)],
+    ['SERVER_PORT', String(req.serverPort ?? 80)],
+    ['SERVER_NAME', 'localhost'],
+    ...headerVars(req.headers),
+  ];
+  if (req.contentLength !== undefined && lower['content-length'] === undefined) pairs.push(['HTTP_CONTENT_LENGTH', String(req.contentLength)]);
+  for (const p of req.extra ?? []) pairs.push([p[0], p[1]]);
+  return pairs;
+}
+
+/** The bytes of one SCGI request as nginx sends it: netstring head, then the body. */
+export function scgiRequestBytes(req: ForwardedRequest, body: Buffer = Buffer.alloc(0)): Buffer {
+  return Buffer.concat([encodeScgiRequest(nginxScgiVars({ ...req, contentLength: body.length > 0 ? body.length : req.contentLength }), body.length), body]);
+}
+
+export interface GatewayResponse {
+  status: number;
+  reason: string;
+  /** The first line of the head as sent (`Status: 200 OK` or `HTTP/1.1 200 OK`). */
+  firstLine: string;
+  headers: Record<string, string[]>;
+  body: Buffer;
+}
+
+/** Parses a CGI-style response (SCGI): `Status:` header, other headers, empty line, body. */
+export function parseScgiResponse(data: Buffer): GatewayResponse | null {
+  const parsed = parseCgiResponse(data);
+  if (parsed === null) return null;
+  return { status: parsed.status, reason: parsed.reason, firstLine: parsed.lines[0] ?? '', headers: parsed.headers, body: parsed.body };
+}
+
+/**
+ * Did the response end cleanly? Not when the connection was reset, the head is missing, or the
+ * body is shorter or longer than a declared Content-Length (HEAD, 1xx, 204, 304: no body).
+ */
+export function responseTruncated(conn: RawConn, res: GatewayResponse | null, method: string): boolean {
+  if (res === null || conn.reset) return true;
+  const noBody = method === 'HEAD' || res.status === 204 || res.status === 304;
+  const cl = res.headers['content-length'];
+  if (noBody) return res.body.length > 0;
+  if (cl !== undefined) return res.body.length !== Number(cl[0]);
+  return false;
+}
+
+/** One request from a matrix case to a listener, with `encode` building the request bytes. */
+export async function singleRequestMatrix(
+  addr: GatewayAddress,
+  req: MatrixRequest,
+  encode: (fwd: ForwardedRequest, body: Buffer) => Buffer,
+  parse: (data: Buffer) => GatewayResponse | null,
+  serverPort: number,
+): Promise<MatrixResponse> {
+  const body = req.body === undefined ? Buffer.alloc(0) : Buffer.from(req.body);
+  const method = req.method ?? 'GET';
+  const headers = { Host: 'localhost', ...(req.headers ?? {}) };
+  // A web server buffers a chunked client body first: the gateway always gets a length.
+  const fwd: ForwardedRequest = { method, uri: req.path, headers, serverPort, ...(req.body === undefined ? {} : { contentLength: body.length }) };
+  const conn = await rawExchange(addr, encode(fwd, body), req.abortAfterBytes === undefined ? {} : { destroyAfterBytes: req.abortAfterBytes });
+  const res = parse(conn.data);
+  if (res === null) return { status: 0, headers: {}, body: conn.data, truncated: true };
+  const truncated = conn.destroyedByUs || responseTruncated(conn, res, method);
+  return { status: res.status, headers: res.headers, body: res.body, truncated };
+}
+
+/** Starts a Gateway from resolveOptions flags; returns it with its bound listeners. */
+export async function startGateway(service: Service, flags: Record<string, string | string[]>, logger: Logger = silentLogger()): Promise<{ gateway: Gateway; addrs: GatewayAddress[]; ports: number[] }> {
+  const options = resolveOptions(flags, {});
+  const gateway = new Gateway(service, options, logger);
+  const listeners = await gateway.listen();
+  const addrs: GatewayAddress[] = [];
+  const ports: number[] = [];
+  for (const l of listeners) {
+    if (l.address.kind === 'unix') {
+      addrs.push({ path: l.address.path });
+      ports.push(0);
+    } else {
+      const port = (l.address as { port: number }).port;
+      addrs.push({ port });
+      ports.push(port);
+    }
+  }
+  return { gateway, addrs, ports };
+}
+
+/**
+ * A matrix harness for one listener kind (`scgi`, `uwsgi`, `auto`, ...) reached with `send`.
+ * `send` gets the address, its port (for SERVER_PORT) and the request.
+ */
+export function listenerHarness(name: string, listen: string, send: (addr: GatewayAddress, port: number, req: MatrixRequest) => Promise<MatrixResponse>): FrontHarness {
+  return {
+    name,
+    async start(service, opts = {}): Promise<Running> {
+      const { gateway, addrs, ports } = await startGateway(service, { [listen]: ['127.0.0.1:0'], mount: opts.mount ?? '' });
+      const addr = addrs[0] as GatewayAddress;
+      const port = ports[0] as number;
+      return {
+        request: (req) => send(addr, port, req),
+        close: () => gateway.close(1000),
+      };
+    },
+  };
+}
+
+/** The matrix request over SCGI, as nginx `scgi_pass` with `include scgi_params` sends it. */
+export function scgiMatrixRequest(addr: GatewayAddress, port: number, req: MatrixRequest): Promise<MatrixResponse> {
+  return singleRequestMatrix(addr, req, scgiRequestBytes, parseScgiResponse, port);
+}
+
+/** The behaviour matrix over SCGI: a Gateway with an SCGI listener on 127.0.0.1:0. */
+export const scgiFront: FrontHarness = listenerHarness('scgi', 'scgi', scgiMatrixRequest);
