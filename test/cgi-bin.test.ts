@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -872,6 +873,34 @@ describe('C-19..C-30 script output', () => {
       // Either framing is correct; a complete small body usually goes out with its length.
       expect(small.headers['content-length'] ?? small.headers['transfer-encoding']).toBeDefined();
     });
+  });
+
+  test.each([['stream-gate.sh'], ['nph-stream-gate.sh']])('C-30/C-28: %s: the body reaches the client as it is produced', async (script) => {
+    const dir = tmp('gatewire-cgi-gate-');
+    const gate = path.join(dir, 'gate');
+    try {
+      await withHttp(app, async (port) => {
+        const body = await new Promise<string>((resolve, reject) => {
+          const req = http.get({ host: '127.0.0.1', port, path: `/cgi-bin/${script}?${gate}` }, (res) => {
+            let got = '';
+            res.setEncoding('latin1');
+            res.on('data', (c: string) => {
+              got += c;
+              // "second" is only written once the gate exists, and the gate only opens after
+              // "first" arrived here: a buffering host would deliver both after the 10 s wait.
+              if (got === 'first\n' && !fs.existsSync(gate)) fs.writeFileSync(gate, '');
+            });
+            res.on('end', () => resolve(got));
+          });
+          req.on('error', reject);
+        });
+        expect(body).toBe('first\nsecond\n');
+        expect(fs.existsSync(gate)).toBe(true); // "first" arrived on its own
+      });
+      expect(logger.lines.some((l) => new RegExp(`${script.replace('.', '\\.')} stopped`).test(l.message))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('backpressure: a 4 MiB body read slowly arrives intact', async () => {
