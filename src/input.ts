@@ -38,6 +38,10 @@ export class BodyInput extends Readable {
     private readonly max = Number.MAX_SAFE_INTEGER,
   ) {
     super({ highWaterMark: 64 * 1024 });
+    // The input fails when the peer goes away, aborts or truncates the body (F-25, F-31, F-32,
+    // E-11). An app that never reads it has no 'error' listener, and an unheard 'error' event
+    // would crash the process; an app that reads still gets the error.
+    this.on('error', () => undefined);
     if (expected === 0) this.push(null);
   }
 
@@ -101,6 +105,7 @@ export class LimitedInput extends Readable {
     private readonly max: number,
   ) {
     super({ highWaterMark: 64 * 1024 });
+    this.on('error', () => undefined); // as in BodyInput: never an unheard 'error'
   }
 
   override _read(): void {

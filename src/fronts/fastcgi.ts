@@ -260,10 +260,6 @@ class FastcgiConnection {
       expected,
       opts.maxBodyBytes,
     );
-    // The input fails when the peer goes away, aborts or truncates the body (F-25, F-31, F-32);
-    // an app that never read it has no 'error' listener, and an unheard 'error' event would
-    // crash the process. The app still sees the error when it reads.
-    input.on('error', () => undefined);
     req.input = input;
     req.state = authorizer ? 'done' : 'body';
     const ctx = new RequestContext(opts.logger);
