@@ -118,9 +118,11 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
     void gateway.close(options.shutdownTimeout).then(() => exit(logger, 0));
   });
+  let interrupted = false;
   process.on('SIGINT', () => {
-    if (stopping) return;
-    stopping = true;
+    // "Stop now" holds during a SIGTERM drain too: Ctrl-C must not wait for the deadline.
+    if (interrupted) return;
+    interrupted = stopping = true;
     logger.info('SIGINT: stopping now');
     void gateway.closeNow().then(() => exit(logger, 130));
   });
@@ -183,9 +185,17 @@ async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> 
   };
   for (let i = 0; i < options.workers; i++) fork();
   logger.info(`primary ${process.pid}: ${options.workers} workers`);
+  let forced = false;
   const stop = (graceful: boolean): void => {
+    if (!graceful && !forced && stopping) {
+      // SIGINT during a graceful stop: stop now.
+      forced = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      return;
+    }
     if (stopping) return;
     stopping = true;
+    forced = !graceful;
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
     for (const w of workers) {
       if (graceful) w.send('gatewire:shutdown');
@@ -198,7 +208,7 @@ async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> 
     const wait = (): void => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         removeSocketFiles(options);
-        exit(logger, graceful ? 0 : 130);
+        exit(logger, forced ? 130 : 0);
       } else setTimeout(wait, 20);
     };
     wait();
