@@ -637,6 +637,20 @@ describe('C-12..C-18 process control', () => {
     expect(await eventually(() => !isAlive(Number(m?.[1])))).toBe(true);
   });
 
+  test('C-15/C-17: a child escaping the group with setsid cannot hold the run (or its slot) open', async () => {
+    const { app } = make({ exitGrace: 100, killGrace: 100 });
+    const res = await get(app, '/escape-session.sh');
+    expect(res.status).toBe(200);
+    expect(res.aborted).toBe(false);
+    const escaped = Number(/escaped (\d+)/.exec(text(res))?.[1]);
+    try {
+      expect(await eventually(() => app.stats().running === 0)).toBe(true);
+    } finally {
+      // Outside the host's reach by design; the test cleans up after itself.
+      if (escaped > 1 && isAlive(escaped)) process.kill(escaped, 'SIGKILL');
+    }
+  });
+
   test('§5.3 C-16: 10 MB on stderr is drained; the log keeps at most maxStderrBytes, tagged with script, pid, request id', async () => {
     const { app, logger } = make({ maxStderrBytes: 4096 });
     const res = await get(app, '/stderr-flood.sh');

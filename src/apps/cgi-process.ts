@@ -156,6 +156,7 @@ export class CgiRun {
   private totalTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  private forceTimer: NodeJS.Timeout | undefined;
 
   private stderrBytes = 0;
   private stderrLogged = 0;
@@ -209,6 +210,7 @@ export class CgiRun {
     stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
     stdout.on('end', () => this.onStdoutEnd());
     stdout.on('error', () => this.onStdoutEnd());
+    stdout.on('close', () => this.onStdoutEnd());
     const stderr = child.stderr as Readable;
     stderr.on('data', (chunk: Buffer) => this.onStderr(chunk));
     stderr.on('end', () => this.flushStderr());
@@ -422,17 +424,36 @@ export class CgiRun {
         // Whatever the script left in its group (daemons, `cmd &` that closed stdout) dies with the run.
         if (this.pid !== undefined) signalGroup(this.pid, 'SIGKILL');
         this.clearTimers();
+        this.forceCloseLater();
       }
     } else if (this.graceTimer === undefined && this.pid !== undefined && !this.reaped) {
       this.graceTimer = setTimeout(() => {
         this.graceKilled = this.killReason === undefined;
         signalGroup(this.pid, 'SIGKILL');
+        this.forceCloseLater();
       }, this.spec.timeouts.exitGrace);
     }
     this.signal();
   }
 
+  /**
+   * Last resort, killGrace after the final SIGKILL: a process that left the group (setsid) can
+   * still hold stdout or stderr, and the run would never close (a slot lost for good). Our ends
+   * of the pipes are closed; that process is outside the host's reach, as under Apache.
+   */
+  private forceCloseLater(): void {
+    if (this.forceTimer !== undefined || this.closed) return;
+    this.forceTimer = setTimeout(() => {
+      if (this.closed) return;
+      const child = this.child;
+      child?.stdout?.destroy();
+      child?.stderr?.destroy();
+      child?.stdin?.destroy();
+    }, this.spec.timeouts.killGrace);
+  }
+
   private onClose(): void {
+    if (this.forceTimer !== undefined) clearTimeout(this.forceTimer);
     this.closed = true;
     this.exited = true;
     this.stdoutEnded = true;
@@ -484,7 +505,11 @@ export class CgiRun {
     if (this.headDone) this.failure = new Error(`CGI script stopped: ${reason}`);
     this.settleHead({ ok: false, status: 502, reason });
     signalGroup(this.pid, 'SIGTERM');
-    this.killTimer = setTimeout(() => signalGroup(this.pid, 'SIGKILL'), this.spec.timeouts.killGrace);
+    this.killTimer = setTimeout(() => {
+      this.killTimer = undefined;
+      signalGroup(this.pid, 'SIGKILL');
+      this.forceCloseLater();
+    }, this.spec.timeouts.killGrace);
     // Keep reading so a script blocked on a full pipe sees the signal; drop what it writes.
     this.queue.length = 0;
     this.queued = 0;
