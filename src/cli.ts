@@ -112,19 +112,21 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   // Handlers go in before listening: once `listening` is logged, a supervisor may signal at once,
   // and a SIGTERM without a handler kills the process (no graceful close, socket files left).
   let stopping = false;
+  let exitCode = 0; // 130 once SIGINT arrived, even during a SIGTERM drain
   process.on('SIGTERM', () => {
     if (stopping) return;
     stopping = true;
     logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
-    void gateway.close(options.shutdownTimeout).then(() => exit(logger, 0));
+    void gateway.close(options.shutdownTimeout).then(() => exit(logger, exitCode));
   });
   let interrupted = false;
   process.on('SIGINT', () => {
     // "Stop now" holds during a SIGTERM drain too: Ctrl-C must not wait for the deadline.
     if (interrupted) return;
     interrupted = stopping = true;
+    exitCode = 130;
     logger.info('SIGINT: stopping now');
-    void gateway.closeNow().then(() => exit(logger, 130));
+    void gateway.closeNow().then(() => exit(logger, exitCode));
   });
   if (cluster.isWorker) {
     // The primary asks for a graceful stop with a message (a signal would reach the whole group).

@@ -187,6 +187,18 @@ describe('CLI-7: signals', () => {
     await expect(inflight.promise).rejects.toThrow(/socket hang up|ECONNRESET/);
     expect(fs.existsSync(release)).toBe(false);
   });
+
+  test('CLI-7: SIGINT during a SIGTERM drain stops at once (130) instead of waiting for the deadline', async () => {
+    const release = path.join(tempDir(), 'never');
+    const { proc, port } = await serve([app('slow.mjs'), '--http', '127.0.0.1:0', '--shutdown-timeout', '60s']);
+    const inflight = settle(request({ port, path: `/?release=${encodeURIComponent(release)}`, timeoutMs: 20_000 }));
+    await proc.waitFor(/slow: started/);
+    proc.signal('SIGTERM');
+    await proc.waitFor(/SIGTERM: finishing in-flight requests/);
+    proc.signal('SIGINT');
+    expect(await proc.waitExit()).toEqual({ code: 130, signal: null });
+    await expect(inflight.promise).rejects.toThrow(/socket hang up|ECONNRESET/);
+  });
 });
 
 describe('CLI-7: stray app errors', () => {
