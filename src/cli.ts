@@ -11,6 +11,7 @@ import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from './log.js';
 import type * as LoaderModule from './loader.js';
+import type * as ComposeModule from './compose.js';
 import { OptionError, SERVE_OPTIONS, type ServeOptions, resolveOptions } from './options.js';
 import type * as ServerModule from './server.js';
 import { SERVER_SOFTWARE } from './environ.js';
@@ -21,7 +22,7 @@ import { registerCgiCommand } from './cli-cgi.js';
 let cluster: Cluster;
 let createLogger: (typeof import('./log.js'))['createLogger'];
 let LoadError: typeof LoaderModule.LoadError;
-let loadService: typeof LoaderModule.loadService;
+let buildService: typeof ComposeModule.buildService;
 let Gateway: typeof ServerModule.Gateway;
 let ListenError: typeof ServerModule.ListenError;
 let listenersOf: typeof ServerModule.listenersOf;
@@ -31,7 +32,8 @@ let prepareSocketFile: typeof ServerModule.prepareSocketFile;
 function loadServeModules(): void {
   cluster = require('node:cluster') as Cluster;
   ({ createLogger } = require('./log.js') as typeof import('./log.js'));
-  ({ LoadError, loadService } = require('./loader.js') as typeof LoaderModule);
+  ({ LoadError } = require('./loader.js') as typeof LoaderModule);
+  ({ buildService } = require('./compose.js') as typeof ComposeModule);
   ({ Gateway, ListenError, listenersOf, prepareSocketFile } = require('./server.js') as typeof ServerModule);
 }
 
@@ -84,7 +86,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     if (err instanceof OptionError) usageError(err.message);
     throw err;
   }
-  if (appSpec === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR)');
+  if (appSpec === undefined && options.cgiBin === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR, or --cgi-bin DIR)');
   if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http, --fastcgi, --scgi, --uwsgi or --auto ADDR');
 
   if (options.accessLog !== undefined && options.accessLog !== '-') {
@@ -98,7 +100,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
   let service;
   try {
-    service = await loadService(appSpec, options.interface);
+    service = await buildService(appSpec, options, logger);
   } catch (err) {
     if (err instanceof LoadError) usageError(err.message);
     throw err;

@@ -87,6 +87,13 @@ function parseCount(text: string, what: string, max = 1024): number {
   return Number(text);
 }
 
+function parseBoolean(text: string, what: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (t === 'true' || t === '1' || t === 'yes' || t === 'on') return true;
+  if (t === 'false' || t === '0' || t === 'no' || t === 'off') return false;
+  throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected true or false`);
+}
+
 function parseMode(text: string, what: string): number {
   if (!/^0?[0-7]{3}$/.test(text.trim())) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected an octal mode like 660`);
   return parseInt(text, 8);
@@ -123,6 +130,18 @@ export interface ServeOptions {
   requestTimeout: number;
   keepAliveTimeout: number;
   shutdownTimeout: number;
+  cgiBin: string | undefined;
+  cgiMount: string;
+  cgiTimeout: number;
+  cgiIdleTimeout: number;
+  cgiTotalTimeout: number;
+  cgiMaxProcesses: number | undefined;
+  cgiMaxQueue: number;
+  cgiInterpreters: string | undefined;
+  cgiInheritEnv: string | undefined;
+  cgiIndex: string | undefined;
+  cgiPassAuth: boolean;
+  cgiScriptLog: string | undefined;
 }
 
 export interface OptionSpec {
@@ -134,6 +153,8 @@ export interface OptionSpec {
   default: string | undefined;
   parse: (text: string, what: string) => unknown;
   repeatable?: boolean;
+  /** A flag without a value (`--cgi-pass-auth`); its variable takes true/false/1/0. */
+  boolean?: boolean;
 }
 
 export const SERVE_OPTIONS: readonly OptionSpec[] = [
@@ -161,16 +182,29 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'keepAliveTimeout', flags: '--keep-alive-timeout <time>', env: 'GATEWIRE_KEEP_ALIVE_TIMEOUT', description: 'idle time before a kept-alive connection is closed', default: '5s', parse: (t, w) => parseDuration(t, w) },
   { key: 'idleTimeout', flags: '--idle-timeout <time>', env: 'GATEWIRE_IDLE_TIMEOUT', description: 'idle time before a gateway connection (FastCGI keep-conn) or a stalled gateway request is closed', default: '300s', parse: (t, w) => parseDuration(t, w) },
   { key: 'shutdownTimeout', flags: '--shutdown-timeout <time>', env: 'GATEWIRE_SHUTDOWN_TIMEOUT', description: 'on SIGTERM, how long in-flight requests may finish', default: '30s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'cgiBin', flags: '--cgi-bin <dir>', env: 'GATEWIRE_CGI_BIN', description: 'host the CGI scripts of DIR (one process per request) under --cgi-mount', default: undefined, parse: (t) => t },
+  { key: 'cgiMount', flags: '--cgi-mount <prefix>', env: 'GATEWIRE_CGI_MOUNT', description: 'URL prefix of the CGI scripts, below --mount ("" for all requests)', default: '/cgi-bin', parse: parseMount },
+  { key: 'cgiTimeout', flags: '--cgi-timeout <time>', env: 'GATEWIRE_CGI_TIMEOUT', description: 'time for a script to send its response head; then 504 and its process group is killed', default: '60s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'cgiIdleTimeout', flags: '--cgi-idle-timeout <time>', env: 'GATEWIRE_CGI_IDLE_TIMEOUT', description: 'longest silence of a script after its head', default: '60s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'cgiTotalTimeout', flags: '--cgi-total-timeout <time>', env: 'GATEWIRE_CGI_TOTAL_TIMEOUT', description: 'longest run of a script', default: '300s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'cgiMaxProcesses', flags: '--cgi-max-processes <n>', env: 'GATEWIRE_CGI_MAX_PROCESSES', description: 'scripts running at once (default: 4 per CPU)', default: undefined, parse: (t, w) => parseCount(t, w, 100_000) },
+  { key: 'cgiMaxQueue', flags: '--cgi-max-queue <n>', env: 'GATEWIRE_CGI_MAX_QUEUE', description: 'requests waiting for a script slot; beyond it 503', default: '64', parse: (t, w) => parseCount(t, w, 1_000_000) },
+  { key: 'cgiInterpreters', flags: '--cgi-interpreters <list>', env: 'GATEWIRE_CGI_INTERPRETERS', description: 'run files without the exec bit by extension: presets .py,.pl,.php or .ext=COMMAND (default: off)', default: undefined, parse: (t) => t },
+  { key: 'cgiInheritEnv', flags: '--cgi-inherit-env <names>', env: 'GATEWIRE_CGI_INHERIT_ENV', description: 'server environment variables passed to scripts (default: LANG,LC_ALL,LC_CTYPE,TZ,LD_LIBRARY_PATH; PATH always)', default: undefined, parse: (t) => t },
+  { key: 'cgiIndex', flags: '--cgi-index <names>', env: 'GATEWIRE_CGI_INDEX', description: 'scripts tried for a directory, e.g. index.cgi (default: none, 403)', default: undefined, parse: (t) => t },
+  { key: 'cgiPassAuth', flags: '--cgi-pass-auth', env: 'GATEWIRE_CGI_PASS_AUTH', description: 'pass Authorization to scripts as HTTP_AUTHORIZATION (like Apache CGIPassAuth)', default: 'false', parse: (t, w) => parseBoolean(t, w), boolean: true },
+  { key: 'cgiScriptLog', flags: '--cgi-script-log <path>', env: 'GATEWIRE_CGI_SCRIPT_LOG', description: 'Apache ScriptLog-style dump of failing script requests (default: off)', default: undefined, parse: (t) => t },
 ];
 
 /**
  * Resolves every option: the flag's text if given, else the environment variable, else the
  * default. `flags` holds raw texts keyed like ServeOptions (arrays for repeatable options).
  */
-export function resolveOptions(flags: Partial<Record<keyof ServeOptions, string | string[]>>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+export function resolveOptions(flags: Partial<Record<keyof ServeOptions, string | string[] | boolean>>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
   const out: Record<string, unknown> = {};
   for (const spec of SERVE_OPTIONS) {
-    const flag = flags[spec.key];
+    const given = flags[spec.key];
+    const flag = typeof given === 'boolean' ? String(given) : given; // a value-less flag (--cgi-pass-auth)
     const what = `${spec.flags.split(' ')[0]} value`;
     const fromEnv = env[spec.env];
     let texts: string[] | undefined;

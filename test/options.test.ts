@@ -45,3 +45,15 @@ describe('options', () => {
     expect(() => parseDuration('soon')).toThrow(OptionError);
   });
 });
+
+describe('CGI options and composition', () => {
+  test('--cgi-pass-auth is a value-less flag; its variable takes true/false', () => {
+    expect(resolveOptions({}, {}).cgiPassAuth).toBe(false);
+    expect(resolveOptions({ cgiPassAuth: true }, {}).cgiPassAuth).toBe(true);
+    expect(resolveOptions({}, { GATEWIRE_CGI_PASS_AUTH: '1' }).cgiPassAuth).toBe(true);
+    expect(() => resolveOptions({}, { GATEWIRE_CGI_PASS_AUTH: 'maybe' })).toThrow(OptionError);
+  });
+  test('CGI defaults', () => {
+    expect(resolveOptions({}, {})).toMatchObject({ cgiBin: undefined, cgiMount: '/cgi-bin', cgiTimeout: 60000, cgiMaxQueue: 64 });
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * What `gatewire serve` serves: the app module, the cgi-bin directory under its mount, or both.
+ * A request whose PATH_INFO lies under the CGI mount goes to the cgi-bin App with the mount moved
+ * from PATH_INFO to SCRIPT_NAME; every other request goes to the app (404 without one).
+ */
+import type { App, Service } from './app.js';
+import { createCgiBinApp, CGI_INTERPRETERS, type CgiInterpreter } from './apps/cgi-bin.js';
+import { splitMount } from './environ.js';
+import { LoadError, loadService } from './loader.js';
+import type { Logger } from './log.js';
+import type { ServeOptions } from './options.js';
+
+const notFound: App = (_environ, startResponse) => {
+  startResponse('404 Not Found', [['Content-Type', 'text/plain; charset=utf-8']]);
+  return ['Not Found\n'];
+};
+
+/** Routes PATH_INFO under `prefix` to `inner` (SCRIPT_NAME gains the prefix), the rest to `outer`. */
+export function mountApp(prefix: string, inner: App, outer: App = notFound): App {
+  return (environ, startResponse) => {
+    const split = splitMount(environ.PATH_INFO, prefix);
+    if (split === null) return outer(environ, startResponse);
+    environ.SCRIPT_NAME += split[0];
+    environ.PATH_INFO = split[1];
+    return inner(environ, startResponse);
+  };
+}
+
+/** `.py,.pl,.php` (the presets) or `.ext=command` entries → the cgi-bin interpreters table. */
+export function parseInterpreters(list: string): Record<string, string | CgiInterpreter> {
+  const out: Record<string, string | CgiInterpreter> = {};
+  for (const raw of list.split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const ext = (eq === -1 ? entry : entry.slice(0, eq)).trim();
+    const key = ext.startsWith('.') ? ext : `.${ext}`;
+    if (eq !== -1) out[key] = entry.slice(eq + 1).trim();
+    else {
+      const preset = CGI_INTERPRETERS[key];
+      if (preset === undefined) throw new LoadError(`--cgi-interpreters: no preset for ${key}; write ${key}=COMMAND`);
+      out[key] = preset;
+    }
+  }
+  return out;
+}
+
+export async function buildService(appSpec: string | undefined, options: ServeOptions, logger: Logger): Promise<Service> {
+  const app = appSpec === undefined ? undefined : await loadService(appSpec, options.interface);
+  if (options.cgiBin === undefined) {
+    if (app === undefined) throw new LoadError('serve: no app given (gatewire serve APP --http ADDR, or --cgi-bin DIR)');
+    return app;
+  }
+  const cgi = createCgiBinApp({
+    root: options.cgiBin,
+    headersTimeout: options.cgiTimeout,
+    idleTimeout: options.cgiIdleTimeout,
+    totalTimeout: options.cgiTotalTimeout,
+    ...(options.cgiMaxProcesses === undefined ? {} : { maxProcesses: options.cgiMaxProcesses }),
+    maxQueue: options.cgiMaxQueue,
+    maxBodyBytes: options.maxBodyBytes,
+    interpreters: options.cgiInterpreters === undefined ? {} : parseInterpreters(options.cgiInterpreters),
+    ...(options.cgiInheritEnv === undefined ? {} : { inheritEnv: options.cgiInheritEnv.split(',').map((n) => n.trim()).filter((n) => n !== '') }),
+    ...(options.cgiIndex === undefined ? {} : { index: options.cgiIndex.split(',').map((n) => n.trim()).filter((n) => n !== '') }),
+    passAuthorization: options.cgiPassAuth,
+    ...(options.cgiScriptLog === undefined ? {} : { scriptLog: options.cgiScriptLog }),
+    logger,
+  });
+  // Node handlers lose the HTTP front's zero-cost path here: the CGI mount must see every request.
+  return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ' };
+}
