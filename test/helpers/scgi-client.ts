@@ -6,8 +6,9 @@
  *
  * uwsgi's own pieces are in uwsgi-client.ts; they reuse the raw connection from here.
  */
+import { createHash } from 'node:crypto';
 import net from 'node:net';
-import type { Service } from '../../src/app.js';
+import type { Body, Environ, Service, StartResponse } from '../../src/app.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { resolveOptions } from '../../src/options.js';
 import { Gateway } from '../../src/server.js';
@@ -303,6 +304,15 @@ export async function singleRequestMatrix(
 }
 
 /** Starts a Gateway from resolveOptions flags; returns it with its bound listeners. */
+/** Polls `cond` until it holds; rejects after `timeoutMs` (only a guard against hangs). */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 export async function startGateway(service: Service, flags: Record<string, string | string[]>, logger: Logger = silentLogger()): Promise<{ gateway: Gateway; addrs: GatewayAddress[]; ports: number[] }> {
   const options = resolveOptions(flags, {});
   const gateway = new Gateway(service, options, logger);
@@ -348,3 +358,167 @@ export function scgiMatrixRequest(addr: GatewayAddress, port: number, req: Matri
 
 /** The behaviour matrix over SCGI: a Gateway with an SCGI listener on 127.0.0.1:0. */
 export const scgiFront: FrontHarness = listenerHarness('scgi', 'scgi', scgiMatrixRequest);
+
+/** A Logger that keeps every line, for tests that check what was logged. */
+export interface CapturedLog extends Logger {
+  lines: Array<{ level: string; message: string }>;
+  /** Lines at `level` (or any level) whose message matches. */
+  matching(re: RegExp, level?: string): string[];
+}
+
+export function captureLogger(): CapturedLog {
+  const lines: Array<{ level: string; message: string }> = [];
+  const at =
+    (level: string) =>
+    (message: string): void => {
+      lines.push({ level, message });
+    };
+  return {
+    lines,
+    matching: (re, level) => lines.filter((l) => (level === undefined || l.level === level) && re.test(l.message)).map((l) => l.message),
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    debugEnabled: false,
+    access: null,
+    close: () => Promise.resolve(),
+  };
+}
+
+/** What the probe app saw; tests reset it with `probe.reset()`. */
+export interface GatewayProbe {
+  /** Requests that reached the app, in order: method and path. */
+  calls: string[];
+  /** Bodies handed to /hold, not read until `release()`. */
+  held: Array<import('node:stream').Readable & { received?: number }>;
+  release: () => void;
+  /** Requests whose gatewire.signal fired. */
+  aborted: number;
+  /** Body iterators closed (R-5). */
+  closed: number;
+  reset(): void;
+}
+
+/**
+ * An environ app for front tests:
+ *   /echo (and anything not below)  reads the body, answers JSON: environ (keys without a dot),
+ *                                   protocol, url_scheme, input_terminated, body (latin1) or
+ *                                   the body error's code, body_length
+ *   /no-read     answers `ok` without touching the body
+ *   /hold        keeps the body unread until probe.release(), then answers its length
+ *   /wait        streams a heartbeat line every 20 ms until the signal fires (client gone), counts it
+ *   /stream?n=&size=   n chunks of `size` bytes of 'x' without Content-Length
+ *   /error-after sends `part-` then fails
+ *   /status?s=NNN+Reason  answers that status line
+ */
+export function probeService(): { service: Service; probe: GatewayProbe } {
+  let releaseAll: Array<() => void> = [];
+  const probe: GatewayProbe = {
+    calls: [],
+    held: [],
+    release: () => {
+      for (const r of releaseAll) r();
+      releaseAll = [];
+    },
+    aborted: 0,
+    closed: 0,
+    reset() {
+      probe.calls = [];
+      probe.held = [];
+      probe.aborted = 0;
+      probe.closed = 0;
+      releaseAll = [];
+    },
+  };
+  const readAll = async (input: AsyncIterable<Buffer>): Promise<{ body: Buffer; error: string | undefined }> => {
+    const chunks: Buffer[] = [];
+    try {
+      for await (const c of input) chunks.push(c);
+      return { body: Buffer.concat(chunks), error: undefined };
+    } catch (err) {
+      return { body: Buffer.concat(chunks), error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+    }
+  };
+  const app = (environ: Environ, startResponse: StartResponse): Body | Promise<Body> => {
+    const route = String(environ.PATH_INFO);
+    probe.calls.push(`${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${route}`);
+    const query = new URLSearchParams(String(environ.QUERY_STRING));
+    const input = environ['gatewire.input'];
+    switch (route) {
+      case '/no-read':
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return ['ok'];
+      case '/hold':
+        probe.held.push(input);
+        return new Promise<void>((resolve) => releaseAll.push(resolve)).then(async () => {
+          const { body, error } = await readAll(input);
+          startResponse('200 OK', [['Content-Type', 'text/plain']]);
+          return [`${body.length} ${createHash('sha256').update(body).digest('hex')} ${error ?? ''}`];
+        });
+      case '/wait': {
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        const signal = environ['gatewire.signal'];
+        return (async function* () {
+          try {
+            // A heartbeat: a web server that is gone shows when a write fails.
+            for (let i = 0; i < 1000 && !signal.aborted; i++) {
+              yield 'waiting\n';
+              await new Promise((r) => setTimeout(r, 20));
+            }
+          } finally {
+            if (signal.aborted) probe.aborted++;
+            probe.closed++;
+          }
+        })();
+      }
+      case '/stream': {
+        const n = Number(query.get('n') ?? 4);
+        const size = Number(query.get('size') ?? 1024);
+        startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+        return (async function* () {
+          for (let i = 0; i < n; i++) yield Buffer.alloc(size, 'x');
+        })();
+      }
+      case '/error-after':
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return (async function* () {
+          yield 'part-';
+          await new Promise((r) => setTimeout(r, 5));
+          throw new Error('boom after headers');
+        })();
+      case '/status':
+        startResponse(query.get('s') ?? '200 OK', [['Content-Type', 'text/plain']]);
+        return ['status\n'];
+      default:
+        return readAll(input).then(({ body, error }) => {
+          const vars: Record<string, unknown> = {};
+          for (const key of Object.keys(environ).sort()) if (!key.includes('.')) vars[key] = environ[key];
+          startResponse('200 OK', [['Content-Type', 'application/json']]);
+          return [
+            JSON.stringify({
+              environ: vars,
+              protocol: environ['gatewire.protocol'],
+              url_scheme: environ['gatewire.url_scheme'],
+              input_terminated: environ['gatewire.input_terminated'],
+              body: body.toString('latin1'),
+              body_error: error ?? null,
+              body_length: body.length,
+            }),
+          ];
+        });
+    }
+  };
+  return { service: { app, interface: 'environ' }, probe };
+}
+
+/** The JSON the probe app's /echo answers. */
+export interface EchoResult {
+  environ: Record<string, string>;
+  protocol: string;
+  url_scheme: string;
+  input_terminated: boolean;
+  body: string;
+  body_error: string | null;
+  body_length: number;
+}
