@@ -60,7 +60,7 @@ function uwsgiProtocol(opts: GatewayFrontOptions, modifiers: ReadonlySet<number>
   const maxUwsgiPacketSize = Math.min(opts.maxParamsBytes, MAX_UWSGI_DATASIZE);
   let prefixWarned = false;
   const refuseModifier = (modifier1: number): never => {
-    throw new CloseWithoutReply(`uwsgi: packet type modifier1=${modifier1} is not a request type (allowed: ${[...modifiers].join(', ')})`);
+    throw new CloseWithoutReply(`packet type modifier1=${modifier1} is not a request type (allowed: ${[...modifiers].join(', ')})`);
   };
   const toHead = (head: UwsgiRequestHead, rest: Buffer): GatewayHead => ({
     pairs: head.vars,

@@ -74,9 +74,12 @@ export class RawConn {
     });
   }
 
-  static open(addr: GatewayAddress, opts: { allowHalfOpen?: boolean } = {}): Promise<RawConn> {
+  static open(addr: GatewayAddress, opts: { allowHalfOpen?: boolean; localAddress?: string } = {}): Promise<RawConn> {
     return new Promise((resolve, reject) => {
-      const target = 'path' in addr ? { path: addr.path } : { host: addr.host ?? '127.0.0.1', port: addr.port };
+      const target =
+        'path' in addr
+          ? { path: addr.path }
+          : { host: addr.host ?? '127.0.0.1', port: addr.port, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) };
       const socket = net.connect({ ...target, allowHalfOpen: opts.allowHalfOpen ?? true });
       socket.once('connect', () => {
         socket.off('error', reject);
@@ -152,11 +155,13 @@ export interface RawExchangeOptions {
   /** Destroy our side once this many bytes arrived (a client that went away). */
   destroyAfterBytes?: number;
   timeoutMs?: number;
+  /** Source address of the connection (e.g. 127.0.0.2, to test allow-lists). */
+  localAddress?: string;
 }
 
 /** Sends `chunks` on a fresh connection and waits until the server closes it; returns the connection. */
 export async function rawExchange(addr: GatewayAddress, chunks: Buffer | Buffer[], opts: RawExchangeOptions = {}): Promise<RawConn> {
-  const conn = await RawConn.open(addr);
+  const conn = await RawConn.open(addr, opts.localAddress === undefined ? {} : { localAddress: opts.localAddress });
   const list = Array.isArray(chunks) ? chunks : [chunks];
   const sending = (async (): Promise<void> => {
     for (let i = 0; i < list.length; i++) {
