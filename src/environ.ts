@@ -244,12 +244,16 @@ export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: Ga
 export function repairScriptName(vars: CgiVars, opts: Pick<GatewayEnvironOptions, 'mount' | 'stripScriptName'>): void {
   let sent = vars.SCRIPT_NAME ?? '';
   let info = vars.PATH_INFO ?? '';
+  let stripped = false;
   if (opts.stripScriptName && sent !== '' && info !== '') {
     const rest = splitMount(info, normalizeMount(sent));
-    if (rest !== null) info = rest[1];
+    if (rest !== null) {
+      info = rest[1];
+      stripped = true; // the web server split it (PATH_INFO may now be "")
+    }
   }
   if (sent === '/') sent = '';
-  if (opts.mount === '' ? info !== '' : sent === opts.mount) {
+  if (opts.mount === '' ? info !== '' || stripped : sent === opts.mount) {
     vars.SCRIPT_NAME = sent;
     vars.PATH_INFO = info;
     return;

@@ -376,3 +376,10 @@ describe('E-5.2 with a mount, the mount decides', () => {
     expect(() => gatewayVars([['REQUEST_METHOD', 'POST'], ['CONTENT_LENGTH', '99999999999999999999']], app)).toThrow(expect.objectContaining({ status: 413 }));
   });
 });
+
+describe('U-7 with E-5.2', () => {
+  test('modifier1 30 with PATH_INFO equal to SCRIPT_NAME: ("/app", ""), not re-split', () => {
+    const vars = gatewayVars([['REQUEST_METHOD', 'GET'], ['SCRIPT_NAME', '/app'], ['PATH_INFO', '/app'], ['REQUEST_URI', '/app']], { mount: '', localAddress: 'l', maxBodyBytes: 1, stripScriptName: true });
+    expect([vars.SCRIPT_NAME, vars.PATH_INFO]).toEqual(['/app', '']);
+  });
+});

@@ -1406,4 +1406,19 @@ describe('FastCGI front: deployment (F-43, unix socket)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('F-38 over a unix socket (no TCP reset there): an error after headers closes the connection, the server goes on', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gatewire-fcgi-'));
+    try {
+      const sock = path.join(dir, 'fcgi.sock');
+      const unix = await extraGateway({ fastcgi: [`unix:${sock}`] });
+      const res = await request(P('/fail-after/f38u'), {}, unix);
+      expect(head(res).body.toString()).toBe('part-');
+      expect(res.completed).toBe(false);
+      expect(res.closedByServer).toBe(true);
+      expect(statusOf(await request(P('/echo/f38u2'), {}, unix))).toBe(200);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

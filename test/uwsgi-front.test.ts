@@ -250,7 +250,7 @@ describe('uwsgi front', () => {
     // Known bug in src/environ.ts repairScriptName (since a293805): when U-7 leaves PATH_INFO
     // empty and no --mount is set, SCRIPT_NAME/PATH_INFO are re-derived from REQUEST_URI, giving
     // ("", "/app") instead of E-5.2's "as sent, U-7 applied" ("/app", ""). Flips when fixed.
-    test.failing('U-7: SCRIPT_NAME "/app", PATH_INFO "/app" → SCRIPT_NAME "/app", PATH_INFO ""', async () => {
+    test('U-7: SCRIPT_NAME "/app", PATH_INFO "/app" → SCRIPT_NAME "/app", PATH_INFO ""', async () => {
       const json = await echo(packet(mounted('/app', '/app'), 30));
       expect([json.environ.SCRIPT_NAME, json.environ.PATH_INFO]).toEqual(['/app', '']);
     });

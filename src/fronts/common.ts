@@ -145,15 +145,25 @@ export function waitDrain(socket: Socket): Promise<void> {
   });
 }
 
+/**
+ * Ends a connection so the peer sees an error, not a clean end (R-11): what was already written
+ * is flushed, then the connection is reset (RST). A unix socket has no reset (Node throws for
+ * it): it is destroyed instead, which the peer sees as a close before the response ended.
+ */
 export function resetAfterFlush(socket: Socket): void {
   if (socket.destroyed) return;
   const reset = (): void => {
-    if (!socket.destroyed) socket.resetAndDestroy();
+    if (socket.destroyed) return;
+    try {
+      socket.resetAndDestroy();
+    } catch {
+      socket.destroy();
+    }
   };
   if (socket.writableLength === 0) reset();
   else {
     socket.write('', reset);
-    setTimeout(reset, 2000).unref();
+    setTimeout(reset, 2000).unref(); // a peer that stopped reading does not hold the socket
   }
 }
 

@@ -15,7 +15,7 @@ import { Exchange, type ResponseSink } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
 import { RequestContext, makeEnviron } from '../request.js';
-import { type GatewayFrontOptions, gatewayAccess, refusePeer, waitDrain } from './common.js';
+import { type GatewayFrontOptions, gatewayAccess, refusePeer, resetAfterFlush, waitDrain } from './common.js';
 import { isProtocolError, LimitError } from '../../protocols/errors.js';
 import { serializeCgiHead } from '../../protocols/cgi/head.js';
 import {
@@ -321,12 +321,7 @@ class FastcgiConnection {
     req.ended = true;
     this.requests.delete(req.id);
     this.closing = true;
-    const socket = this.socket;
-    if (socket.writableLength === 0) socket.resetAndDestroy();
-    else {
-      socket.write('', () => socket.resetAndDestroy());
-      setTimeout(() => socket.destroy(), DRAIN_MS).unref();
-    }
+    resetAfterFlush(this.socket);
     return true;
   }
 

@@ -26,6 +26,7 @@ import {
 import type { Logger } from '../log.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
+import { resetAfterFlush } from './common.js';
 
 export interface HttpFrontOptions {
   service: Service;
@@ -374,20 +375,10 @@ class HttpSink implements ResponseSink {
   }
 
   abort(): void {
-    // R-11/H-12: never a clean end (no terminal chunk, no FIN that would end a close-delimited
-    // body). What was already written is flushed, then the connection is reset.
+    // R-11/H-12: never a clean end (no terminal chunk, no FIN that would end a close-delimited body).
     const socket = this.res.socket;
-    if (socket === null || socket.destroyed) {
-      this.res.destroy();
-      return;
-    }
-    const reset = (): void => {
-      if (!socket.destroyed) socket.resetAndDestroy();
-    };
-    if (socket.writableLength === 0) reset();
-    else {
-      socket.write('', reset);
-      setTimeout(reset, 2000).unref(); // a peer that stopped reading does not hold the socket
-    }
+    if (socket === null) this.res.destroy();
+    else resetAfterFlush(socket);
   }
+
 }
