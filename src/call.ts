@@ -45,6 +45,8 @@ export interface ExchangeLog {
 
 const INTERNAL_ERROR_BODY = 'Internal Server Error\n';
 
+const DONE: Promise<void> = Promise.resolve();
+
 /** Thrown inside the exchange when the peer went away; ends the body iteration quietly. */
 class PeerGone extends Error {}
 
@@ -99,6 +101,11 @@ export class Exchange {
     if (buf.length > 0) this.emit(buf);
   };
 
+  /** True once the exchange is over (for a one-chunk body, as soon as run() returns). */
+  get finished(): boolean {
+    return this.state === 'done';
+  }
+
   /** The front calls this when the peer is gone (client disconnect, FCGI_ABORT_REQUEST, timeout). */
   peerGone(): void {
     const it = this.iterator;
@@ -110,16 +117,52 @@ export class Exchange {
     }
   }
 
-  async run(app: App): Promise<void> {
-    let body: Body;
+  /**
+   * Runs the app. The promise settles when the exchange is over and never rejects. A one-chunk
+   * array body (the common case) completes synchronously, without async machinery.
+   */
+  run(app: App): Promise<void> {
+    let result: Body | Promise<Body>;
     try {
-      const result = app(this.environ, this.startResponse);
-      body = isPromise(result) ? await result : result;
+      result = app(this.environ, this.startResponse);
     } catch (err) {
       this.fail(err);
+      return DONE;
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (body) => this.respond(body),
+        (err: unknown) => this.fail(err),
+      );
+    }
+    return this.respond(result);
+  }
+
+  private respond(body: Body): Promise<void> {
+    this.state = 'iterating';
+    if (!Array.isArray(body) || body.length !== 1 || this.headersSent) return this.iterate(body);
+    try {
+      this.sendOne(body[0] as Chunk);
+    } catch (err) {
+      this.fail(err);
+    }
+    this.state = 'done';
+    closeBody(body, this.log);
+    return DONE;
+  }
+
+  /** The whole body is one chunk: headers and body go out together, with a known length. */
+  private sendOne(chunk: Chunk): void {
+    if (this.sink.complete !== undefined && this.headers !== undefined && this.declaredLength < 0 && (typeof chunk === 'string' || Buffer.isBuffer(chunk))) {
+      this.completeWhole(chunk, this.sink.complete.bind(this.sink));
       return;
     }
-    this.state = 'iterating';
+    const buf = toBuffer(chunk);
+    if (buf.length > 0) this.requireStarted();
+    this.finish(buf.length > 0 ? buf : undefined);
+  }
+
+  private async iterate(body: Body): Promise<void> {
     try {
       if (typeof body === 'string' || body instanceof Uint8Array || body === null || typeof body !== 'object') {
         throw new AppContractError('the app must return an iterable of chunks, not a bare string, bytes or nothing');
@@ -149,18 +192,6 @@ export class Exchange {
   }
 
   private async fromArray(body: readonly Chunk[]): Promise<void> {
-    // The common case: one chunk. Known length, so headers and body go out together.
-    if (body.length === 1 && !this.headersSent) {
-      const chunk = body[0] as Chunk;
-      if (this.sink.complete !== undefined && this.headers !== undefined && this.declaredLength < 0 && (typeof chunk === 'string' || Buffer.isBuffer(chunk))) {
-        this.completeWhole(chunk, this.sink.complete.bind(this.sink));
-        return;
-      }
-      const buf = toBuffer(chunk);
-      if (buf.length > 0) this.requireStarted();
-      this.finish(buf.length > 0 ? buf : undefined);
-      return;
-    }
     for (const chunk of body) {
       const buf = toBuffer(chunk);
       if (buf.length > 0 && !this.emit(buf)) await this.sink.drain();

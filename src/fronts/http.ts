@@ -115,13 +115,6 @@ class HttpFront {
     const exchange = new Exchange(environ, sink, {
       error: (message, err) => this.opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
     });
-    res.on('close', () => {
-      if (!res.writableFinished) {
-        sink.gone = true;
-        ctx.abort('client closed the connection');
-        exchange.peerGone();
-      }
-    });
     if (input instanceof LimitedInput) {
       input.onLimit = () => {
         ctx.abort('request body over the limit');
@@ -129,9 +122,21 @@ class HttpFront {
         else res.destroy();
       };
     }
-    void exchange.run(this.opts.service.app).then(() => {
-      if (started !== 0) this.accessLog(req, vars, ctx.id, exchange.status, exchange.bytes, started);
-    });
+    const done = exchange.run(this.opts.service.app);
+    if (!exchange.finished) {
+      // H-10: a client that goes away while the app still works aborts it. One 'close' listener
+      // per connection serves all its requests (a listener per request costs more than it does).
+      const gone = (): void => {
+        if (res.writableFinished) return;
+        sink.gone = true;
+        ctx.abort('client closed the connection');
+        exchange.peerGone();
+      };
+      const live = liveOn(req.socket);
+      live.add(gone);
+      void done.then(() => live.delete(gone));
+    }
+    if (started !== 0) void done.then(() => this.accessLog(req, vars, ctx.id, exchange.status, exchange.bytes, started));
   }
 
   /** Node handlers get Node's own req/res; the URL below the mount, the full one in originalUrl. */
@@ -281,6 +286,23 @@ class HttpFront {
       time: new Date(),
     });
   }
+}
+
+const kLive = Symbol('gatewire.liveExchanges');
+
+/** The abort callbacks of a connection's unfinished exchanges, called when it closes. */
+function liveOn(socket: Socket): Set<() => void> {
+  const holder = socket as Socket & { [kLive]?: Set<() => void> };
+  let live = holder[kLive];
+  if (live === undefined) {
+    const set = new Set<() => void>();
+    holder[kLive] = live = set;
+    socket.once('close', () => {
+      for (const gone of set) gone();
+      set.clear();
+    });
+  }
+  return live;
 }
 
 /** H-4: origin-form, absolute-form, or `*` with OPTIONS. */
