@@ -488,7 +488,9 @@ export class CgiRun {
 
   private checkIdle(): void {
     this.idleTimer = undefined;
-    if (this.reaped || this.closed || this.killReason !== undefined) return;
+    // After the exit, the silence of a child still holding stdout is the exit grace's to end
+    // (C-15): an idle timeout shorter than exitGrace must not truncate a finished response.
+    if (this.reaped || this.closed || this.killReason !== undefined || this.exited) return;
     const idle = this.spec.timeouts.idle;
     const quiet = performance.now() - this.lastOutput;
     if (this.paused || this.discarding || this.stdoutEnded || quiet < idle) {
