@@ -100,34 +100,6 @@ export function createSingleRequestServer(opts: GatewayFrontOptions, protocol: S
   return Object.assign(server, { closeIdleConnections: () => handler.closeIdle() });
 }
 
-/**
- * StreamSink, with R-11 on unix sockets too: a reset exists only for TCP (Node throws for other
- * handles), so there the written bytes are flushed and the connection closed; the web server
- * sees the truncation when a Content-Length was declared.
- */
-class SingleRequestSink extends StreamSink {
-  constructor(
-    private readonly conn: Socket,
-    serializeHead: (status: number, reason: string, headers: HeaderList) => Buffer,
-  ) {
-    super(conn, serializeHead);
-  }
-
-  override abort(): void {
-    const socket = this.conn;
-    if (socket.remoteFamily !== undefined) {
-      super.abort();
-      return;
-    }
-    if (socket.destroyed) return;
-    if (socket.writableLength === 0) socket.destroy();
-    else {
-      socket.write('', () => socket.destroy());
-      setTimeout(() => socket.destroy(), DRAIN_MS).unref();
-    }
-  }
-}
-
 type State = 'head' | 'body' | 'app' | 'closing';
 
 class SingleRequestConnection {
@@ -137,7 +109,7 @@ class SingleRequestConnection {
   private input: BodyInput | undefined;
   private exchange: Exchange | undefined;
   private ctx: RequestContext | undefined;
-  private sink: SingleRequestSink | undefined;
+  private sink: StreamSink | undefined;
   /** The app call is over (normally or not). */
   private finished = false;
   private sawBytes = false;
@@ -256,7 +228,7 @@ class SingleRequestConnection {
       inputTerminated: false,
       multiprocess: opts.multiprocess,
     });
-    const sink = new SingleRequestSink(socket, this.protocol.serializeHead);
+    const sink = new StreamSink(socket, this.protocol.serializeHead);
     this.sink = sink;
     const exchange = new Exchange(environ, sink, {
       error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
@@ -330,7 +302,12 @@ class SingleRequestConnection {
       this.opts.logger.debug(`${this.protocol.name}: ${this.ignored} bytes after the request from ${this.remote} ignored`);
     }
     this.socket.resume();
-    setTimeout(() => this.socket.destroy(), DRAIN_MS).unref();
+    // Cleared at close: a pending timer would keep this connection (and its exchange) alive
+    // for DRAIN_MS after every request, thousands of them under load.
+    const socket = this.socket;
+    const timer = setTimeout(() => socket.destroy(), DRAIN_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   private onEnd(): void {
