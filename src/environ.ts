@@ -184,8 +184,8 @@ export function parseContentLength(value: string): number | null {
 /** Options for turning a gateway's params into an environ. */
 export interface GatewayEnvironOptions {
   mount: string;
-  /** SERVER_NAME fallback (E-3): the local address of the listener. */
-  localAddress: string;
+  /** SERVER_NAME fallback (E-3): the local address of the listener (a function: read only when needed). */
+  localAddress: string | (() => string);
   /** Largest CONTENT_LENGTH accepted; beyond it the request is answered 413. */
   maxBodyBytes: number;
   /** uwsgi modifier1 30 (U-7): strip SCRIPT_NAME from PATH_INFO on a segment boundary. */
@@ -196,12 +196,14 @@ export interface GatewayEnvironOptions {
  * Builds the CGI part of an environ from the name/value pairs a web server sent over FastCGI,
  * SCGI or uwsgi: key syntax (E-2), defaults (E-3), empty CONTENT_* removed (E-4), SCRIPT_NAME /
  * PATH_INFO repair by the mount (E-5.2), duplicates joined and HTTP_PROXY dropped (E-12), the rest
- * passed through unchanged (E-15). Throws RequestError for what must be refused.
+ * passed through unchanged (E-15). Throws RequestError for what must be refused. `vars` is the
+ * object to fill: a front passes `newVars(ctx)` so the environ keeps V8's fast mode.
  */
-export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: GatewayEnvironOptions): CgiVars {
-  const vars: CgiVars = {};
+export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: GatewayEnvironOptions, vars: CgiVars = {}): CgiVars {
   for (const [key, value] of pairs) {
     if (!isCgiKey(key) || key === 'HTTP_PROXY') continue;
+    // F-23: CGI values are text and never hold NUL; a name with NUL was dropped just above.
+    if (value.includes('\0')) throw new RequestError(400, `NUL byte in the value of ${key}`);
     const prev = vars[key];
     vars[key] = prev !== undefined && key.startsWith('HTTP_') ? joinRepeated(key, prev, value) : value;
   }
@@ -224,7 +226,7 @@ export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: Ga
     vars.QUERY_STRING = q === -1 || uri === undefined ? '' : uri.slice(q + 1);
   }
   if (vars.SERVER_PROTOCOL === undefined) vars.SERVER_PROTOCOL = 'HTTP/1.0';
-  if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = opts.localAddress;
+  if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = typeof opts.localAddress === 'string' ? opts.localAddress : opts.localAddress();
   if (vars.SERVER_PORT === undefined) vars.SERVER_PORT = gatewayScheme(vars) === 'https' ? '443' : '80';
 
   repairScriptName(vars, opts);

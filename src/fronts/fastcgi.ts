@@ -14,7 +14,7 @@ import type { CgiVars, HeaderList } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
-import { RequestContext, makeEnviron } from '../request.js';
+import { RequestContext, makeEnviron, newVars } from '../request.js';
 import { type GatewayFrontOptions, gatewayAccess, refusePeer, resetAfterFlush, waitDrain } from './common.js';
 import { isProtocolError, LimitError } from '../../protocols/errors.js';
 import { serializeCgiHead } from '../../protocols/cgi/head.js';
@@ -238,10 +238,10 @@ class FastcgiConnection {
   private start(req: FastcgiRequest, pairs: Array<[string, string]>): void {
     const opts = this.opts;
     const started = opts.logger.access === null ? 0 : performance.now();
+    const ctx = new RequestContext(opts.logger);
     let vars: CgiVars;
     try {
-      for (const [, value] of pairs) if (value.includes('\0')) throw new RequestError(400, 'NUL byte in a parameter value (F-23)');
-      vars = gatewayVars(pairs, { mount: opts.mount, localAddress: this.socket.localAddress ?? 'localhost', maxBodyBytes: opts.maxBodyBytes });
+      vars = gatewayVars(pairs, { mount: opts.mount, localAddress: () => this.socket.localAddress ?? 'localhost', maxBodyBytes: opts.maxBodyBytes }, newVars(ctx));
     } catch (err) {
       if (err instanceof RequestError) this.refuse(req, err.status, err.message);
       else throw err;
@@ -262,7 +262,6 @@ class FastcgiConnection {
     );
     req.input = input;
     req.state = authorizer ? 'done' : 'body';
-    const ctx = new RequestContext(opts.logger);
     req.ctx = ctx;
     const environ = makeEnviron(vars, ctx, {
       input,

@@ -21,7 +21,7 @@ import type { CgiVars, HeaderList } from '../app.js';
 import { Exchange } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
-import { RequestContext, makeEnviron } from '../request.js';
+import { RequestContext, makeEnviron, newVars } from '../request.js';
 import { type GatewayFrontOptions, StreamSink, gatewayAccess, refusePeer } from './common.js';
 import { LimitError, ProtocolError, type WireProtocol } from '../../protocols/errors.js';
 import { reasonPhrase, serializeCgiHead } from '../../protocols/cgi/head.js';
@@ -193,15 +193,19 @@ class SingleRequestConnection {
   private start(head: GatewayHead): void {
     const opts = this.opts;
     const started = opts.logger.access === null ? 0 : performance.now();
+    const ctx = new RequestContext(opts.logger);
     let vars: CgiVars;
     try {
-      for (const [, value] of head.pairs) if (value.includes('\0')) throw new RequestError(400, 'NUL byte in a variable value');
-      vars = gatewayVars(head.pairs, {
-        mount: opts.mount,
-        localAddress: this.socket.localAddress ?? 'localhost',
-        maxBodyBytes: opts.maxBodyBytes,
-        stripScriptName: head.stripScriptName,
-      });
+      vars = gatewayVars(
+        head.pairs,
+        {
+          mount: opts.mount,
+          localAddress: () => this.socket.localAddress ?? 'localhost',
+          maxBodyBytes: opts.maxBodyBytes,
+          stripScriptName: head.stripScriptName,
+        },
+        newVars(ctx),
+      );
     } catch (err) {
       if (err instanceof RequestError) this.refuse(err.status, err.message);
       else this.headError(err);
@@ -215,11 +219,7 @@ class SingleRequestConnection {
     const socket = this.socket;
     socket.setTimeout(opts.idleTimeout);
     const input = new BodyInput({ pause: () => this.pauseBody(), resume: () => this.resumeBody() }, head.contentLength, opts.maxBodyBytes);
-    // The input fails when the peer goes away mid-body; an app that never reads it must not
-    // turn that into an unhandled 'error' (readers still get the error through read/iteration).
-    input.on('error', () => undefined);
     this.input = input;
-    const ctx = new RequestContext(opts.logger);
     this.ctx = ctx;
     const environ = makeEnviron(vars, ctx, {
       input,
