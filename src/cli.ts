@@ -57,22 +57,16 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
     .description('serve an app on one or more listeners')
     .argument('[app]', 'app module: PATH[:export] (.js, .mjs, .cjs; ESM or CommonJS)')
     .exitOverride();
-  // commander names a value after its flag (--headers-timeout → headersTimeout), which is not
-  // always the option's key (headersTimeoutMs): re-key what it parsed.
-  const attributes: Array<[key: string, attribute: string]> = [];
+  // Option keys are commander's attribute names for their flags (test/options.test.ts checks),
+  // so what commander parsed is already keyed like ServeOptions.
   for (const spec of SERVE_OPTIONS) {
     // Every option shows its default (the issue asks for it): none, unless the text gives one.
     const dflt = spec.default === undefined ? (/\bdefault:/.test(spec.description) ? '' : 'default: none; ') : `default: ${spec.default === '' ? '""' : spec.default}; `;
     const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
     if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     serve.addOption(option);
-    attributes.push([spec.key, option.attributeName()]);
   }
-  serve.action(async (app: string | undefined, parsed: Record<string, string | string[]>) => {
-    const raw: Record<string, string | string[]> = {};
-    for (const [key, attribute] of attributes) if (parsed[attribute] !== undefined) raw[key] = parsed[attribute];
-    return onServe(app, raw);
-  });
+  serve.action(async (app: string | undefined, parsed: Record<string, string | string[]>) => onServe(app, parsed));
   registerCgiCommand(program);
   return program;
 }
