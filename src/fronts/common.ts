@@ -68,6 +68,9 @@ export function refusePeer(socket: Socket, opts: GatewayFrontOptions, protocol: 
   return true;
 }
 
+/** After a response that closes the connection: how long the peer's remaining input is drained before the socket is destroyed (F-40, S-9, U-9). */
+export const DRAIN_MS = 2000;
+
 /** Exchanges running in this process across gateway fronts; beyond `max` new ones get 503 (F-16). */
 export class InflightCounter {
   count = 0;

@@ -15,9 +15,9 @@ import { Exchange, type ResponseSink } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
 import { RequestContext, makeEnviron, newVars } from '../request.js';
-import { type GatewayFrontOptions, gatewayAccess, refusePeer, resetAfterFlush, waitDrain } from './common.js';
+import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, refusePeer, resetAfterFlush, waitDrain } from './common.js';
 import { isProtocolError, LimitError } from '../../protocols/errors.js';
-import { serializeCgiHead } from '../../protocols/cgi/head.js';
+import { reasonPhrase, serializeCgiHead } from '../../protocols/cgi/head.js';
 import {
   Flag,
   ManagementVariable,
@@ -36,8 +36,6 @@ import {
 
 /** Body bytes one request may hold unread while other requests share its connection (F-28). */
 const MAX_BUFFERED_BODY_MULTIPLEXED = 1024 * 1024;
-/** After a keepConn=0 response: how long to drain the peer's input before closing (F-40). */
-const DRAIN_MS = 2000;
 
 export function createFastcgiServer(opts: GatewayFrontOptions): net.Server {
   const server = net.createServer({ noDelay: true });
@@ -285,8 +283,9 @@ class FastcgiConnection {
   /** A complete error response (Status: NNN) and END_REQUEST, without running the app. */
   private refuse(req: FastcgiRequest, status: number, reason: string): void {
     this.opts.logger.warn(`fastcgi: ${status} ${reason} (request ${req.id} from ${this.remote})`);
-    const text = `${status === 503 ? 'Service Unavailable' : status === 431 ? 'Request Header Fields Too Large' : status === 413 ? 'Payload Too Large' : 'Bad Request'}\n`;
-    const head = serializeCgiHead(status, text.trimEnd(), [
+    const phrase = reasonPhrase(status);
+    const text = `${phrase}\n`;
+    const head = serializeCgiHead(status, phrase, [
       ['Content-Type', 'text/plain; charset=utf-8'],
       ['Content-Length', String(text.length)],
     ]);

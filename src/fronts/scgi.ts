@@ -22,13 +22,11 @@ import { Exchange } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
 import { RequestContext, makeEnviron, newVars } from '../request.js';
-import { type GatewayFrontOptions, StreamSink, gatewayAccess, refusePeer } from './common.js';
+import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, refusePeer } from './common.js';
 import { LimitError, ProtocolError, type WireProtocol } from '../../protocols/errors.js';
 import { reasonPhrase, serializeCgiHead } from '../../protocols/cgi/head.js';
 import { MAX_NETSTRING_LENGTH, ScgiDecoder } from '../../protocols/scgi/index.js';
 
-/** After the response: how long to drain what the peer still sends before closing (S-9). */
-export const DRAIN_MS = 2000;
 
 /** A decoded request head, whatever the protocol. */
 export interface GatewayHead {
