@@ -89,18 +89,19 @@ class HttpFront {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = this.opts.logger.access === null ? 0 : performance.now();
-    const ctx = new RequestContext(this.opts.logger);
+    // Node handlers get Node's req/res: no environ, so no request context either.
+    const ctx = this.node === undefined ? new RequestContext(this.opts.logger) : undefined;
     let vars: CgiVars;
     let chunked: boolean;
     try {
-      [vars, chunked] = this.requestVars(req, newVars(ctx));
+      [vars, chunked] = this.requestVars(req, ctx === undefined ? {} : newVars(ctx));
     } catch (err) {
       if (err instanceof RequestError) this.reject(req, res, err);
       else this.reject(req, res, new RequestError(400, String(err)));
       return;
     }
-    if (this.node !== undefined) {
-      this.callNode(this.node, req, res, vars, chunked, started);
+    if (ctx === undefined) {
+      this.callNode(this.node as NodeHandler, req, res, vars, chunked, started);
       return;
     }
     const input = chunked ? new LimitedInput(req, this.opts.maxBodyBytes) : req;
