@@ -17,10 +17,9 @@
  * - A script killed by a signal before its stdout ended, after the head was sent, makes the body
  *   throw, so the exchange aborts the connection and the client sees the truncation (C-29).
  *
- * Process-group signals go to `-pid`. The script was started with `detached: true` (setsid), so
- * its pid is its group id; while any member lives the kernel keeps that id reserved.
+ * Process-group signals go to `-pid`. The script was started in its own session (setsid, see
+ * spawn.ts), so its pid is its group id; while any member lives the kernel keeps that id reserved.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import {
   CgiResponseParser,
@@ -29,6 +28,7 @@ import {
   type CgiResponseHead,
   type NphResponseHead,
 } from '../../protocols/cgi/response.js';
+import { spawnScript, type ScriptProcess } from './spawn.js';
 
 export interface RunTimeouts {
   /** Spawn to the end of the response head; beyond it 504 (Apache "timed out before returning headers"). */
@@ -97,6 +97,11 @@ const LOW_WATER = 64 * 1024;
 /** A stderr line longer than this is logged in pieces. */
 const STDERR_LINE = 8 * 1024;
 
+/** C-13: ENOENT, EACCES, EMFILE… → 500 (403 for EACCES); the cause goes to the log only. */
+function spawnFailure(err: NodeJS.ErrnoException): HeadOutcome {
+  return { ok: false, status: err.code === 'EACCES' ? 403 : 500, reason: `spawn failed: ${err.code ?? err.message}` };
+}
+
 /** Sends a signal to a process group; a group that is gone already is fine. */
 export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
@@ -120,13 +125,12 @@ export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): vo
 }
 
 export class CgiRun {
-  readonly pid: number | undefined;
   /** Resolves once: the parsed head, or the status to answer instead. */
   readonly head: Promise<HeadOutcome>;
   /** Resolves when the process exited and its pipes closed. Never rejects. */
   readonly finished: Promise<RunResult>;
 
-  private readonly child: ChildProcess | undefined;
+  private child: ScriptProcess | undefined;
   private parser: CgiResponseParser | NphResponseParser | undefined;
   private resolveHead!: (outcome: HeadOutcome) => void;
   private resolveFinished!: (result: RunResult) => void;
@@ -167,43 +171,54 @@ export class CgiRun {
   constructor(private readonly spec: RunSpec) {
     this.head = new Promise((resolve) => (this.resolveHead = resolve));
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    this.parser = spec.nph ? new NphResponseParser(spec.headLimits) : new CgiResponseParser(spec.headLimits);
+    const t = spec.timeouts;
+    this.headersTimer = setTimeout(() => this.timeout('headers'), t.headers);
+    this.totalTimer = setTimeout(() => this.timeout('total'), t.total);
     const stdin = spec.stdin;
-    let child: ChildProcess;
-    // The child inherits the umask at fork time, and spawn() forks synchronously: setting the
-    // process umask around the call gives the script its own without a wrapper shell.
-    const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
-    try {
-      child = spawn(spec.command, spec.args as string[], {
+    // Last: the callback may come at once (child_process) or from the event loop (native).
+    spawnScript(
+      {
+        command: spec.command,
+        args: spec.args,
         cwd: spec.cwd,
         env: spec.env,
-        // C-12: setsid(): own session and process group, no controlling terminal (C-18).
-        detached: true,
         // C-10: no body → /dev/null, so a script reading stdin gets EOF at once.
-        stdio: [stdin.kind === 'none' ? 'ignore' : stdin.kind === 'fd' ? stdin.fd : 'pipe', 'pipe', 'pipe'],
-        ...(spec.uid === undefined ? {} : { uid: spec.uid }),
-        ...(spec.gid === undefined ? {} : { gid: spec.gid }),
-      });
-    } catch (err) {
-      // Synchronous spawn failures (invalid arguments): nothing runs, nothing to reap.
-      this.spawnError = err as NodeJS.ErrnoException;
-      this.settleHead({ ok: false, status: 500, reason: `spawn failed: ${(err as Error).message}` });
-      if (stdin.kind === 'stream') stdin.input.resume();
-      this.closed = true;
-      this.resolveFinished(this.result());
-      return;
-    } finally {
-      if (umask !== undefined) process.umask(umask);
-    }
-    this.child = child;
-    this.pid = child.pid;
-    this.parser = spec.nph ? new NphResponseParser(spec.headLimits) : new CgiResponseParser(spec.headLimits);
+        stdin: stdin.kind === 'none' ? 'null' : stdin.kind === 'fd' ? stdin.fd : 'pipe',
+        uid: spec.uid,
+        gid: spec.gid,
+        umask: spec.umask,
+      },
+      (err, child) => (child === undefined ? this.failedToStart(err as NodeJS.ErrnoException) : this.started(child)),
+    );
+  }
 
+  /** The script's pid (its process group id too), once it started. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Nothing runs, nothing to reap: ENOENT, EACCES, ENOEXEC, EMFILE, invalid arguments. */
+  private failedToStart(err: NodeJS.ErrnoException): void {
+    this.spawnError = err;
+    this.settleHead(spawnFailure(err));
+    if (this.spec.stdin.kind === 'stream') this.spec.stdin.input.resume(); // keep the client's framing intact
+    this.closed = true;
+    this.clearTimers();
+    this.signal();
+    this.resolveFinished(this.result());
+  }
+
+  private started(child: ScriptProcess): void {
+    this.child = child;
+    // Aborted (client gone, server closing) while the spawn was under way.
+    if (this.killReason !== undefined && child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
     child.on('error', (err: NodeJS.ErrnoException) => {
-      // C-13: ENOENT, EACCES, EMFILE… → 500 (403 for EACCES); the cause goes to the log only.
-      if (this.spawnError === undefined && this.pid === undefined) this.spawnError = err;
-      this.settleHead({ ok: false, status: err.code === 'EACCES' ? 403 : 500, reason: `spawn failed: ${err.code ?? err.message}` });
+      // child_process reports ENOENT/EACCES this way, then 'close'.
+      if (this.spawnError === undefined && child.pid === undefined) this.spawnError = err;
+      this.settleHead(spawnFailure(err));
     });
-    child.on('exit', (code, signal) => this.onExit(code, signal));
+    child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => this.onExit(code, signal));
     child.on('close', () => this.onClose());
 
     const stdout = child.stdout as Readable;
@@ -216,14 +231,9 @@ export class CgiRun {
     stderr.on('end', () => this.flushStderr());
     stderr.on('error', () => undefined);
 
+    const stdin = this.spec.stdin;
     if (child.stdin !== null) this.pumpStdin(child.stdin, stdin);
     else if (stdin.kind === 'stream') stdin.input.resume(); // nothing will read it: keep the client's framing intact
-
-    if (this.pid !== undefined) {
-      const t = spec.timeouts;
-      this.headersTimer = setTimeout(() => this.timeout('headers'), t.headers);
-      this.totalTimer = setTimeout(() => this.timeout('total'), t.total);
-    }
   }
 
   /** Client gone, exchange cut short, server closing: stop the script (C-14). `status` answers a run still without a head. */
