@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -242,10 +243,18 @@ static void spawn_execute(napi_env env, void *data) {
       (errno = posix_spawnattr_setsigdefault(&attr, &all)) != 0)
     goto fail;
 
+  /* libuv's worker threads block every signal, and glibc 2.36 gives the child the calling
+   * thread's mask whenever SETSID or SETSIGDEF is set along with SETSIGMASK (measured: SigBlk
+   * all ones in the script). So the thread unblocks around the call; a signal landing here in
+   * that window runs Node's handler, which only writes to libuv's signal pipe. */
+  sigset_t thread_mask;
+  pthread_sigmask(SIG_SETMASK, &none, &thread_mask);
   /* exec errors (ENOENT, EACCES, ENOEXEC...) come back here: glibc's child reports them before
    * the parent resumes. */
   pid_t pid;
-  if ((errno = posix_spawn(&pid, job->file, &actions, &attr, job->argv, job->envp)) != 0) goto fail;
+  errno = posix_spawn(&pid, job->file, &actions, &attr, job->argv, job->envp);
+  pthread_sigmask(SIG_SETMASK, &thread_mask, NULL);
+  if (errno != 0) goto fail;
 
   /* The child runs: from here on a failure must not leave it behind. */
   if ((job->pidfd = pidfd_open(pid)) < 0) {

@@ -1,0 +1,205 @@
+/**
+ * How CGI scripts are started (src/apps/spawn.ts, native/spawn.c): the native posix_spawn path
+ * and the child_process fallback must give a script the same world (C-9 environment from
+ * scratch, C-12 its own session and process group, C-10 stdin as asked, default signal
+ * dispositions, no inherited descriptors) and report starts, exits and failures the same way.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type * as SpawnModule from '../src/apps/spawn.js';
+import type { ScriptProcess, ScriptSpawnOptions } from '../src/apps/spawn.js';
+
+const REQUIRE = process.env.GATEWIRE_REQUIRE_PEERS === '1';
+
+/** The module loaded fresh with GATEWIRE_SPAWN set as given (the choice is made once per load). */
+function loadSpawn(force: string | undefined): typeof SpawnModule {
+  const saved = process.env.GATEWIRE_SPAWN;
+  if (force === undefined) delete process.env.GATEWIRE_SPAWN;
+  else process.env.GATEWIRE_SPAWN = force;
+  let mod: typeof SpawnModule | undefined;
+  jest.isolateModules(() => {
+    mod = require('../src/apps/spawn.js') as typeof SpawnModule;
+    mod.spawnMethod(); // decide now, while the variable is set
+  });
+  if (saved === undefined) delete process.env.GATEWIRE_SPAWN;
+  else process.env.GATEWIRE_SPAWN = saved;
+  return mod as typeof SpawnModule;
+}
+
+const nativeMod = loadSpawn(undefined);
+const nodeMod = loadSpawn('node');
+const native = nativeMod.spawnMethod();
+
+describe('the native spawner', () => {
+  if (native.method === 'posix_spawn' || REQUIRE) {
+    test('is built and loads (scripts/build-native.sh, run by npm run build)', () => {
+      expect(native).toEqual({ method: 'posix_spawn' });
+    });
+  } else {
+    test.skip(`is built and loads — skipped: ${native.reason ?? 'unavailable'} (required under GATEWIRE_REQUIRE_PEERS=1)`, () => undefined);
+  }
+  test('GATEWIRE_SPAWN=node selects child_process', () => {
+    expect(nodeMod.spawnMethod()).toEqual({ method: 'child_process', reason: 'GATEWIRE_SPAWN=node' });
+  });
+});
+
+interface Ran {
+  pid: number | undefined;
+  stdout: string;
+  stderr: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error: NodeJS.ErrnoException | undefined;
+  events: string[];
+}
+
+/** Runs a script to its 'close' and collects what it wrote and how it ended. */
+function run(mod: typeof SpawnModule, opts: Partial<ScriptSpawnOptions> & { command: string }, input?: Buffer): Promise<Ran> {
+  return new Promise((resolve) => {
+    const ran: Ran = { pid: undefined, stdout: '', stderr: '', code: null, signal: null, error: undefined, events: [] };
+    mod.spawnScript({ args: [], cwd: os.tmpdir(), env: { PATH: '/usr/bin:/bin' }, stdin: 'null', ...opts }, (err, child?: ScriptProcess) => {
+      if (child === undefined) {
+        ran.error = err;
+        ran.events.push('failed');
+        resolve(ran);
+        return;
+      }
+      ran.pid = child.pid;
+      child.stdout?.on('data', (d: Buffer) => (ran.stdout += d.toString('latin1')));
+      child.stderr?.on('data', (d: Buffer) => (ran.stderr += d.toString('latin1')));
+      if (child.stdin !== null) child.stdin.end(input ?? Buffer.alloc(0));
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        ran.error = e;
+        ran.events.push('error');
+      });
+      child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+        ran.code = code;
+        ran.signal = signal;
+        ran.events.push('exit');
+      });
+      child.on('close', () => {
+        ran.events.push('close');
+        resolve(ran);
+      });
+    });
+  });
+}
+
+/** The test process's own descriptors without close-on-exec (inherited from whoever started it). */
+const inheritable = new Set(
+  fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1];
+      return flags !== undefined && (parseInt(flags, 8) & 0o2000000) === 0;
+    } catch {
+      return false;
+    }
+  }),
+);
+
+const sh = (script: string): Partial<ScriptSpawnOptions> & { command: string } => ({ command: '/bin/sh', args: ['-c', script] });
+
+const methods: Array<[string, typeof SpawnModule]> = [['child_process', nodeMod]];
+if (native.method === 'posix_spawn') methods.unshift(['posix_spawn', nativeMod]);
+
+describe.each(methods)('spawnScript via %s', (_name, mod) => {
+  test('C-9: the script sees exactly the environment, argv and cwd given; stdout and stderr apart; the exit code', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-spawn-'));
+    try {
+      const r = await run(mod, {
+        command: '/bin/sh',
+        args: ['-c', 'env | sort; echo "argv:$0:$1"; pwd; echo oops >&2; exit 7', 'zero', 'one'],
+        env: { PATH: '/usr/bin:/bin', QUERY_STRING: 'a=1&b=é', EMPTY: '' },
+        cwd: dir,
+      });
+      const env = r.stdout.split('\n').filter((l) => /^[A-Z_]+=/.test(l) && !l.startsWith('PWD=') && !l.startsWith('SHLVL=') && !l.startsWith('OLDPWD='));
+      expect(env).toEqual(['EMPTY=', 'PATH=/usr/bin:/bin', `QUERY_STRING=${Buffer.from('a=1&b=é').toString('latin1')}`]);
+      expect(r.stdout).toContain('argv:zero:one');
+      expect(r.stdout).toContain(`${fs.realpathSync(dir)}\n`);
+      expect(r.stderr).toBe('oops\n');
+      expect([r.code, r.signal, r.error]).toEqual([7, null, undefined]);
+      expect(r.events).toEqual(['exit', 'close']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('C-12: the script leads its own session and process group', async () => {
+    const r = await run(mod, sh('cat /proc/$$/stat'));
+    const fields = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
+    expect(r.pid).toBeGreaterThan(0);
+    expect(Number(fields[2])).toBe(r.pid); // pgrp
+    expect(Number(fields[3])).toBe(r.pid); // session
+  });
+
+  test('no descriptor of the server reaches the script: 0, 1 and 2 only (child_process: plus those the server itself inherited without close-on-exec)', async () => {
+    // ls is the shell's child: it lists the shell's descriptors without opening one there.
+    const r = await run(mod, sh('ls /proc/$$/fd'));
+    const fds = r.stdout.trim().split('\n');
+    expect(fds.slice(0, 3)).toEqual(['0', '1', '2']);
+    // posix_spawn closes everything from 3 up (closefrom); libuv relies on close-on-exec only.
+    expect(fds.slice(3)).toEqual(_name === 'posix_spawn' ? [] : fds.slice(3).filter((fd) => inheritable.has(fd)));
+  });
+
+  test('signals: nothing blocked, SIGPIPE and the other standard signals at their defaults (Node ignores SIGPIPE)', async () => {
+    // Builtins only: dash blocks every signal while it forks, so a forked grep could see that.
+    const r = await run(mod, sh('while read -r k v; do case $k in SigBlk:|SigIgn:) echo "$k $v";; esac; done < /proc/$$/status'));
+    const blk = BigInt(`0x${/SigBlk:\s*([0-9a-f]+)/.exec(r.stdout)?.[1] ?? 'ffff'}`);
+    const ign = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(r.stdout)?.[1] ?? 'ffff'}`);
+    expect(blk).toBe(0n);
+    expect(ign & 0x7fffffffn).toBe(0n); // signals 1..31
+  });
+
+  test('C-10: stdin as a pipe carries the body; /dev/null gives EOF at once; a spooled file fd is read from its start', async () => {
+    const piped = await run(mod, { ...sh('wc -c'), stdin: 'pipe' }, Buffer.alloc(300_000, 0x61));
+    expect(piped.stdout.trim()).toBe('300000');
+    const none = await run(mod, { ...sh('wc -c'), stdin: 'null' });
+    expect(none.stdout.trim()).toBe('0');
+    const file = path.join(os.tmpdir(), `gw-spawn-${process.pid}.body`);
+    fs.writeFileSync(file, 'spooled body');
+    const fd = fs.openSync(file, 'r');
+    try {
+      const spooled = await run(mod, { ...sh('cat'), stdin: fd });
+      expect(spooled.stdout).toBe('spooled body');
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+    }
+  });
+
+  test('a script killed by a signal reports the signal, no code', async () => {
+    const r = await run(mod, sh('kill -TERM $$; sleep 5'));
+    expect([r.code, r.signal]).toEqual([null, 'SIGTERM']);
+  });
+
+  test('C-13: a missing program and a non-executable file fail with ENOENT and EACCES, nothing left running', async () => {
+    const missing = await run(mod, { command: '/nonexistent/gatewire-script' });
+    expect(missing.error?.code).toBe('ENOENT');
+    const file = path.join(os.tmpdir(), `gw-spawn-${process.pid}.noexec`);
+    fs.writeFileSync(file, '#!/bin/sh\necho no\n', { mode: 0o644 });
+    try {
+      const denied = await run(mod, { command: file });
+      expect(denied.error?.code).toBe('EACCES');
+      expect(denied.stdout).toBe('');
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
+});
+
+if (native.method === 'posix_spawn') {
+  test('posix_spawn reports a start failure before any process exists (no pid, no exit event)', async () => {
+    const r = await run(nativeMod, { command: '/nonexistent/gatewire-script' });
+    expect(r.events).toEqual(['failed']);
+    expect(r.pid).toBeUndefined();
+  });
+
+  test('a command without a slash, a uid switch or another umask take the child_process path', async () => {
+    // PATH look-up is execvp's; umask and uid cannot be set by posix_spawn.
+    const viaPath = await run(nativeMod, { command: 'sh', args: ['-c', 'echo found'] });
+    expect(viaPath.stdout).toBe('found\n');
+    const mask = await run(nativeMod, { ...sh('umask'), umask: 0o027 });
+    expect(mask.stdout.trim()).toBe('0027');
+  });
+}
