@@ -96,10 +96,49 @@ function uwsgiPython(ctx, socketFlag, port) {
 
 const builtCli = { file: 'dist/src/cli.js', hint: 'run `npm run build` first' };
 
+/** floor-net-<proto> and floor-raw-<proto>: the do-nothing floor servers behind nginx. */
+function floorTargets(proto) {
+  const make = (kind, what) =>
+    behindNginx(`floor-${kind}-${proto}`, `nginx ${proto}_pass → do-nothing ${what} (bench/servers/scgi-floor-${kind}.mjs --proto ${proto})`, {
+      backend: (ctx, port) => ({
+        cmd: node,
+        args: [join(ctx.bench, `servers/scgi-floor-${kind}.mjs`), String(port), HOST, '--proto', proto],
+      }),
+      location: (ctx, port) => passTo(proto, port),
+      requires: [{ file: PARAMS[proto] }],
+    });
+  return {
+    [`floor-net-${proto}`]: make('net', 'net.Server'),
+    [`floor-raw-${proto}`]: make('raw', 'raw tcp_wrap handle'),
+  };
+}
+
 /** `gatewire serve [app] <front args>` from the built CLI. */
 function gatewire(app, frontArgs) {
   const appArg = app ? [app] : [];
   return { cmd: node, args: ['dist/src/cli.js', 'serve', ...appArg, ...frontArgs, ...gatewireExtraArgs()] };
+}
+
+/** fcgiwrap with `workers` FastCGI worker processes (-c), started by spawn-fcgi, behind nginx. */
+function fcgiwrapTarget(name, workers) {
+  return behindNginx(name, `nginx fastcgi_pass → fcgiwrap -c ${workers} (spawn-fcgi), hello.cgi (sh)`, {
+    // spawn-fcgi -n: stay in the foreground and exec fcgiwrap on the bound socket.
+    backend: (ctx, port) => ({
+      cmd: 'spawn-fcgi',
+      args: ['-n', '-a', HOST, '-p', String(port), '--', '/usr/sbin/fcgiwrap', '-c', String(workers)],
+    }),
+    location: (ctx, port) =>
+      passTo('fastcgi', port, {
+        extra: [`fastcgi_param SCRIPT_FILENAME ${join(ctx.bench, 'servers/cgi-bin/hello.cgi')};`],
+      }),
+    path: '/cgi-bin/hello.cgi',
+    requires: [
+      { cmd: 'spawn-fcgi', hint: 'apt-get install spawn-fcgi' },
+      { file: '/usr/sbin/fcgiwrap', hint: 'apt-get install fcgiwrap' },
+      { file: PARAMS.fastcgi },
+    ],
+    note: `fcgiwrap runs ${workers} FastCGI worker process${workers === 1 ? '' : 'es'}, each forking one script at a time.`,
+  });
 }
 
 export const TARGETS = {
@@ -232,6 +271,14 @@ Object.assign(TARGETS, {
     stopSignal: 'SIGINT',
   }),
 
+  // The floors of any Node design for one-request-per-connection protocols: do-nothing
+  // servers that answer every connection with a fixed hello (bench/servers/scgi-floor-*.mjs).
+  // `floor-net-*` is a net.Server (what any gateway front on node:net pays per connection),
+  // `floor-raw-*` the raw libuv TCP handle through internal bindings (what Node itself pays;
+  // a measuring stick only). Their ratios to uWSGI are the ceiling of a Node server here.
+  ...floorTargets('scgi'),
+  ...floorTargets('uwsgi'),
+
   // CGI: one process per request running bench/servers/cgi-bin/hello.cgi (/bin/sh).
   'gatewire-cgi-bin': behindNginx('gatewire-cgi-bin', 'nginx fastcgi_pass (keep-conn) → gatewire --cgi-bin, hello.cgi (sh)', {
     backend: (ctx, port) =>
@@ -241,24 +288,8 @@ Object.assign(TARGETS, {
     requires: [builtCli, { file: PARAMS.fastcgi }],
   }),
 
-  fcgiwrap: behindNginx('fcgiwrap', 'nginx fastcgi_pass → fcgiwrap (spawn-fcgi), hello.cgi (sh)', {
-    // spawn-fcgi -n: stay in the foreground and exec fcgiwrap on the bound socket.
-    backend: (ctx, port) => ({
-      cmd: 'spawn-fcgi',
-      args: ['-n', '-a', HOST, '-p', String(port), '--', '/usr/sbin/fcgiwrap'],
-    }),
-    location: (ctx, port) =>
-      passTo('fastcgi', port, {
-        extra: [`fastcgi_param SCRIPT_FILENAME ${join(ctx.bench, 'servers/cgi-bin/hello.cgi')};`],
-      }),
-    path: '/cgi-bin/hello.cgi',
-    requires: [
-      { cmd: 'spawn-fcgi', hint: 'apt-get install spawn-fcgi' },
-      { file: '/usr/sbin/fcgiwrap', hint: 'apt-get install fcgiwrap' },
-      { file: PARAMS.fastcgi },
-    ],
-    note: 'fcgiwrap runs with its default of one FastCGI worker process.',
-  }),
+  fcgiwrap: fcgiwrapTarget('fcgiwrap', 1),
+  'fcgiwrap-c4': fcgiwrapTarget('fcgiwrap-c4', 4),
 });
 
 /**
@@ -289,27 +320,36 @@ export const GROUPS = {
   },
 
   scgi: {
-    title: 'SCGI behind nginx: gatewire vs uWSGI --scgi-socket',
-    targets: ['nginx-return200', 'gatewire-scgi', 'uwsgi-scgi'],
+    title: 'SCGI behind nginx: gatewire vs uWSGI --scgi-socket, with the do-nothing Node floors',
+    targets: ['nginx-return200', 'gatewire-scgi', 'uwsgi-scgi', 'floor-net-scgi', 'floor-raw-scgi'],
     ratios: [
-      { num: 'gatewire-scgi', den: 'uwsgi-scgi' },
+      { num: 'gatewire-scgi', den: 'uwsgi-scgi', min: 1.2 },
+      { num: 'gatewire-scgi', den: 'floor-net-scgi' },
+      { num: 'floor-net-scgi', den: 'uwsgi-scgi' },
+      { num: 'floor-raw-scgi', den: 'uwsgi-scgi' },
       { num: 'gatewire-scgi', den: 'nginx-return200' },
     ],
   },
 
   uwsgi: {
-    title: 'uwsgi protocol behind nginx: gatewire vs uWSGI --uwsgi-socket',
-    targets: ['nginx-return200', 'gatewire-uwsgi', 'uwsgi-uwsgi'],
+    title: 'uwsgi protocol behind nginx: gatewire vs uWSGI --uwsgi-socket, with the do-nothing Node floors',
+    targets: ['nginx-return200', 'gatewire-uwsgi', 'uwsgi-uwsgi', 'floor-net-uwsgi', 'floor-raw-uwsgi'],
     ratios: [
-      { num: 'gatewire-uwsgi', den: 'uwsgi-uwsgi' },
+      { num: 'gatewire-uwsgi', den: 'uwsgi-uwsgi', min: 1.2 },
+      { num: 'gatewire-uwsgi', den: 'floor-net-uwsgi' },
+      { num: 'floor-net-uwsgi', den: 'uwsgi-uwsgi' },
+      { num: 'floor-raw-uwsgi', den: 'uwsgi-uwsgi' },
       { num: 'gatewire-uwsgi', den: 'nginx-return200' },
     ],
   },
 
   cgi: {
-    title: 'CGI scripts behind nginx: gatewire --cgi-bin vs fcgiwrap',
-    targets: ['gatewire-cgi-bin', 'fcgiwrap'],
-    ratios: [{ num: 'gatewire-cgi-bin', den: 'fcgiwrap' }],
+    title: 'CGI scripts behind nginx: gatewire --cgi-bin vs fcgiwrap (1 and 4 workers)',
+    targets: ['gatewire-cgi-bin', 'fcgiwrap-c4', 'fcgiwrap'],
+    ratios: [
+      { num: 'gatewire-cgi-bin', den: 'fcgiwrap-c4', min: 1.0 },
+      { num: 'gatewire-cgi-bin', den: 'fcgiwrap' },
+    ],
   },
 
   // Memory: idle, and under 256 concurrent keep-alive connections.
