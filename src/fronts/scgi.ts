@@ -18,9 +18,9 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList } from '../app.js';
-import { Exchange } from '../call.js';
+import { Exchange, type ExchangeLog } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
-import { BodyInput } from '../input.js';
+import { BodyInput, type BodySource } from '../input.js';
 import { RequestContext, makeEnviron, newVars } from '../request.js';
 import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, refusePeer } from './common.js';
 import { LimitError, ProtocolError, type WireProtocol } from '../../protocols/errors.js';
@@ -80,9 +80,7 @@ export function singleRequestHandler(opts: GatewayFrontOptions, protocol: Single
   return {
     handle(socket) {
       if (refusePeer(socket, opts, protocol.name)) return;
-      const conn = new SingleRequestConnection(socket, opts, protocol);
-      connections.add(conn);
-      socket.once('close', () => connections.delete(conn));
+      connections.add(new SingleRequestConnection(socket, opts, protocol, connections));
     },
     closeIdle() {
       for (const conn of connections) conn.closeIfIdle();
@@ -90,9 +88,14 @@ export function singleRequestHandler(opts: GatewayFrontOptions, protocol: Single
   };
 }
 
-/** A net.Server for a single-request protocol; `allowHalfOpen` so a peer's FIN does not cut our answer. */
+/**
+ * A net.Server for a single-request protocol; `allowHalfOpen` so a peer's FIN does not cut our
+ * answer. No `noDelay` here: a response in one write needs none (Nagle never holds the first
+ * segment, and the FIN pushes what is queued); StreamSink turns it on for a response written
+ * in parts. That saves a setsockopt per connection.
+ */
 export function createSingleRequestServer(opts: GatewayFrontOptions, protocol: SingleRequestProtocol): net.Server {
-  const server = net.createServer({ noDelay: true, allowHalfOpen: true });
+  const server = net.createServer({ allowHalfOpen: true });
   const handler = singleRequestHandler(opts, protocol);
   server.on('connection', (socket: Socket) => handler.handle(socket));
   return Object.assign(server, { closeIdleConnections: () => handler.closeIdle() });
@@ -100,10 +103,17 @@ export function createSingleRequestServer(opts: GatewayFrontOptions, protocol: S
 
 type State = 'head' | 'body' | 'app' | 'closing';
 
-class SingleRequestConnection {
+/**
+ * One connection, one request. Per-connection cost is what limits these protocols (a new TCP
+ * connection for every request), so the common path is kept lean: the peer address is read
+ * only for a log line (getpeername is a syscall; the client's address comes from the web
+ * server's REMOTE_ADDR anyway), one socket timer serves every phase (head, body, response,
+ * drain), a response the app completes synchronously is finished without a promise turn, and
+ * the connection itself is the body's source and the exchange's log.
+ */
+class SingleRequestConnection implements BodySource, ExchangeLog {
   private state: State = 'head';
   private readonly reader: HeadReader;
-  private readonly remote: string;
   private input: BodyInput | undefined;
   private exchange: Exchange | undefined;
   private ctx: RequestContext | undefined;
@@ -115,14 +125,18 @@ class SingleRequestConnection {
   /** Bytes received after the head (the body, and whatever follows it). */
   private afterHead = 0;
   private pastBodyWarned = false;
+  /** When the drain after our half-close ends (performance.now() ms); 0 before it starts. */
+  private drainUntil = 0;
 
   constructor(
     private readonly socket: Socket,
     private readonly opts: GatewayFrontOptions,
     private readonly protocol: SingleRequestProtocol,
+    private readonly connections: Set<SingleRequestConnection>,
   ) {
-    this.remote = socket.remoteAddress === undefined ? 'unix' : normalizeRemoteAddr(socket.remoteAddress);
     this.reader = protocol.newReader();
+    // A connection error is logged at debug level, after the socket is gone: read the address now.
+    if (opts.logger.debugEnabled) void this.remote;
     socket.setTimeout(opts.headersTimeout);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -132,6 +146,12 @@ class SingleRequestConnection {
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (opts.logger.debugEnabled) opts.logger.debug(`${protocol.name}: connection error from ${this.remote}: ${err.code ?? err.message}`);
     });
+  }
+
+  /** The peer, for log lines only (net.Socket caches it after the first read). */
+  private get remote(): string {
+    const addr = this.socket.remoteAddress;
+    return addr === undefined ? (this.socket.destroyed ? 'a closed connection' : 'unix') : normalizeRemoteAddr(addr);
   }
 
   /** Graceful shutdown: a connection that has not started a request is closed. */
@@ -153,9 +173,12 @@ class SingleRequestConnection {
         return;
       default:
         // S-7, U-6: bytes after the body (a pipelined request, the rest of a body whose
-        // CONTENT_LENGTH was short) are never parsed; after the response they are drained.
+        // CONTENT_LENGTH was short) are never parsed; after the response they are drained,
+        // for DRAIN_MS at most (S-9, U-9): the socket timer catches a peer that goes quiet,
+        // this check one that keeps sending.
         this.countAfterHead(chunk.length);
         this.ignored += chunk.length;
+        if (this.drainUntil !== 0 && performance.now() > this.drainUntil) this.socket.destroy();
     }
   }
 
@@ -192,13 +215,14 @@ class SingleRequestConnection {
     const opts = this.opts;
     const started = opts.logger.access === null ? 0 : performance.now();
     const ctx = new RequestContext(opts.logger);
+    const socket = this.socket;
     let vars: CgiVars;
     try {
       vars = gatewayVars(
         head.pairs,
         {
           mount: opts.mount,
-          localAddress: () => this.socket.localAddress ?? 'localhost',
+          localAddress: () => socket.localAddress ?? 'localhost',
           maxBodyBytes: opts.maxBodyBytes,
           stripScriptName: head.stripScriptName,
         },
@@ -214,9 +238,7 @@ class SingleRequestConnection {
       this.refuse(503, `more than ${opts.inflight.max} requests in flight`);
       return;
     }
-    const socket = this.socket;
-    socket.setTimeout(opts.idleTimeout);
-    const input = new BodyInput({ pause: () => this.pauseBody(), resume: () => this.resumeBody() }, head.contentLength, opts.maxBodyBytes);
+    const input = new BodyInput(this, head.contentLength, opts.maxBodyBytes);
     this.input = input;
     this.ctx = ctx;
     const environ = makeEnviron(vars, ctx, {
@@ -228,20 +250,39 @@ class SingleRequestConnection {
     });
     const sink = new StreamSink(socket, this.protocol.serializeHead);
     this.sink = sink;
-    const exchange = new Exchange(environ, sink, {
-      error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
-    });
+    const exchange = new Exchange(environ, sink, this);
     this.exchange = exchange;
     this.state = 'body';
     this.offer(head.rest);
-    void exchange.run(opts.service.app).then(() => {
-      opts.inflight.leave();
-      this.finished = true;
-      if (this.state === 'body' || this.state === 'app') this.state = 'closing';
-      // The app did not read the rest of the body (E-11): drain it with the connection's end.
-      if (!socket.destroyed) socket.resume();
-      if (started !== 0) gatewayAccess(opts, this.protocol.name, vars, ctx.id, exchange.status, exchange.bytes, started);
-    });
+    const running = exchange.run(opts.service.app);
+    if (exchange.finished && (this.state as State) === 'app' && socket.writableLength === 0) {
+      // The common case: the whole request was in, and the whole response is written and
+      // ended. Nothing is left for the body or response timeout to watch; the drain period
+      // re-arms the timer once our end is flushed (onFinish).
+      this.appDone(vars, ctx, exchange, started);
+      return;
+    }
+    // The body is still coming, or the app runs on, or the peer is still reading the response:
+    // the idle timeout applies (stalled body, peer that stopped reading).
+    if (opts.idleTimeout !== opts.headersTimeout) socket.setTimeout(opts.idleTimeout);
+    if (exchange.finished) this.appDone(vars, ctx, exchange, started);
+    else void running.then(() => this.appDone(vars, ctx, exchange, started));
+  }
+
+  /** The app call is over (the exchange never rejects). */
+  private appDone(vars: CgiVars, ctx: RequestContext, exchange: Exchange, started: number): void {
+    this.opts.inflight.leave();
+    this.finished = true;
+    if (this.state === 'body' || this.state === 'app') this.state = 'closing';
+    // The app did not read the rest of the body (E-11): drain it with the connection's end.
+    const socket = this.socket;
+    if (!socket.destroyed) socket.resume();
+    if (started !== 0) gatewayAccess(this.opts, this.protocol.name, vars, ctx.id, exchange.status, exchange.bytes, started);
+  }
+
+  /** ExchangeLog: an app failure, tagged with the request id. */
+  error(message: string, err?: unknown): void {
+    this.opts.logger.error(message, { request_id: this.ctx?.id, stack: (err as Error | undefined)?.stack });
   }
 
   private offer(chunk: Buffer): void {
@@ -266,11 +307,13 @@ class SingleRequestConnection {
     this.opts.logger.warn(`${this.protocol.name}: bytes past the CONTENT_LENGTH of ${expected} from ${this.remote} ignored, never read as a request${hint}`);
   }
 
-  private pauseBody(): void {
+  /** BodySource: the app is not reading the body; stop reading the socket meanwhile. */
+  pause(): void {
     if (this.state === 'body') this.socket.pause();
   }
 
-  private resumeBody(): void {
+  /** BodySource: the app reads again. */
+  resume(): void {
     this.socket.resume();
   }
 
@@ -293,19 +336,21 @@ class SingleRequestConnection {
     socket.resume();
   }
 
-  /** Our side is flushed and half-closed: drain the peer briefly, then close (S-9, U-9). */
+  /**
+   * Our side is flushed and half-closed: drain the peer for DRAIN_MS at most, then close
+   * (S-9, U-9). The socket's own timer measures it (no timer of our own to create and clear
+   * for every request); onData enforces the limit against a peer that keeps sending.
+   */
   private onFinish(): void {
     this.state = 'closing';
     if (this.ignored > 0 && this.opts.logger.debugEnabled) {
       this.opts.logger.debug(`${this.protocol.name}: ${this.ignored} bytes after the request from ${this.remote} ignored`);
     }
-    this.socket.resume();
-    // Cleared at close: a pending timer would keep this connection (and its exchange) alive
-    // for DRAIN_MS after every request, thousands of them under load.
     const socket = this.socket;
-    const timer = setTimeout(() => socket.destroy(), DRAIN_MS);
-    timer.unref();
-    socket.once('close', () => clearTimeout(timer));
+    if (socket.destroyed) return;
+    this.drainUntil = performance.now() + DRAIN_MS;
+    socket.setTimeout(DRAIN_MS);
+    socket.resume();
   }
 
   private onEnd(): void {
@@ -340,6 +385,7 @@ class SingleRequestConnection {
   /** The connection is gone: an exchange still running learns it (R-5, signal). */
   private onClose(): void {
     this.state = 'closing';
+    this.connections.delete(this);
     if (this.exchange === undefined || this.finished) return;
     if (this.sink !== undefined) this.sink.gone = true;
     this.ctx?.abort('the web server closed the connection');
