@@ -205,20 +205,23 @@ export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: Ga
     // F-23: CGI values are text and never hold NUL; a name with NUL was dropped just above.
     if (value.includes('\0')) throw new RequestError(400, `NUL byte in the value of ${key}`);
     const prev = vars[key];
+    // E-4: an empty CONTENT_TYPE / CONTENT_LENGTH (what *_params send for a GET) is no value, and
+    // HTTP_CONTENT_* are never passed on. Skipped here rather than deleted afterwards: a delete
+    // takes the object out of V8's fast mode (several µs and more garbage per request).
+    if ((value === '' && (key === 'CONTENT_TYPE' || key === 'CONTENT_LENGTH')) || key === 'HTTP_CONTENT_LENGTH' || key === 'HTTP_CONTENT_TYPE') {
+      if (prev !== undefined) delete vars[key]; // an earlier duplicate (rare)
+      continue;
+    }
     vars[key] = prev !== undefined && key.startsWith('HTTP_') ? joinRepeated(key, prev, value) : value;
   }
   if (!vars.REQUEST_METHOD) throw new RequestError(400, 'REQUEST_METHOD missing');
 
-  if (vars.CONTENT_TYPE === '') delete vars.CONTENT_TYPE;
   const cl = vars.CONTENT_LENGTH;
-  if (cl === '') delete vars.CONTENT_LENGTH;
-  else if (cl !== undefined) {
+  if (cl !== undefined) {
     const n = parseContentLength(cl);
     if (n === null) throw new RequestError(400, `bad CONTENT_LENGTH ${JSON.stringify(cl)}`);
     if (n > opts.maxBodyBytes) throw new RequestError(413, `CONTENT_LENGTH ${n} over the limit ${opts.maxBodyBytes}`);
   }
-  delete vars.HTTP_CONTENT_LENGTH;
-  delete vars.HTTP_CONTENT_TYPE;
 
   if (vars.QUERY_STRING === undefined) {
     const uri = vars.REQUEST_URI;
