@@ -1,30 +1,37 @@
 /*
- * gatewire's process spawner for CGI scripts (Linux, glibc): posix_spawn plus a pidfd exit watch.
+ * gatewire's process spawner for CGI scripts (Linux): vfork + exec on a libuv worker thread, a
+ * pidfd exit watch, and pipe readers, all without a child_process.ChildProcess or a net.Socket.
  *
  * Why: Node 20's child_process.spawn() has libuv fork() the whole server, so every spawn copies
  * the page tables of a process of 60-400 MB (1.2 ms at 100 MB RSS, measured in
- * bench/cgi-spawn.mjs), on the event loop. glibc's posix_spawn() uses clone(CLONE_VM |
- * CLONE_VFORK): the child borrows the parent's memory until it execs, so the cost does not grow
- * with the server's size.
+ * bench/cgi-spawn.mjs), on the event loop. vfork() shares the address space until execve, so
+ * the cost does not grow with the server's size; running it on a worker thread keeps the wait
+ * for the child's execve (150-200 us for a shell script) off the event loop. Reading the
+ * script's stdout and stderr through a uv_poll here instead of two net.Sockets saves the stream
+ * machinery a request would otherwise build and tear down twice.
  *
  * JS API (loaded by src/apps/spawn.ts, which also holds the fallback to child_process):
  *
- *   spawn(file, argv, envp, cwd, stdin, onSpawn, onExit) -> undefined | -errno
+ *   spawn(file, argv, envp, cwd, stdin, umask, uid, gid, onSpawn, onExit) -> undefined | -errno
  *     file    absolute path of the program (PATH look-up is the caller's)
  *     argv    string[] (argv[0] included), envp: string[] of "NAME=value" (UTF-8, no NUL)
  *     cwd     the child's working directory
  *     stdin   -1: a pipe (stdinFd is its write end); -2: /dev/null; n >= 0: that fd (duplicated
  *             before spawn() returns, so the caller may close it at once)
+ *     umask, uid, gid   set in the child before exec; -1: inherit the server's
  *     onSpawn ([pid, stdinFd, stdoutFd, stderrFd] | -errno), called from the event loop once the
- *             child has exec'd (or failed to: ENOENT, EACCES, ENOEXEC...)
+ *             child has exec'd (or failed to: ENOENT, EACCES, ENOEXEC, EPERM...)
  *     onExit  (code: number | null, signal: number) called once the child exited and was reaped
- *   The spawn itself runs on a libuv worker thread: with CLONE_VFORK the calling thread waits
- *   until the child's execve is done (150-200 us for a shell script), and the event loop must
- *   not. The child gets its own session and process group (setsid), an empty signal mask,
- *   default dispositions for every signal (Node ignores SIGPIPE), no file descriptor beyond 0-2,
- *   and the server's umask. The returned fds are the parent's ends of the pipes, close-on-exec;
- *   -1 where none.
+ *   The child leads its own session and process group (setsid), has an empty signal mask,
+ *   every signal at its default disposition (Node ignores SIGPIPE), and no file descriptor
+ *   beyond 0-2. The returned fds are the parent's ends of the pipes, close-on-exec; -1 where none.
  *
+ *   readPipe(fd, onData) -> reader: reads fd (made non-blocking) from the event loop and calls
+ *     onData(chunk: Buffer) per read, then onData(null, 0) at EOF or onData(null, -errno); the fd
+ *     is closed after that last call. pausePipe(reader), resumePipe(reader), closePipe(reader)
+ *     (closes without a last call; no call at all after it).
+ *
+ *   kill(pid, signal) -> 0 | -errno: kill(2) without a JS exception for ESRCH.
  *   supported() -> boolean: pidfd_open works here (Linux 5.3+).
  */
 #define _GNU_SOURCE
@@ -32,7 +39,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -42,15 +48,35 @@
 #include <node_api.h>
 #include <uv.h>
 
-#define CHECK(call)                                                   \
-  do {                                                                \
-    if ((call) != napi_ok) {                                          \
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
       napi_throw_error(env, NULL, "gatewire spawn: N-API call failed"); \
-      return NULL;                                                    \
-    }                                                                 \
+      return NULL;                                                      \
+    }                                                                   \
   } while (0)
 
 static int pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+static napi_value int_value(napi_env env, int value) {
+  napi_value out;
+  napi_create_int32(env, value, &out);
+  return out;
+}
+
+/* Calls a JS function from a libuv callback: make_callback (not call_function) runs nextTicks
+ * and microtasks afterwards, as any I/O callback in Node does; an exception becomes an
+ * 'uncaughtException'. The caller holds a handle scope. */
+static void call_js(napi_env env, napi_async_context async, napi_ref fn, size_t argc, napi_value *argv) {
+  napi_value cb, recv;
+  napi_get_reference_value(env, fn, &cb);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, async, recv, cb, argc, argv, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
 
 /* ----------------------------------------------------------------------------- exit watch */
 
@@ -70,40 +96,31 @@ static void watch_closed(uv_handle_t *handle) {
 }
 
 static void on_pidfd(uv_poll_t *poll, int status, int events) {
+  (void)status;
   (void)events;
   exit_watch *w = (exit_watch *)poll->data;
   int wstatus = 0;
   pid_t got;
   do got = waitpid(w->pid, &wstatus, WNOHANG);
   while (got == -1 && errno == EINTR);
-  (void)status;
   if (got == 0) return; /* not yet (spurious wake-up) */
 
   uv_poll_stop(poll);
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
-    napi_value cb, recv, argv[2];
-    napi_get_reference_value(env, w->on_exit, &cb);
-    napi_get_global(env, &recv); /* make_callback wants an object */
+    napi_value argv[2];
     if (got == w->pid && WIFEXITED(wstatus)) {
-      napi_create_int32(env, WEXITSTATUS(wstatus), &argv[0]);
-      napi_create_int32(env, 0, &argv[1]);
+      argv[0] = int_value(env, WEXITSTATUS(wstatus));
+      argv[1] = int_value(env, 0);
     } else if (got == w->pid && WIFSIGNALED(wstatus)) {
       napi_get_null(env, &argv[0]);
-      napi_create_int32(env, WTERMSIG(wstatus), &argv[1]);
-    } else {
-      /* waitpid failed (ECHILD: someone else reaped it); report an unknown end */
+      argv[1] = int_value(env, WTERMSIG(wstatus));
+    } else { /* ECHILD: someone else reaped it; an unknown end */
       napi_get_null(env, &argv[0]);
-      napi_create_int32(env, 0, &argv[1]);
+      argv[1] = int_value(env, 0);
     }
-    /* make_callback, not call_function: runs nextTicks and microtasks afterwards, as any I/O
-     * callback in Node does. An exception goes to process 'uncaughtException'. */
-    if (napi_make_callback(env, w->async, recv, cb, 2, argv, NULL) == napi_pending_exception) {
-      napi_value err;
-      napi_get_and_clear_last_exception(env, &err);
-      napi_fatal_exception(env, err);
-    }
+    call_js(env, w->async, w->on_exit, 2, argv);
     napi_close_handle_scope(env, scope);
   }
   napi_delete_reference(env, w->on_exit);
@@ -163,9 +180,8 @@ static void close_fd(int *fd) {
 
 /* ----------------------------------------------------------------------------- spawn */
 
-/* One spawn request: filled on the main thread, spawned on a libuv worker thread (the vfork
- * parent waits for the child's execve, 150-200 us for a shell script, and that wait must not
- * stop the event loop), answered on the main thread. */
+/* One spawn request: filled on the main thread, spawned on a libuv worker thread, answered on
+ * the main thread. */
 typedef struct {
   napi_async_work work;
   napi_ref on_spawn;
@@ -175,6 +191,8 @@ typedef struct {
   char **argv;
   char **envp;
   int stdin_mode; /* -1 pipe, -2 /dev/null, else an fd of ours (a dup, closed afterwards) */
+  int umask;      /* -1: inherit */
+  int uid, gid;   /* -1: keep */
   /* results */
   int error;
   pid_t pid;
@@ -194,15 +212,63 @@ static void free_job(napi_env env, spawn_job *job) {
   free(job);
 }
 
+/*
+ * vfork + exec. The child borrows this thread's stack and the whole address space until execve,
+ * so it makes plain system calls only and never returns; this thread sleeps meanwhile. Signals
+ * stay blocked until the child has set every disposition back to the default, so no handler of
+ * Node's can run in the child. uid/gid are switched with raw system calls: glibc's setuid()
+ * would signal every thread of the server to keep them in step (setxid), which a vfork child
+ * must not do. Returns the pid, or -1 with errno set: exec failures included, which the child
+ * reports through the shared memory before this thread resumes.
+ */
+static pid_t start_child(const spawn_job *job, int child_in, int child_out, int child_err) {
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  volatile int child_errno = 0;
+  pid_t pid = vfork();
+  if (pid == 0) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL); /* KILL, STOP and glibc's own refuse: fine */
+    if (setsid() < 0 || dup2(child_in, 0) < 0 || dup2(child_out, 1) < 0 || dup2(child_err, 2) < 0 ||
+        chdir(job->cwd) < 0)
+      goto failed;
+    if (syscall(SYS_close_range, 3, ~0U, 0) != 0) /* Linux 5.9+; before that, one by one */
+      for (int fd = 3; fd < 65536; fd++) close(fd);
+    if (job->umask >= 0) umask((mode_t)job->umask);
+    if (job->gid >= 0 && (syscall(SYS_setgroups, 0, NULL) != 0 || syscall(SYS_setgid, job->gid) != 0)) goto failed;
+    if (job->uid >= 0 && syscall(SYS_setuid, job->uid) != 0) goto failed;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(job->file, job->argv, job->envp);
+  failed:
+    child_errno = errno;
+    _exit(127);
+  }
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  if (pid < 0) {
+    errno = fork_errno;
+    return -1;
+  }
+  if (child_errno != 0) {
+    while (waitpid(pid, NULL, 0) == -1 && errno == EINTR) {
+    }
+    errno = child_errno;
+    return -1;
+  }
+  return pid;
+}
+
 /* Worker thread: no N-API here. */
 static void spawn_execute(napi_env env, void *data) {
   (void)env;
   spawn_job *job = data;
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   int child_in = -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  int have_actions = 0, have_attr = 0;
   job->pid = -1;
   job->pidfd = -1;
 
@@ -221,41 +287,8 @@ static void spawn_execute(napi_env env, void *data) {
       (err[1] = above_stdio(err[1])) < 0)
     goto fail;
 
-  if ((errno = posix_spawn_file_actions_init(&actions)) != 0) goto fail;
-  have_actions = 1;
-  if ((errno = posix_spawn_file_actions_adddup2(&actions, child_in, 0)) != 0 ||
-      (errno = posix_spawn_file_actions_adddup2(&actions, out[1], 1)) != 0 ||
-      (errno = posix_spawn_file_actions_adddup2(&actions, err[1], 2)) != 0 ||
-      (errno = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0 ||
-      (errno = posix_spawn_file_actions_addchdir_np(&actions, job->cwd)) != 0)
-    goto fail;
-
-  if ((errno = posix_spawnattr_init(&attr)) != 0) goto fail;
-  have_attr = 1;
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigemptyset(&all);
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaddset(&all, sig); /* glibc-internal ones are refused: fine */
-  if ((errno = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                                   POSIX_SPAWN_SETSIGDEF)) != 0 ||
-      (errno = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
-      (errno = posix_spawnattr_setsigdefault(&attr, &all)) != 0)
-    goto fail;
-
-  /* libuv's worker threads block every signal, and glibc 2.36 gives the child the calling
-   * thread's mask whenever SETSID or SETSIGDEF is set along with SETSIGMASK (measured: SigBlk
-   * all ones in the script). So the thread unblocks around the call; a signal landing here in
-   * that window runs Node's handler, which only writes to libuv's signal pipe. */
-  sigset_t thread_mask;
-  pthread_sigmask(SIG_SETMASK, &none, &thread_mask);
-  /* exec errors (ENOENT, EACCES, ENOEXEC...) come back here: glibc's child reports them before
-   * the parent resumes. */
-  pid_t pid;
-  errno = posix_spawn(&pid, job->file, &actions, &attr, job->argv, job->envp);
-  pthread_sigmask(SIG_SETMASK, &thread_mask, NULL);
-  if (errno != 0) goto fail;
-
+  pid_t pid = start_child(job, child_in, out[1], err[1]);
+  if (pid < 0) goto fail;
   /* The child runs: from here on a failure must not leave it behind. */
   if ((job->pidfd = pidfd_open(pid)) < 0) {
     int e = errno;
@@ -276,8 +309,6 @@ static void spawn_execute(napi_env env, void *data) {
 fail:
   job->error = errno != 0 ? errno : EIO;
 done:
-  if (have_actions) posix_spawn_file_actions_destroy(&actions);
-  if (have_attr) posix_spawnattr_destroy(&attr);
   close_fd(&child_in);
   close_fd(&in[0]);
   close_fd(&in[1]);
@@ -285,12 +316,6 @@ done:
   close_fd(&out[1]);
   close_fd(&err[0]);
   close_fd(&err[1]);
-}
-
-static napi_value return_int(napi_env env, int value) {
-  napi_value out;
-  napi_create_int32(env, value, &out);
-  return out;
 }
 
 /* Main thread: start the exit watch, then tell JS. */
@@ -305,7 +330,6 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
     w = calloc(1, sizeof(*w));
     if (w == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &w->poll, job->pidfd) != 0) {
       free(w);
-      w = NULL;
       kill(-job->pid, SIGKILL);
       while (waitpid(job->pid, NULL, 0) == -1 && errno == EINTR) {
       }
@@ -315,7 +339,7 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
     }
   }
   if (job->error != 0) {
-    result = return_int(env, -job->error);
+    result = int_value(env, -job->error);
   } else {
     napi_value resource_name;
     w->env = env;
@@ -330,29 +354,28 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
     (void)uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
     napi_create_array_with_length(env, 4, &result);
     int values[4] = {job->pid, job->parent_fds[0], job->parent_fds[1], job->parent_fds[2]};
-    for (uint32_t i = 0; i < 4; i++) napi_set_element(env, result, i, return_int(env, values[i]));
+    for (uint32_t i = 0; i < 4; i++) napi_set_element(env, result, i, int_value(env, values[i]));
   }
 
   napi_value cb, recv;
   napi_get_reference_value(env, job->on_spawn, &cb);
   napi_get_global(env, &recv);
   free_job(env, job);
-  /* complete callbacks run inside a callback scope: an exception thrown here is reported as
-   * uncaught by Node itself. */
+  /* complete callbacks run inside a callback scope: Node reports a throw as uncaught itself. */
   napi_call_function(env, recv, cb, 1, &result, NULL);
 }
 
-/* spawn(file, argv, envp, cwd, stdin, onSpawn, onExit) */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value args[7];
+  size_t argc = 10;
+  napi_value args[10];
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  napi_valuetype t5, t6;
-  int32_t stdin_mode = 0;
-  if (argc < 7 || napi_get_value_int32(env, args[4], &stdin_mode) != napi_ok ||
-      napi_typeof(env, args[5], &t5) != napi_ok || napi_typeof(env, args[6], &t6) != napi_ok ||
-      t5 != napi_function || t6 != napi_function) {
-    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, cwd, stdin, onSpawn, onExit)");
+  int32_t ints[4]; /* stdin, umask, uid, gid */
+  napi_valuetype t8, t9;
+  int ok = argc == 10 && napi_typeof(env, args[8], &t8) == napi_ok && napi_typeof(env, args[9], &t9) == napi_ok &&
+           t8 == napi_function && t9 == napi_function;
+  for (int i = 0; ok && i < 4; i++) ok = napi_get_value_int32(env, args[4 + i], &ints[i]) == napi_ok;
+  if (!ok) {
+    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, cwd, stdin, umask, uid, gid, onSpawn, onExit)");
     return NULL;
   }
   spawn_job *job = calloc(1, sizeof(*job));
@@ -361,6 +384,9 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->stdin_mode = -2;
+  job->umask = ints[1] < 0 ? -1 : ints[1] & 0777;
+  job->uid = ints[2] < 0 ? -1 : ints[2];
+  job->gid = ints[3] < 0 ? -1 : ints[3];
   job->file = get_string(env, args[0]);
   job->cwd = get_string(env, args[3]);
   job->argv = get_strings(env, args[1]);
@@ -371,15 +397,16 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* A given stdin fd is duplicated now: the caller may close its own as soon as we return. */
+  int stdin_mode = ints[0];
   if (stdin_mode >= 0 && (stdin_mode = fcntl(stdin_mode, F_DUPFD_CLOEXEC, 3)) < 0) {
     int e = errno;
     free_job(env, job);
-    return return_int(env, -e);
+    return int_value(env, -e);
   }
   job->stdin_mode = stdin_mode < -2 ? -2 : stdin_mode;
   napi_value resource_name;
-  if (napi_create_reference(env, args[5], 1, &job->on_spawn) != napi_ok ||
-      napi_create_reference(env, args[6], 1, &job->on_exit) != napi_ok ||
+  if (napi_create_reference(env, args[8], 1, &job->on_spawn) != napi_ok ||
+      napi_create_reference(env, args[9], 1, &job->on_exit) != napi_ok ||
       napi_create_string_utf8(env, "gatewire:cgi-spawn", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_create_async_work(env, NULL, resource_name, spawn_execute, spawn_complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
@@ -387,9 +414,164 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "spawn: could not queue the spawn");
     return NULL;
   }
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return NULL; /* undefined */
+}
+
+/* ----------------------------------------------------------------------------- pipe readers */
+
+/* Reads one pipe from the event loop. Freed when both the poll handle is closed and the JS
+ * object holding it was collected, so a late pausePipe() from JS never touches freed memory. */
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref on_data;
+  napi_async_context async;
+  int fd;
+  int reading; /* poll started */
+  int closed;  /* no more calls to JS; poll closing or closed */
+  int handle_gone;
+  int object_gone;
+} pipe_reader;
+
+/* One read buffer for every pipe: reads happen on the main thread only, one at a time. */
+static char read_buffer[64 * 1024];
+
+static void reader_maybe_free(pipe_reader *r) {
+  if (r->handle_gone && r->object_gone) free(r);
+}
+
+static void reader_handle_closed(uv_handle_t *handle) {
+  pipe_reader *r = handle->data;
+  close(r->fd);
+  r->handle_gone = 1;
+  reader_maybe_free(r);
+}
+
+static void reader_close(pipe_reader *r) {
+  if (r->closed) return;
+  r->closed = 1;
+  napi_delete_reference(r->env, r->on_data);
+  napi_async_destroy(r->env, r->async);
+  uv_close((uv_handle_t *)&r->poll, reader_handle_closed);
+}
+
+static void reader_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  pipe_reader *r = data;
+  r->object_gone = 1;
+  if (!r->closed) { /* collected while open: nobody can stop it any more */
+    r->env = env;
+    reader_close(r);
+    return;
+  }
+  reader_maybe_free(r);
+}
+
+static void on_pipe_readable(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  pipe_reader *r = poll->data;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  /* A few reads per wake-up, as long as JS wants more: a 64 KiB pipe fills in one. */
+  for (int i = 0; i < 4 && r->reading && !r->closed; i++) {
+    ssize_t n = status < 0 ? status : read(r->fd, read_buffer, sizeof read_buffer);
+    if (n < 0 && status >= 0 && (errno == EAGAIN || errno == EINTR)) break;
+    napi_value argv[2];
+    if (n > 0) {
+      void *copy;
+      napi_create_buffer_copy(env, (size_t)n, read_buffer, &copy, &argv[0]);
+      call_js(env, r->async, r->on_data, 1, argv);
+      if ((size_t)n < sizeof read_buffer) break; /* drained */
+      continue;
+    }
+    /* EOF or an error: the last call, then the fd is closed */
+    napi_get_null(env, &argv[0]);
+    argv[1] = int_value(env, n == 0 ? 0 : status < 0 ? status : -errno);
+    napi_ref fn = r->on_data;
+    napi_async_context async = r->async;
+    uv_poll_stop(poll);
+    r->reading = 0;
+    call_js(env, async, fn, 2, argv);
+    reader_close(r);
+    break;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static pipe_reader *get_reader(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a pipe reader");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value ReadPipe(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  int32_t fd;
+  napi_valuetype t;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, args[0], &fd) != napi_ok || napi_typeof(env, args[1], &t) != napi_ok ||
+      t != napi_function || fd < 0) {
+    napi_throw_type_error(env, NULL, "readPipe(fd, onData)");
+    return NULL;
+  }
+  pipe_reader *r = calloc(1, sizeof(*r));
+  uv_loop_t *loop;
+  if (r == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &r->poll, fd) != 0) {
+    free(r);
+    napi_throw_error(env, NULL, "readPipe: cannot watch the fd");
+    return NULL;
+  }
+  napi_value resource_name, external;
+  r->env = env;
+  r->fd = fd;
+  r->poll.data = r;
+  napi_create_reference(env, args[1], 1, &r->on_data);
+  napi_create_string_utf8(env, "gatewire:cgi-pipe", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &r->async);
+  CHECK(napi_create_external(env, r, reader_finalize, NULL, &external));
+  r->reading = uv_poll_start(&r->poll, UV_READABLE, on_pipe_readable) == 0;
+  return external;
+}
+
+static napi_value PipeControl(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  void *what;
+  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, &what));
+  pipe_reader *r = get_reader(env, arg);
+  if (r == NULL || r->closed) return NULL;
+  switch ((intptr_t)what) {
+    case 0: /* pause */
+      if (r->reading) uv_poll_stop(&r->poll);
+      r->reading = 0;
+      break;
+    case 1: /* resume */
+      if (!r->reading) r->reading = uv_poll_start(&r->poll, UV_READABLE, on_pipe_readable) == 0;
+      break;
+    default: /* close */
+      r->reading = 0;
+      reader_close(r);
+  }
+  return NULL;
+}
+
+/* ----------------------------------------------------------------------------- small ones */
+
+static napi_value Kill(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  int32_t pid, sig;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, args[0], &pid) != napi_ok || napi_get_value_int32(env, args[1], &sig) != napi_ok) {
+    napi_throw_type_error(env, NULL, "kill(pid, signal)");
+    return NULL;
+  }
+  return int_value(env, kill(pid, sig) == 0 ? 0 : -errno);
 }
 
 static napi_value Supported(napi_env env, napi_callback_info info) {
@@ -402,10 +584,19 @@ static napi_value Supported(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_value fn;
-  CHECK(napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "spawn", fn));
-  CHECK(napi_create_function(env, "supported", NAPI_AUTO_LENGTH, Supported, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "supported", fn));
+  static const struct {
+    const char *name;
+    napi_callback fn;
+    intptr_t data;
+  } exported[] = {
+      {"spawn", Spawn, 0},         {"readPipe", ReadPipe, 0},     {"pausePipe", PipeControl, 0},
+      {"resumePipe", PipeControl, 1}, {"closePipe", PipeControl, 2}, {"kill", Kill, 0},
+      {"supported", Supported, 0},
+  };
+  for (size_t i = 0; i < sizeof exported / sizeof exported[0]; i++) {
+    napi_value fn;
+    CHECK(napi_create_function(env, exported[i].name, NAPI_AUTO_LENGTH, exported[i].fn, (void *)exported[i].data, &fn));
+    CHECK(napi_set_named_property(env, exports, exported[i].name, fn));
+  }
   return exports;
 }

@@ -100,6 +100,8 @@ const inheritable = new Set(
 
 const sh = (script: string): Partial<ScriptSpawnOptions> & { command: string } => ({ command: '/bin/sh', args: ['-c', script] });
 
+const RUNNING_AS_ROOT = process.geteuid?.() === 0;
+
 const methods: Array<[string, typeof SpawnModule]> = [['child_process', nodeMod]];
 if (native.method === 'posix_spawn') methods.unshift(['posix_spawn', nativeMod]);
 
@@ -168,6 +170,11 @@ describe.each(methods)('spawnScript via %s', (_name, mod) => {
     }
   });
 
+  (RUNNING_AS_ROOT ? test : test.skip)(`C-18: uid and gid are switched before exec${RUNNING_AS_ROOT ? '' : ' — skipped: needs root'}`, async () => {
+    const r = await run(mod, { ...sh('id -u; id -g; id -G'), uid: 65534, gid: 65534 });
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual(['65534', '65534', '65534']);
+  });
+
   test('a script killed by a signal reports the signal, no code', async () => {
     const r = await run(mod, sh('kill -TERM $$; sleep 5'));
     expect([r.code, r.signal]).toEqual([null, 'SIGTERM']);
@@ -195,11 +202,16 @@ if (native.method === 'posix_spawn') {
     expect(r.pid).toBeUndefined();
   });
 
-  test('a command without a slash, a uid switch or another umask take the child_process path', async () => {
-    // PATH look-up is execvp's; umask and uid cannot be set by posix_spawn.
+  test('a command without a slash takes the child_process path (PATH look-up is execvp\'s)', async () => {
     const viaPath = await run(nativeMod, { command: 'sh', args: ['-c', 'echo found'] });
     expect(viaPath.stdout).toBe('found\n');
+  });
+
+  test('C-18: the script gets the configured umask, set in the child (the server keeps its own)', async () => {
+    const before = process.umask();
     const mask = await run(nativeMod, { ...sh('umask'), umask: 0o027 });
     expect(mask.stdout.trim()).toBe('0027');
+    expect(process.umask()).toBe(before);
   });
+
 }

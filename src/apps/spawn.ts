@@ -1,17 +1,17 @@
 /**
- * Starting a CGI script: the native posix_spawn path when it is built (native/spawn.c), Node's
+ * Starting a CGI script: the native path when it is built (native/spawn.c), Node's
  * child_process.spawn otherwise. Both give the same ScriptProcess: pid, stdio streams, and the
  * 'error' / 'exit' / 'close' events of a ChildProcess, so CgiRun does not care which ran.
  *
  * Why a native path: child_process.spawn() on Linux has libuv fork() the whole server. The
  * kernel copies the page tables of a 100 MB process for every script (about 1.2 ms, more as the
- * server grows, all of it on the event loop). posix_spawn() in glibc is clone(CLONE_VM |
- * CLONE_VFORK) + exec: the cost no longer depends on the server's size. The exit is watched with
- * a pidfd on the event loop, so no SIGCHLD handler is shared with libuv.
+ * server grows, all of it on the event loop). The native path vforks on a libuv worker thread:
+ * the cost no longer depends on the server's size and the event loop never waits for an exec.
+ * The exit is watched with a pidfd (no SIGCHLD handler shared with libuv), and stdout/stderr
+ * are read by a uv_poll each (NativePipe) instead of a net.Socket each.
  *
  * `GATEWIRE_SPAWN=node` forces child_process (for comparison, or if the native path misbehaves
- * somewhere); the native path is also skipped when a uid/gid switch or a umask other than the
- * server's is asked for (posix_spawn cannot do either), or the command is not an absolute path.
+ * somewhere); a command that is not an absolute path also takes it (PATH look-up is execvp's).
  */
 import { spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -19,15 +19,25 @@ import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
+
+/** What CgiRun needs of a script's stdout or stderr; a Readable is one, so is a NativePipe. */
+export interface ScriptOutput {
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'end' | 'close', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  pause(): this;
+  resume(): this;
+  destroy(): this;
+}
 
 /** What CgiRun needs of a started script; a ChildProcess is one. */
 export interface ScriptProcess extends EventEmitter {
   readonly pid?: number | undefined;
   readonly stdin: Writable | null;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
+  readonly stdout: ScriptOutput | null;
+  readonly stderr: ScriptOutput | null;
 }
 
 export interface ScriptSpawnOptions {
@@ -39,7 +49,7 @@ export interface ScriptSpawnOptions {
   stdin: 'null' | 'pipe' | number;
   uid?: number | undefined;
   gid?: number | undefined;
-  /** The script's umask; the native path needs it to equal the server's. */
+  /** The script's umask; the server's own when not given. */
   umask?: number | undefined;
 }
 
@@ -50,11 +60,23 @@ interface NativeSpawner {
     envp: string[],
     cwd: string,
     stdin: number,
+    umask: number,
+    uid: number,
+    gid: number,
     onSpawn: (got: [pid: number, stdin: number, stdout: number, stderr: number] | number) => void,
     onExit: (code: number | null, signal: number) => void,
   ): number | undefined;
+  readPipe(fd: number, onData: (chunk: Buffer | null, errno?: number) => void): PipeHandle;
+  pausePipe(pipe: PipeHandle): void;
+  resumePipe(pipe: PipeHandle): void;
+  closePipe(pipe: PipeHandle): void;
+  kill(pid: number, signal: number): number;
   supported(): boolean;
 }
+
+/** The native reader of one pipe (an N-API external). */
+declare const pipeHandle: unique symbol;
+type PipeHandle = { readonly [pipeHandle]: true };
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
@@ -99,13 +121,6 @@ export function spawnMethod(): { method: 'posix_spawn' | 'child_process'; reason
   return loadNative() === null ? { method: 'child_process', reason: nativeProblem } : { method: 'posix_spawn' };
 }
 
-/** The process umask, read by setting it (the only way POSIX offers) and restoring it at once. */
-function currentUmask(): number {
-  const mask = process.umask(0o077);
-  process.umask(mask);
-  return mask;
-}
-
 /**
  * Starts a script in its own session and process group (setsid: its pid is its group id), with
  * stdout and stderr on pipes, and calls `done` with it: at once on the child_process path
@@ -114,37 +129,13 @@ function currentUmask(): number {
  */
 export function spawnScript(opts: ScriptSpawnOptions, done: (err: NodeJS.ErrnoException | undefined, child?: ScriptProcess) => void): void {
   const mod = loadNative();
-  // posix_spawn cannot switch users or set a umask; the server's own umask is inherited.
-  const umaskSwap = opts.umask !== undefined && opts.umask !== currentUmask();
-  if (mod !== null && opts.uid === undefined && opts.gid === undefined && !umaskSwap && opts.command.startsWith('/')) {
-    const stdinMode = opts.stdin === 'pipe' ? -1 : opts.stdin === 'null' ? -2 : opts.stdin;
-    const envp: string[] = [];
-    for (const name in opts.env) envp.push(`${name}=${opts.env[name]}`);
-    let child: NativeScript | undefined;
-    let failed: number | undefined;
-    try {
-      failed = mod.spawn(
-        opts.command,
-        [opts.command, ...opts.args],
-        envp,
-        opts.cwd,
-        stdinMode,
-        (got) => {
-          if (typeof got === 'number') done(spawnError(got, opts));
-          else done(undefined, (child = new NativeScript(got)));
-        },
-        (code, signal) => child?.exited(code, signal === 0 ? null : (SIGNAL_NAMES.get(signal) ?? null)),
-      );
-    } catch (err) {
-      done(err as NodeJS.ErrnoException); // invalid arguments (a NUL byte): nothing started
-      return;
-    }
-    if (failed !== undefined) done(spawnError(failed, opts)); // the stdin fd could not be duplicated
+  if (mod !== null && opts.command.startsWith('/')) {
+    spawnNative(mod, opts, done);
     return;
   }
   // The child inherits the umask at fork time, and spawn() forks synchronously: setting the
   // process umask around the call gives the script its own without a wrapper shell.
-  const saved = umaskSwap ? process.umask(opts.umask as number) : undefined;
+  const saved = opts.umask === undefined ? undefined : process.umask(opts.umask);
   let child: ScriptProcess;
   try {
     child = nodeSpawn(opts.command, opts.args as string[], {
@@ -164,27 +155,69 @@ export function spawnScript(opts: ScriptSpawnOptions, done: (err: NodeJS.ErrnoEx
   done(undefined, child);
 }
 
+function spawnNative(mod: NativeSpawner, opts: ScriptSpawnOptions, done: (err: NodeJS.ErrnoException | undefined, child?: ScriptProcess) => void): void {
+  const envp: string[] = [];
+  for (const name in opts.env) envp.push(`${name}=${opts.env[name]}`);
+  let child: NativeScript | undefined;
+  let failed: number | undefined;
+  try {
+    failed = mod.spawn(
+      opts.command,
+      [opts.command, ...opts.args],
+      envp,
+      opts.cwd,
+      opts.stdin === 'pipe' ? -1 : opts.stdin === 'null' ? -2 : opts.stdin,
+      opts.umask ?? -1,
+      opts.uid ?? -1,
+      opts.gid ?? -1,
+      (got) => {
+        if (typeof got === 'number') done(spawnError(got, opts));
+        else done(undefined, (child = new NativeScript(mod, got)));
+      },
+      (code, signal) => child?.exited(code, signal === 0 ? null : (SIGNAL_NAMES.get(signal) ?? null)),
+    );
+  } catch (err) {
+    done(err as NodeJS.ErrnoException); // invalid arguments (a NUL byte): nothing started
+    return;
+  }
+  if (failed !== undefined) done(spawnError(failed, opts)); // the stdin fd could not be duplicated
+}
+
+/**
+ * kill(2) of a process or (negative pid) a process group; 0 or the errno's name. Natively when
+ * possible: ESRCH is the common answer at the end of every run, and process.kill() turns it into
+ * an exception.
+ */
+export function sendSignal(pid: number, signal: NodeJS.Signals): 0 | string {
+  const mod = loadNative();
+  if (mod !== null) {
+    const rc = mod.kill(pid, osConstants.signals[signal]);
+    return rc === 0 ? 0 : errnoName(rc);
+  }
+  try {
+    process.kill(pid, signal);
+    return 0;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'EINVAL';
+  }
+}
+
 /** A script started by native/spawn.c, dressed as a ChildProcess. */
 class NativeScript extends EventEmitter implements ScriptProcess {
   readonly pid: number;
   readonly stdin: Socket | null;
-  readonly stdout: Socket;
-  readonly stderr: Socket;
+  readonly stdout: NativePipe;
+  readonly stderr: NativePipe;
   /** 'close' waits for the exit and both output pipes, as a ChildProcess's does. */
   private pending = 3;
 
-  constructor([pid, stdinFd, stdoutFd, stderrFd]: [number, number, number, number]) {
+  constructor(mod: NativeSpawner, [pid, stdinFd, stdoutFd, stderrFd]: [number, number, number, number]) {
     super();
     this.pid = pid;
     this.stdin = stdinFd < 0 ? null : new Socket({ fd: stdinFd, readable: false, writable: true });
-    this.stdout = this.output(stdoutFd);
-    this.stderr = this.output(stderrFd);
-  }
-
-  private output(fd: number): Socket {
-    const socket = new Socket({ fd, readable: true, writable: false });
-    socket.once('close', () => this.settle());
-    return socket;
+    const settle = (): void => this.settle();
+    this.stdout = new NativePipe(mod, stdoutFd, settle);
+    this.stderr = new NativePipe(mod, stderrFd, settle);
   }
 
   /** From the pidfd watch: the script exited and was reaped. */
@@ -200,17 +233,72 @@ class NativeScript extends EventEmitter implements ScriptProcess {
   }
 }
 
-function spawnError(negErrno: number, opts: ScriptSpawnOptions): NodeJS.ErrnoException {
-  let code: string;
-  try {
-    code = getSystemErrorName(negErrno);
-  } catch {
-    code = `E${-negErrno}`;
+/**
+ * The read end of a script's stdout or stderr, read by the native side: 'data' per read,
+ * 'end' at EOF, 'error' on a read error, then 'close' (also after destroy()). Reading starts at
+ * once; data is not buffered here, so listeners come first (CgiRun adds them synchronously).
+ */
+class NativePipe extends EventEmitter implements ScriptOutput {
+  private handle: PipeHandle | undefined;
+
+  constructor(
+    private readonly mod: NativeSpawner,
+    fd: number,
+    private readonly onClose: () => void,
+  ) {
+    super();
+    this.handle = mod.readPipe(fd, (chunk, errno) => {
+      if (chunk !== null) {
+        this.emit('data', chunk);
+        return;
+      }
+      this.handle = undefined; // the native side closed the fd
+      if (errno === 0) this.emit('end');
+      else this.emit('error', spawnError(errno ?? -5, { command: 'pipe' }, 'read'));
+      this.closed();
+    });
   }
-  const err: NodeJS.ErrnoException = new Error(`spawn ${opts.command} ${code}`);
+
+  pause(): this {
+    if (this.handle !== undefined) this.mod.pausePipe(this.handle);
+    return this;
+  }
+
+  resume(): this {
+    if (this.handle !== undefined) this.mod.resumePipe(this.handle);
+    return this;
+  }
+
+  destroy(): this {
+    const handle = this.handle;
+    if (handle !== undefined) {
+      this.handle = undefined;
+      this.mod.closePipe(handle);
+      this.closed();
+    }
+    return this;
+  }
+
+  private closed(): void {
+    this.emit('close');
+    this.onClose();
+  }
+}
+
+function errnoName(negErrno: number): string {
+  try {
+    return getSystemErrorName(negErrno);
+  } catch {
+    return `E${-negErrno}`;
+  }
+}
+
+function spawnError(negErrno: number, opts: Pick<ScriptSpawnOptions, 'command'>, syscall = 'spawn'): NodeJS.ErrnoException {
+  const code = errnoName(negErrno);
+  const err: NodeJS.ErrnoException = new Error(`${syscall} ${opts.command} ${code}`);
   err.errno = negErrno;
   err.code = code;
-  err.syscall = `spawn ${opts.command}`;
+  err.syscall = `${syscall} ${opts.command}`;
   err.path = opts.command;
   return err;
 }
