@@ -137,7 +137,10 @@ function fcgiwrapTarget(name, workers) {
       { file: '/usr/sbin/fcgiwrap', hint: 'apt-get install fcgiwrap' },
       { file: PARAMS.fastcgi },
     ],
-    note: `fcgiwrap runs ${workers} FastCGI worker process${workers === 1 ? '' : 'es'}, each forking one script at a time.`,
+    note:
+      `fcgiwrap runs ${workers} FastCGI worker process${workers === 1 ? '' : 'es'}, each forking one script at a time. ` +
+      "Its scripts' CPU shows as \"other CPU\": its workers ignore SIGCHLD, so the kernel reaps the scripts " +
+      "without adding their time to fcgiwrap's account (gatewire's column includes its scripts).",
   });
 }
 
