@@ -7,6 +7,7 @@
  * - LimitedInput: wraps Node's IncomingMessage for chunked bodies, to enforce the body limit.
  */
 import { Readable } from 'node:stream';
+import { noteBodyBytes } from './memory.js';
 
 export class TruncatedBodyError extends Error {
   override name = 'TruncatedBodyError';
@@ -58,6 +59,7 @@ export class BodyInput extends Readable {
       return 0;
     }
     this.received += take.length;
+    noteBodyBytes(take.length); // F-28: consumed body buffers are freed while young (memory.ts)
     if (!this.push(take) && !this.paused) {
       this.paused = true;
       this.source.pause();

@@ -14,7 +14,6 @@ import type { CgiVars, HeaderList } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
-import { noteBodyBytes } from '../memory.js';
 import { RequestContext, makeEnviron, newVars } from '../request.js';
 import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, refusePeer, resetAfterFlush, waitDrain } from './common.js';
 import { isProtocolError, LimitError } from '../../protocols/errors.js';
@@ -215,7 +214,6 @@ class FastcgiConnection {
       return;
     }
     input.offer(content); // F-25: bytes past CONTENT_LENGTH are dropped inside
-    noteBodyBytes(content.length); // F-28: consumed body buffers are freed while young (memory.ts)
     if (this.requests.size > 1 && input.readableLength > MAX_BUFFERED_BODY_MULTIPLEXED) {
       // F-28: with multiplexing, pausing the socket would stall the other requests: the
       // request fails, with a 413 if its head is not out yet, else an END_REQUEST appStatus 1.
