@@ -329,3 +329,13 @@ export function quotePath(path: string): string {
   }
   return out;
 }
+
+/** The raw (still encoded) path + query after the first `decodedLength` decoded characters. */
+export function rawPathBelow(requestUri: string, decodedLength: number): string {
+  let i = 0;
+  for (let n = 0; n < decodedLength && i < requestUri.length; n++) {
+    i += requestUri.charCodeAt(i) === 0x25 && /^%[0-9A-Fa-f]{2}/.test(requestUri.slice(i, i + 3)) ? 3 : 1;
+  }
+  const rest = requestUri.slice(i);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}

@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import type { App, Environ, Service } from '../src/app.js';
@@ -720,6 +721,24 @@ describe('gatewire cgi: the built CLI under a crafted environment', () => {
     expect(r.stdout.toString('latin1')).toBe('Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, World!\n');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
+  });
+
+  test('K-17: a CGI run loads neither the server, the network fronts, the FastCGI codec nor winston (start-up is paid per request)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-k17-'));
+    try {
+      // A preload writes the module list at exit; the node flag comes before the CLI path.
+      const preload = path.join(dir, 'modules.js');
+      const list = path.join(dir, 'modules.txt');
+      fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, Object.keys(require.cache).join('\\n')));`);
+      const r = await spawnRaw(process.execPath, ['-r', preload, CLI, 'cgi', example('hello.mjs')], GET).done;
+      expect(r.code).toBe(0);
+      const loaded = fs.readFileSync(list, 'latin1').split('\n');
+      expect(loaded.some((m) => m.endsWith(`${path.sep}cgi-child.js`))).toBe(true); // the list is real
+      const heavy = loaded.filter((m) => /[\\/](server|log)\.js$|[\\/]fronts[\\/]|[\\/]protocols[\\/]fastcgi[\\/]|[\\/]node_modules[\\/]winston[\\/]/.test(m));
+      expect(heavy).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('K-3 / §6.3: CONTENT_LENGTH absent, stdin left open by the server → answered without waiting for EOF, and stdin not consumed', async () => {

@@ -14,8 +14,7 @@ import http from 'node:http';
 import { Duplex } from 'node:stream';
 import type { App, Environ, HeaderList, NodeHandler, StartResponse } from '../app.js';
 import { AppContractError } from '../app.js';
-import { percentDecodePath, quotePath } from '../environ.js';
-import { rawPathBelow } from '../fronts/http.js';
+import { percentDecodePath, quotePath, rawPathBelow } from '../environ.js';
 import { isHopByHop } from '../../protocols/cgi/head.js';
 
 const kNeedDrain = Object.getOwnPropertySymbols(new http.OutgoingMessage()).find((s) => s.description === 'kNeedDrain');

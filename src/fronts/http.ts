@@ -21,6 +21,7 @@ import {
   normalizeRemoteAddr,
   parseContentLength,
   percentDecodePath,
+  rawPathBelow,
   splitMount,
 } from '../environ.js';
 import type { Logger } from '../log.js';
@@ -324,16 +325,6 @@ export function parseTarget(url: string, method: string): Target {
   return q === -1
     ? { rawPath: rest, query: '', requestUri: rest, authority }
     : { rawPath: rest.slice(0, q), query: rest.slice(q + 1), requestUri: rest, authority };
-}
-
-/** The raw (still encoded) path + query after the first `decodedLength` decoded characters. */
-export function rawPathBelow(requestUri: string, decodedLength: number): string {
-  let i = 0;
-  for (let n = 0; n < decodedLength && i < requestUri.length; n++) {
-    i += requestUri.charCodeAt(i) === 0x25 && /^%[0-9A-Fa-f]{2}/.test(requestUri.slice(i, i + 3)) ? 3 : 1;
-  }
-  const rest = requestUri.slice(i);
-  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /** H-6 for chunked bodies on Node's own req: count what the parser pushes, destroy past the limit. */
