@@ -113,10 +113,16 @@ function floorTargets(proto) {
   };
 }
 
+/** Node flags for every gatewire process (e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+function gatewireNodeArgs() {
+  const extra = process.env.BENCH_NODE_ARGS;
+  return extra ? extra.split(/\s+/).filter(Boolean) : [];
+}
+
 /** `gatewire serve [app] <front args>` from the built CLI. */
 function gatewire(app, frontArgs) {
   const appArg = app ? [app] : [];
-  return { cmd: node, args: ['dist/src/cli.js', 'serve', ...appArg, ...frontArgs, ...gatewireExtraArgs()] };
+  return { cmd: node, args: [...gatewireNodeArgs(), 'dist/src/cli.js', 'serve', ...appArg, ...frontArgs, ...gatewireExtraArgs()] };
 }
 
 /** fcgiwrap with `workers` FastCGI worker processes (-c), started by spawn-fcgi, behind nginx. */

@@ -330,6 +330,13 @@ class Slots {
 /** Internal: how many local redirects led to this environ. */
 const REDIRECTS = Symbol('gatewire.cgi.redirects');
 
+/**
+ * How long a document response waits, once its head is parsed, for the script to finish before
+ * the front starts streaming it (see CgiRun.settleWithin): most scripts end within a fraction of
+ * a millisecond of their last write, and their answer then goes out whole.
+ */
+const COALESCE_MS = 5;
+
 type Env = Environ & { [REDIRECTS]?: number };
 
 /** Creates the cgi-bin App. Throws (TypeError, or the fs error) for bad options or a missing root. */
@@ -504,6 +511,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     }
 
     const head = outcome.head;
+    if (head.kind === 'document') await run.settleWithin(COALESCE_MS);
     switch (head.kind) {
       case 'client-redirect': {
         // C-23: absolute Location without Status → 302; the script's body is discarded (Apache).

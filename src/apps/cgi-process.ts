@@ -237,6 +237,30 @@ export class CgiRun {
     this.resumeStdout();
   }
 
+  /**
+   * Waits until the run is over (stdout EOF and exit), went wrong, filled its queue, or `ms`
+   * passed, whichever comes first. A short script's whole response can then go out in one
+   * write with an exact length instead of head, body and end apart (three writes, three
+   * wake-ups of the web server); a script that streams is held back by `ms` at most (C-30).
+   */
+  async settleWithin(ms: number): Promise<void> {
+    if (this.settled()) return;
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      this.signal();
+    }, ms);
+    try {
+      while (!late && !this.settled()) await this.nextEvent();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private settled(): boolean {
+    return (this.stdoutEnded && this.exited) || this.closed || this.paused || this.failure !== undefined || this.killReason !== undefined;
+  }
+
   /** True once stdout reached EOF. */
   get outputEnded(): boolean {
     return this.stdoutEnded;
