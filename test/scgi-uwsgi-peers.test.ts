@@ -955,8 +955,10 @@ describeWithPeers('uWSGI HTTP router with --http-chunked-input → gatewire --uw
   });
 
   test('U-6 §0.1 #15: the raw chunked stream follows the vars without CONTENT_LENGTH: never parsed as a request, and a warning', withPeerLogs(async () => {
+    // The app answers after 400 ms (the slow route), so both chunks reach gatewire while the
+    // request is still open, however the router times its forwarding.
     const answer = await timedRequest(router.port, [
-      'POST /r/raw-chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+      'POST /r/raw-chunked/slow?ms=400 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
       '5\r\nhello\r\n',
       200,
       '6\r\n world\r\n0\r\n\r\n',
@@ -971,7 +973,7 @@ describeWithPeers('uWSGI HTTP router with --http-chunked-input → gatewire --uw
     expect(gw.log()).toMatch(/"level":"warn","message":"uwsgi: bytes past the CONTENT_LENGTH of 0 /);
     await httpGet(`http://127.0.0.1:${router.port}/r/after`);
     const uris = (await gw.waitFor((e) => e.some((x) => x.uri === '/r/after'))).map((e) => e.uri);
-    expect(uris).toEqual(['/r/raw-chunked', '/r/after']);
+    expect(uris).toEqual(['/r/raw-chunked/slow?ms=400', '/r/after']);
   }));
 });
 
