@@ -20,7 +20,6 @@
  * RSS by 38..53 MiB, later ones by 3..8 MiB.)
  */
 import { createHash, randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -37,6 +36,7 @@ import {
 } from './helpers/peers.js';
 import type { PeerProcess, WebServer } from './helpers/peers.js';
 import { freePort, rawRequest, tmpDir } from './helpers/net.js';
+import { MiB, mib, reportMeasure, rssOf, withRssPeak } from './helpers/rss.js';
 import type { TmpDir } from './helpers/net.js';
 
 const PEER_APP = path.join(ROOT, 'test', 'fixtures', 'apps', 'peer-app.mjs');
@@ -45,7 +45,6 @@ const STREAM = path.join(ROOT, 'examples', 'stream.mjs');
 const EXPRESS = path.join(ROOT, 'examples', 'express.cjs');
 const HONO = path.join(ROOT, 'examples', 'hono.mjs');
 
-const MiB = 1024 * 1024;
 /** The memory bound of the 100 MiB transfers. */
 const RSS_BOUND = 32 * MiB;
 const SLOW = 120_000;
@@ -114,38 +113,7 @@ async function startGatewire(app: string, options: GatewireOptions = {}): Promis
   throw lastError instanceof Error ? lastError : new Error(String(lastError));
 }
 
-/** VmRSS of a process in bytes. */
-function rssOf(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
-  if (m === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) * 1024;
-}
-
-/** Samples a process's RSS every 20 ms while `work` runs; returns its result and the peak. */
-async function withRssPeak<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peak: number; end: number }> {
-  let peak = rssOf(pid);
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, rssOf(pid));
-    } catch {
-      // the process is gone: the test fails on the transfer itself
-    }
-  }, 20);
-  try {
-    const result = await work();
-    const end = rssOf(pid);
-    return { result, peak: Math.max(peak, end), end };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
-
-/** Measured numbers go to stderr when GATEWIRE_PEER_REPORT=1 (for the closing note), else nowhere. */
-function report(line: string): void {
-  if (process.env['GATEWIRE_PEER_REPORT'] === '1') process.stderr.write(`[fastcgi-peers] ${line}\n`);
-}
+const report = (line: string): void => reportMeasure('fastcgi-peers', line);
 
 // ---------------------------------------------------------------------------------------
 // HTTP clients

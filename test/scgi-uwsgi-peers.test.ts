@@ -26,11 +26,11 @@ import {
   withPeerLogs,
 } from './helpers/peers.js';
 import type { PeerProcess, WebServer } from './helpers/peers.js';
+import { MiB, mib, reportMeasure, rssOf, withRssPeak } from './helpers/rss.js';
 import { freePort, httpGet, tmpDir } from './helpers/net.js';
 import type { HttpResult, TmpDir } from './helpers/net.js';
 
 const APP = path.resolve(__dirname, 'fixtures', 'apps', 'scgi-uwsgi-app.mjs');
-const MiB = 1024 * 1024;
 const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -760,8 +760,13 @@ describeWithPeers('100 MiB uploads through nginx scgi_pass and uwsgi_pass', ['ng
     ['/uwsgi-stream/', 'uwsgi', false],
     ['/scgi/', 'scgi', true],
   ] as const) {
-    test(`${proto === 'scgi' ? 'S-7' : 'U-6'}: 100 MiB${chunked ? ' chunked' : ''} through ${location}: length and SHA-256 match`, withPeerLogs(async () => {
-      const res = await upload(nginx.url(`${location}upload`), UPLOAD, chunked);
+    test(`${proto === 'scgi' ? 'S-7' : 'U-6'}: 100 MiB${chunked ? ' chunked' : ''} through ${location}: length and SHA-256 match; RSS grows < 32 MiB (the first one from a cold process)`, withPeerLogs(async () => {
+      // The GC nudge in BodyInput (src/memory.ts) frees consumed read buffers while young.
+      const pid = gw.proc.pid;
+      const before = rssOf(pid);
+      const { result: res, peak } = await withRssPeak(pid, () => upload(nginx.url(`${location}upload`), UPLOAD, chunked));
+      reportMeasure('scgi-uwsgi-peers', `upload 100 MiB${chunked ? ' chunked' : ''} through ${location}: RSS before ${mib(before)}, peak +${mib(peak - before)}`);
+      expect(peak - before).toBeLessThan(32 * MiB);
       expect(res.status).toBe(200);
       const echo = JSON.parse(res.body.toString('utf8')) as Echo;
       expect(echo.protocol).toBe(proto);
