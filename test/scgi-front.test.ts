@@ -265,8 +265,11 @@ describe('SCGI front', () => {
     test('S-7: the body streams with backpressure: an app that does not read holds at most ~1 MiB, then reads all 32 MiB', async () => {
       const body = Buffer.alloc(32 * 1024 * 1024);
       for (let i = 0; i < body.length; i += 4096) body[i] = (i >> 12) & 0xff;
+      // Built before connecting: copying 32 MiB (and the GC it may set off) on a loaded machine
+      // must not count against the 500 ms headers timeout of the open connection.
+      const request = scgiRequestBytes({ method: 'POST', uri: '/hold' }, body);
       const conn = await RawConn.open(addr);
-      const writing = conn.write(scgiRequestBytes({ method: 'POST', uri: '/hold' }, body));
+      const writing = conn.write(request);
       await waitFor(() => probe.held.length === 1, 'the app to get the request');
       await sleep(300);
       const held = probe.held[0] as { received?: number; readableLength: number };
@@ -344,6 +347,21 @@ describe('SCGI front', () => {
       const { conn } = await exchange(Buffer.from('70:CONTENT_LENGTH\u0000', 'latin1'));
       expect(conn.data.length).toBe(0);
       expect(conn.closed).toBe(true);
+      expect(log.matching(/no complete request head .* within 500 ms/, 'warn')).toHaveLength(1);
+      expect(probe.calls).toEqual([]);
+    });
+    test('S-11 / slowloris: a head trickled a byte at a time is closed at --headers-timeout from its first byte, though it never goes quiet', async () => {
+      // A byte every 100 ms keeps re-arming the 500 ms idle timer; the head deadline still holds.
+      const bytes = scgiRequestBytes({ uri: '/echo' });
+      const conn = await RawConn.open(addr);
+      const started = performance.now();
+      for (let i = 0; i < bytes.length && !conn.closed && performance.now() - started < 5000; i++) {
+        await conn.write(bytes.subarray(i, i + 1)).catch(() => undefined);
+        await sleep(100);
+      }
+      await conn.untilClosed(5000);
+      expect(performance.now() - started).toBeLessThan(3000);
+      expect(conn.data.length).toBe(0);
       expect(log.matching(/no complete request head .* within 500 ms/, 'warn')).toHaveLength(1);
       expect(probe.calls).toEqual([]);
     });

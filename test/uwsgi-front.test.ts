@@ -225,8 +225,11 @@ describe('uwsgi front', () => {
     });
     test('U-6: the body streams with backpressure: an app that does not read holds at most ~1 MiB, then reads all 32 MiB', async () => {
       const body = Buffer.alloc(32 * 1024 * 1024, 7);
+      // Built before connecting: copying 32 MiB (and the GC it may set off) on a loaded machine
+      // must not count against the 500 ms headers timeout of the open connection.
+      const request = uwsgiRequestBytes({ method: 'POST', uri: '/hold' }, body);
       const conn = await RawConn.open(addr);
-      const writing = conn.write(uwsgiRequestBytes({ method: 'POST', uri: '/hold' }, body));
+      const writing = conn.write(request);
       await waitFor(() => probe.held.length === 1, 'the app to get the request');
       await sleep(300);
       expect((probe.held[0] as { received?: number }).received).toBeLessThan(1024 * 1024);
@@ -335,6 +338,21 @@ describe('uwsgi front', () => {
     expect(log.matching(/^uwsgi: no complete request head .* within 500 ms/, 'warn')).toHaveLength(1);
   });
 
+  test('timeouts / slowloris: a vars block trickled a byte at a time is closed at --headers-timeout from its first byte, though it never goes quiet', async () => {
+      // A byte every 100 ms keeps re-arming the 500 ms idle timer; the head deadline still holds.
+      const bytes = packet(base('/echo'));
+      const conn = await RawConn.open(addr);
+      const started = performance.now();
+      for (let i = 0; i < bytes.length && !conn.closed && performance.now() - started < 5000; i++) {
+        await conn.write(bytes.subarray(i, i + 1)).catch(() => undefined);
+        await sleep(100);
+      }
+      await conn.untilClosed(5000);
+      expect(performance.now() - started).toBeLessThan(3000);
+      expect(conn.data.length).toBe(0);
+      expect(log.matching(/^uwsgi: no complete request head .* within 500 ms/, 'warn')).toHaveLength(1);
+      expect(probe.calls).toEqual([]);
+    });
   test('overload: beyond --max-inflight a request gets HTTP/1.1 503 at once', async () => {
     const g = await startGateway(service, { uwsgi: ['127.0.0.1:0'], maxInflight: '1' }, log);
     try {

@@ -127,6 +127,8 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
   private pastBodyWarned = false;
   /** When the drain after our half-close ends (performance.now() ms); 0 before it starts. */
   private drainUntil = 0;
+  /** The head must be complete by then (performance.now() ms), counted from its first byte. */
+  private headDeadline = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -165,6 +167,13 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
   private onData(chunk: Buffer): void {
     switch (this.state) {
       case 'head':
+        // S-11: the headers timeout is also a deadline for the whole head, so a peer that
+        // trickles a byte now and then (which keeps re-arming the idle timer) is still cut.
+        if (!this.sawBytes) this.headDeadline = performance.now() + this.opts.headersTimeout;
+        else if (performance.now() > this.headDeadline) {
+          this.onTimeout();
+          return;
+        }
         this.sawBytes = true;
         this.onHeadBytes(chunk);
         return;
