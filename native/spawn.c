@@ -78,21 +78,56 @@ static void call_js(napi_env env, napi_async_context async, napi_ref fn, size_t 
   }
 }
 
+/* ----------------------------------------------------------------------------- per-env state */
+
+typedef struct exit_watch exit_watch;
+typedef struct pipe_reader pipe_reader;
+
+/*
+ * What one Node environment (the main thread, or a worker_thread) has running here. When the
+ * environment is torn down (a worker ends, the process exits) its cleanup hook stops every
+ * watch and reader, so no libuv callback ever reaches a dead environment, and kills the
+ * scripts still running, which nothing would reap any more. Allocated once per environment and
+ * kept (a few bytes): a handle closing after the teardown still points at it.
+ */
+typedef struct {
+  exit_watch *watches;
+  pipe_reader *readers;
+  int closing;
+} addon_state;
+
 /* ----------------------------------------------------------------------------- exit watch */
 
-typedef struct {
+struct exit_watch {
   uv_poll_t poll;
   napi_env env;
+  addon_state *state;
+  exit_watch *prev, *next;
   napi_ref on_exit;
   napi_async_context async;
   pid_t pid;
   int pidfd;
-} exit_watch;
+};
+
+static void watch_unlink(exit_watch *w) {
+  if (w->prev != NULL) w->prev->next = w->next;
+  else w->state->watches = w->next;
+  if (w->next != NULL) w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+}
 
 static void watch_closed(uv_handle_t *handle) {
   exit_watch *w = (exit_watch *)handle->data;
   close(w->pidfd);
   free(w);
+}
+
+/* Stops a watch for good: no more JS calls; the handle closes on the loop. */
+static void watch_close(exit_watch *w) {
+  watch_unlink(w);
+  napi_delete_reference(w->env, w->on_exit);
+  napi_async_destroy(w->env, w->async);
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
 }
 
 static void on_pidfd(uv_poll_t *poll, int status, int events) {
@@ -123,9 +158,7 @@ static void on_pidfd(uv_poll_t *poll, int status, int events) {
     call_js(env, w->async, w->on_exit, 2, argv);
     napi_close_handle_scope(env, scope);
   }
-  napi_delete_reference(env, w->on_exit);
-  napi_async_destroy(env, w->async);
-  uv_close((uv_handle_t *)poll, watch_closed);
+  watch_close(w);
 }
 
 /* ----------------------------------------------------------------------------- arguments */
@@ -184,6 +217,7 @@ static void close_fd(int *fd) {
  * the main thread. */
 typedef struct {
   napi_async_work work;
+  addon_state *state;
   napi_ref on_spawn;
   napi_ref on_exit;
   char *file;
@@ -326,6 +360,16 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
 
   exit_watch *w = NULL;
   uv_loop_t *loop = NULL;
+  if (job->error == 0 && job->state->closing) {
+    /* The environment is going away: nobody will watch this script. */
+    kill(-job->pid, SIGKILL);
+    while (waitpid(job->pid, NULL, 0) == -1 && errno == EINTR) {
+    }
+    close(job->pidfd);
+    for (int i = 0; i < 3; i++) close_fd(&job->parent_fds[i]);
+    free_job(env, job);
+    return;
+  }
   if (job->error == 0) {
     w = calloc(1, sizeof(*w));
     if (w == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &w->poll, job->pidfd) != 0) {
@@ -343,6 +387,10 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
   } else {
     napi_value resource_name;
     w->env = env;
+    w->state = job->state;
+    w->next = job->state->watches;
+    if (w->next != NULL) w->next->prev = w;
+    job->state->watches = w;
     w->pid = job->pid;
     w->pidfd = job->pidfd;
     w->poll.data = w;
@@ -384,6 +432,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->stdin_mode = -2;
+  napi_get_instance_data(env, (void **)&job->state);
   job->umask = ints[1] < 0 ? -1 : ints[1] & 0777;
   job->uid = ints[2] < 0 ? -1 : ints[2];
   job->gid = ints[3] < 0 ? -1 : ints[3];
@@ -421,9 +470,11 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
 
 /* Reads one pipe from the event loop. Freed when both the poll handle is closed and the JS
  * object holding it was collected, so a late pausePipe() from JS never touches freed memory. */
-typedef struct {
+struct pipe_reader {
   uv_poll_t poll;
   napi_env env;
+  addon_state *state;
+  pipe_reader *prev, *next;
   napi_ref on_data;
   napi_async_context async;
   int fd;
@@ -431,10 +482,11 @@ typedef struct {
   int closed;  /* no more calls to JS; poll closing or closed */
   int handle_gone;
   int object_gone;
-} pipe_reader;
+};
 
-/* One read buffer for every pipe: reads happen on the main thread only, one at a time. */
-static char read_buffer[64 * 1024];
+/* One read buffer for every pipe of a thread: reads happen on the event loop's thread, one at a
+ * time (per thread: the addon may also be loaded in worker_threads, each with its own loop). */
+static _Thread_local char read_buffer[64 * 1024];
 
 static void reader_maybe_free(pipe_reader *r) {
   if (r->handle_gone && r->object_gone) free(r);
@@ -450,6 +502,10 @@ static void reader_handle_closed(uv_handle_t *handle) {
 static void reader_close(pipe_reader *r) {
   if (r->closed) return;
   r->closed = 1;
+  if (r->prev != NULL) r->prev->next = r->next;
+  else r->state->readers = r->next;
+  if (r->next != NULL) r->next->prev = r->prev;
+  r->prev = r->next = NULL;
   napi_delete_reference(r->env, r->on_data);
   napi_async_destroy(r->env, r->async);
   uv_close((uv_handle_t *)&r->poll, reader_handle_closed);
@@ -528,6 +584,10 @@ static napi_value ReadPipe(napi_env env, napi_callback_info info) {
   }
   napi_value resource_name, external;
   r->env = env;
+  napi_get_instance_data(env, (void **)&r->state);
+  r->next = r->state->readers;
+  if (r->next != NULL) r->next->prev = r;
+  r->state->readers = r;
   r->fd = fd;
   r->poll.data = r;
   napi_create_reference(env, args[1], 1, &r->on_data);
@@ -583,7 +643,28 @@ static napi_value Supported(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The environment's teardown (see addon_state). */
+static void env_cleanup(void *arg) {
+  addon_state *state = arg;
+  state->closing = 1;
+  while (state->watches != NULL) {
+    exit_watch *w = state->watches;
+    uv_poll_stop(&w->poll);
+    kill(-w->pid, SIGKILL);
+    while (waitpid(w->pid, NULL, 0) == -1 && errno == EINTR) {
+    }
+    watch_close(w);
+  }
+  while (state->readers != NULL) reader_close(state->readers);
+}
+
 NAPI_MODULE_INIT() {
+  addon_state *state = calloc(1, sizeof(*state));
+  if (state == NULL || napi_set_instance_data(env, state, NULL, NULL) != napi_ok ||
+      napi_add_env_cleanup_hook(env, env_cleanup, state) != napi_ok) {
+    napi_throw_error(env, NULL, "gatewire spawn: cannot keep per-environment state");
+    return NULL;
+  }
   static const struct {
     const char *name;
     napi_callback fn;

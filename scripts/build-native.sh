@@ -25,7 +25,9 @@ fi
 [[ -f "$out" && "$out" -nt native/spawn.c ]] && exit 0
 
 mkdir -p build
-if "$cc" -O2 -std=gnu11 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+# -z nodelete: libuv may still run a handle's close callback of ours after the last environment
+# using the addon is gone (a worker_thread ending), so the code must stay mapped.
+if "$cc" -O2 -std=gnu11 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden -Wl,-z,nodelete \
     -I"$headers" native/spawn.c -o "$out.tmp"; then
   mv "$out.tmp" "$out"
   echo "native: built $out"

@@ -1,5 +1,5 @@
 /**
- * How CGI scripts are started (src/apps/spawn.ts, native/spawn.c): the native posix_spawn path
+ * How CGI scripts are started (src/apps/spawn.ts, native/spawn.c): the native vfork path
  * and the child_process fallback must give a script the same world (C-9 environment from
  * scratch, C-12 its own session and process group, C-10 stdin as asked, default signal
  * dispositions, no inherited descriptors) and report starts, exits and failures the same way.
@@ -32,9 +32,9 @@ const nodeMod = loadSpawn('node');
 const native = nativeMod.spawnMethod();
 
 describe('the native spawner', () => {
-  if (native.method === 'posix_spawn' || REQUIRE) {
+  if (native.method === 'native' || REQUIRE) {
     test('is built and loads (scripts/build-native.sh, run by npm run build)', () => {
-      expect(native).toEqual({ method: 'posix_spawn' });
+      expect(native).toEqual({ method: 'native' });
     });
   } else {
     test.skip(`is built and loads — skipped: ${native.reason ?? 'unavailable'} (required under GATEWIRE_REQUIRE_PEERS=1)`, () => undefined);
@@ -103,7 +103,7 @@ const sh = (script: string): Partial<ScriptSpawnOptions> & { command: string } =
 const RUNNING_AS_ROOT = process.geteuid?.() === 0;
 
 const methods: Array<[string, typeof SpawnModule]> = [['child_process', nodeMod]];
-if (native.method === 'posix_spawn') methods.unshift(['posix_spawn', nativeMod]);
+if (native.method === 'native') methods.unshift(['native', nativeMod]);
 
 describe.each(methods)('spawnScript via %s', (_name, mod) => {
   test('C-9: the script sees exactly the environment, argv and cwd given; stdout and stderr apart; the exit code', async () => {
@@ -140,8 +140,8 @@ describe.each(methods)('spawnScript via %s', (_name, mod) => {
     const r = await run(mod, sh('ls /proc/$$/fd'));
     const fds = r.stdout.trim().split('\n');
     expect(fds.slice(0, 3)).toEqual(['0', '1', '2']);
-    // posix_spawn closes everything from 3 up (closefrom); libuv relies on close-on-exec only.
-    expect(fds.slice(3)).toEqual(_name === 'posix_spawn' ? [] : fds.slice(3).filter((fd) => inheritable.has(fd)));
+    // The native path closes everything from 3 up (close_range); libuv relies on close-on-exec only.
+    expect(fds.slice(3)).toEqual(_name === 'native' ? [] : fds.slice(3).filter((fd) => inheritable.has(fd)));
   });
 
   test('signals: nothing blocked, SIGPIPE and the other standard signals at their defaults (Node ignores SIGPIPE)', async () => {
@@ -195,11 +195,40 @@ describe.each(methods)('spawnScript via %s', (_name, mod) => {
   });
 });
 
-if (native.method === 'posix_spawn') {
-  test('posix_spawn reports a start failure before any process exists (no pid, no exit event)', async () => {
+if (native.method === 'native') {
+  test('the native path reports a start failure before any process exists (no pid, no exit event)', async () => {
     const r = await run(nativeMod, { command: '/nonexistent/gatewire-script' });
     expect(r.events).toEqual(['failed']);
     expect(r.pid).toBeUndefined();
+  });
+
+  test('worker_threads: a worker ending (terminated, or process.exit in it) while its scripts run does not crash the process, and its scripts are killed', async () => {
+    const marker = `77.${process.pid}${Date.now() % 100000}`;
+    const fixture = path.resolve(__dirname, 'fixtures', 'apps', 'spawn-in-worker.cjs');
+    const built = path.resolve(__dirname, '..', 'dist', 'src', 'apps', 'spawn.js');
+    const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) => {
+      const child = require('node:child_process').spawn(process.execPath, [fixture, built, marker], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal, out }));
+    });
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    const seen = JSON.parse(r.out) as Array<{ mode: string; method: string; running: number }>;
+    expect(seen.map((m) => [m.mode, m.method, m.running]).sort()).toEqual([
+      ['exit', 'native', 3],
+      ['terminate', 'native', 3],
+    ]);
+    const left = fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
+        } catch {
+          return false;
+        }
+      });
+    expect(left).toEqual([]);
   });
 
   test('a command without a slash takes the child_process path (PATH look-up is execvp\'s)', async () => {

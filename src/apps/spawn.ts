@@ -117,8 +117,8 @@ function loadNative(): NativeSpawner | null {
 }
 
 /** Which spawner scripts get: for the start-up log line and the tests. */
-export function spawnMethod(): { method: 'posix_spawn' | 'child_process'; reason?: string } {
-  return loadNative() === null ? { method: 'child_process', reason: nativeProblem } : { method: 'posix_spawn' };
+export function spawnMethod(): { method: 'native' | 'child_process'; reason?: string } {
+  return loadNative() === null ? { method: 'child_process', reason: nativeProblem } : { method: 'native' };
 }
 
 /**
