@@ -13,6 +13,7 @@ import {
   rawExchange,
   startGateway,
   waitFor,
+  trickle,
 } from './helpers/scgi-client.js';
 import { nginxUwsgiVars, parseHttpResponse, uwsgiRequestBytes } from './helpers/uwsgi-client.js';
 import { encodeUwsgiRequest } from '../protocols/uwsgi/index.js';
@@ -340,15 +341,8 @@ describe('uwsgi front', () => {
 
   test('timeouts / slowloris: a vars block trickled a byte at a time is closed at --headers-timeout from its first byte, though it never goes quiet', async () => {
       // A byte every 100 ms keeps re-arming the 500 ms idle timer; the head deadline still holds.
-      const bytes = packet(base('/echo'));
-      const conn = await RawConn.open(addr);
-      const started = performance.now();
-      for (let i = 0; i < bytes.length && !conn.closed && performance.now() - started < 5000; i++) {
-        await conn.write(bytes.subarray(i, i + 1)).catch(() => undefined);
-        await sleep(100);
-      }
-      await conn.untilClosed(5000);
-      expect(performance.now() - started).toBeLessThan(3000);
+      const { conn, ms } = await trickle(addr, packet(base('/echo')));
+      expect(ms).toBeLessThan(3000);
       expect(conn.data.length).toBe(0);
       expect(log.matching(/^uwsgi: no complete request head .* within 500 ms/, 'warn')).toHaveLength(1);
       expect(probe.calls).toEqual([]);

@@ -185,6 +185,21 @@ export async function rawExchange(addr: GatewayAddress, chunks: Buffer | Buffer[
 }
 
 /** What a web server knows about the client request it forwards. */
+/**
+ * Sends `bytes` one at a time, `gapMs` apart (a slowloris), until the server closes or all are
+ * sent; resolves once the connection is closed, with how long that took from the first byte.
+ */
+export async function trickle(addr: GatewayAddress, bytes: Buffer, gapMs = 100, timeoutMs = 5000): Promise<{ conn: RawConn; ms: number }> {
+  const conn = await RawConn.open(addr);
+  const started = performance.now();
+  for (let i = 0; i < bytes.length && !conn.closed && performance.now() - started < timeoutMs; i++) {
+    await conn.write(bytes.subarray(i, i + 1)).catch(() => undefined);
+    await sleep(gapMs);
+  }
+  await conn.untilClosed(timeoutMs);
+  return { conn, ms: performance.now() - started };
+}
+
 export interface ForwardedRequest {
   method?: string;
   /** Raw request target: path and query, as the client sent it. */
