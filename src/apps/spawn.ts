@@ -194,11 +194,16 @@ export function sendSignal(pid: number, signal: NodeJS.Signals): 0 | string {
     const rc = mod.kill(pid, osConstants.signals[signal]);
     return rc === 0 ? 0 : errnoName(rc);
   }
+  // Without a stack the ErrnoException costs ~1 µs instead of ~70 µs (4 % of a hello run's CPU).
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     process.kill(pid, signal);
     return 0;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code ?? 'EINVAL';
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
