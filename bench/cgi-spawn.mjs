@@ -35,7 +35,7 @@ const HELLO = join(CGI_ROOT, 'hello.sh');
 let lib;
 try {
   lib = {
-    ...require(join(root, 'dist/src/apps/cgi-bin.js')),
+    ...require(join(root, 'dist/src/cgi-host/host.js')),
     ...require(join(root, 'dist/src/inject.js')),
     ...require(join(root, 'dist/src/server.js')),
     ...require(join(root, 'dist/src/options.js')),

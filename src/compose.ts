@@ -4,7 +4,7 @@
  * from PATH_INFO to SCRIPT_NAME; every other request goes to the app (404 without one).
  */
 import type { App, Service } from './app.js';
-import { createCgiBinApp, CGI_INTERPRETERS, type CgiInterpreter } from './apps/cgi-bin.js';
+import { createCgiBinApp, CGI_INTERPRETERS, type CgiInterpreter } from './cgi-host/host.js';
 import { splitMount } from './environ.js';
 import { LoadError, loadService } from './loader.js';
 import type { Logger } from './log.js';

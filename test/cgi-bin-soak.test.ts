@@ -20,7 +20,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createCgiBinApp } from '../src/apps/cgi-bin.js';
+import { createCgiBinApp } from '../src/cgi-host/host.js';
 import { resolveOptions } from '../src/options.js';
 import { silentLogger, type Logger } from '../src/log.js';
 import { Gateway } from '../src/server.js';

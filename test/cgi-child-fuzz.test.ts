@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { Readable, Writable } from 'node:stream';
 import type { App } from '../src/app.js';
-import { NotCgiError, cgiVars, parseEnvironBlock, runCgiChild } from '../src/cgi-child.js';
+import { NotCgiError, cgiVars, parseEnvironBlock, runCgiChild } from '../src/fronts/cgi.js';
 import { RequestError } from '../src/environ.js';
 
 const NUL = Buffer.from([0]);

@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import type { App, Environ, Service } from '../src/app.js';
-import { CgiTermination, cgiVars, isCgiEnvironment, isNphName, parseEnvironBlock, runCgiChild } from '../src/cgi-child.js';
+import { CgiTermination, cgiVars, isCgiEnvironment, isNphName, parseEnvironBlock, runCgiChild } from '../src/fronts/cgi.js';
 import { toService } from '../src/loader.js';
 import { ROOT, CLI, ensureBuilt, example } from './fixtures/apps/cli-harness.js';
 import { fcgiRequest, parseCgiResponse } from './helpers/fcgi-client.js';
@@ -733,8 +733,8 @@ describe('gatewire cgi: the built CLI under a crafted environment', () => {
       const r = await spawnRaw(process.execPath, ['-r', preload, CLI, 'cgi', example('hello.mjs')], GET).done;
       expect(r.code).toBe(0);
       const loaded = fs.readFileSync(list, 'latin1').split('\n');
-      expect(loaded.some((m) => m.endsWith(`${path.sep}cgi-child.js`))).toBe(true); // the list is real
-      const heavy = loaded.filter((m) => /[\\/](server|log)\.js$|[\\/]fronts[\\/]|[\\/]protocols[\\/]fastcgi[\\/]|[\\/]node_modules[\\/]winston[\\/]/.test(m));
+      expect(loaded.some((m) => m.endsWith(`${path.sep}fronts${path.sep}cgi.js`))).toBe(true); // the list is real
+      const heavy = loaded.filter((m) => /[\\/](server|log)\.js$|[\\/]fronts[\\/](?!cgi\.js$)|[\\/]protocols[\\/]fastcgi[\\/]|[\\/]node_modules[\\/]winston[\\/]/.test(m));
       expect(heavy).toEqual([]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

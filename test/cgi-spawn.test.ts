@@ -1,5 +1,5 @@
 /**
- * How CGI scripts are started (src/apps/spawn.ts, native/spawn.c): the native vfork path
+ * How CGI scripts are started (src/cgi-host/spawn.ts, native/spawn.c): the native vfork path
  * and the child_process fallback must give a script the same world (C-9 environment from
  * scratch, C-12 its own session and process group, C-10 stdin as asked, default signal
  * dispositions, no inherited descriptors) and report starts, exits and failures the same way.
@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type * as SpawnModule from '../src/apps/spawn.js';
-import type { ScriptProcess, ScriptSpawnOptions } from '../src/apps/spawn.js';
+import type * as SpawnModule from '../src/cgi-host/spawn.js';
+import type { ScriptProcess, ScriptSpawnOptions } from '../src/cgi-host/spawn.js';
 
 const REQUIRE = process.env.GATEWIRE_REQUIRE_PEERS === '1';
 
@@ -19,7 +19,7 @@ function loadSpawn(force: string | undefined): typeof SpawnModule {
   else process.env.GATEWIRE_SPAWN = force;
   let mod: typeof SpawnModule | undefined;
   jest.isolateModules(() => {
-    mod = require('../src/apps/spawn.js') as typeof SpawnModule;
+    mod = require('../src/cgi-host/spawn.js') as typeof SpawnModule;
     mod.spawnMethod(); // decide now, while the variable is set
   });
   if (saved === undefined) delete process.env.GATEWIRE_SPAWN;

@@ -27,7 +27,7 @@ import {
   type SingleRequestProtocol,
   createSingleRequestServer,
   singleRequestHandler,
-} from './scgi.js';
+} from './single-request.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
 import {
   MAX_UWSGI_DATASIZE,

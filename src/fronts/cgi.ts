@@ -1,11 +1,12 @@
 /**
- * CGI child mode: gatewire started by a web server as a CGI program, one request per process
- * (shared/reference/protocols.md §6, K-1..K-19).
+ * The CGI front: gatewire started by a web server as a CGI program, one request per process
+ * (K-1..K-19 in docs/conformance.md).
  *
  *   runCgiChild(service, { env, stdin, stdout })   one exchange, no process globals: tests call it
  *                                                   in-process with a Buffer env and streams
- *   runCgiProcess(appSpec, flags)                   the process glue behind `gatewire cgi APP`:
- *                                                   mode detection, signals, exit codes
+ *
+ * The process glue behind `gatewire cgi APP` (mode detection, signals, exit codes, FastCGI on a
+ * listening fd 0) lives beside the CLI, in src/cli-cgi.ts.
  *
  * Input: the environment byte-exactly (K-1, /proc/self/environ on Linux), the body as exactly
  * CONTENT_LENGTH bytes of fd 0, read only when the app reads it and never past the length;
@@ -22,22 +23,20 @@
  * 1 the app failed (500 sent before the head, truncated after it, R-11) or REQUEST_METHOD
  * missing (K-2); 2 the app cannot be loaded or an option is bad; 143 SIGTERM (K-16).
  *
- * Start-up is paid by every request (K-17): this module loads only the exchange core. The
- * FastCGI front and winston are imported only when fd 0 turns out to be a listening socket
- * (spawn-fcgi, mod_fcgid: K-18, K-19).
+ * Start-up is paid by every request (K-17): this module loads only the exchange core, and no
+ * network front, server or winston.
  */
 import { Buffer } from 'node:buffer';
-import { fstatSync, read as fsRead, readFileSync, writeSync } from 'node:fs';
+import { read as fsRead, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import type { CgiVars, HeaderList, Service } from './app.js';
-import { Exchange, type ResponseSink } from './call.js';
-import { RequestError, gatewayScheme, isCgiKey, parseContentLength, quotePath } from './environ.js';
-import { BodyInput, TruncatedBodyError, type BodySource } from './input.js';
-import { LoadError, loadService, splitAppSpec } from './loader.js';
-import type { Logger } from './log.js';
-import { RequestContext, makeEnviron } from './request.js';
-import { reasonPhrase, serializeCgiHead, serializeHttpHead, type HttpVersion } from '../protocols/cgi/head.js';
+import type { CgiVars, HeaderList, Service } from '../app.js';
+import { Exchange, type ResponseSink } from '../call.js';
+import { RequestError, gatewayScheme, isCgiKey, parseContentLength, quotePath } from '../environ.js';
+import { BodyInput, TruncatedBodyError, type BodySource } from '../input.js';
+import type { Logger } from '../log.js';
+import { RequestContext, makeEnviron } from '../request.js';
+import { reasonPhrase, serializeCgiHead, serializeHttpHead, type HttpVersion } from '../../protocols/cgi/head.js';
 
 // ---------------------------------------------------------------------------------------
 // The environment (K-1)
@@ -586,165 +585,12 @@ function lineLogger(stderr: { write(text: string): unknown } | undefined, debug 
   return { error: emit('error'), warn: emit('warn'), info: emit('info'), debug: debug ? emit('debug') : noop, debugEnabled: debug, access: null, close: () => Promise.resolve() };
 }
 
-// ---------------------------------------------------------------------------------------
-// The process glue: `gatewire cgi APP`
-// ---------------------------------------------------------------------------------------
-
-/** Options of `gatewire cgi`, resolved (flag > GATEWIRE_* env > default). */
-export interface CgiProcessOptions {
-  interface: 'environ' | 'node' | 'fetch' | undefined;
-  maxBodyBytes: number;
-  /** The rest is for spawned-FastCGI mode (K-18). */
-  mount: string;
-  fastcgiAllow: string | undefined;
-  maxParamsBytes: number;
-  maxInflight: number;
-  headersTimeout: number;
-  idleTimeout: number;
-  shutdownTimeout: number;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-  logFormat: 'text' | 'json';
-  accessLog: string | undefined;
-}
-
-/** stderr by plain blocking writes: a line is out before process.exit(). */
-const processStderr = {
-  write(text: string): void {
-    try {
-      writeSync(2, text);
-    } catch {
-      // EAGAIN on a non-blocking stderr, or no stderr: drop the line
-    }
-  },
-};
-
 /**
- * `gatewire cgi APP`: §6.1 mode detection, then one CGI request on stdin/stdout, or FastCGI on
- * the listening socket at fd 0. Never returns: exits with the codes of the module comment.
+ * A response without an app (it could not be loaded): the web server still gets an answer it can
+ * show, not "premature end of script headers".
  */
-export async function runCgiProcess(appSpec: string, options: CgiProcessOptions): Promise<never> {
-  // K-16: from the first moment; while the app loads there is nothing to clean up.
-  let onSigterm = (): void => process.exit(143);
-  process.on('SIGTERM', () => onSigterm());
-  const env = readProcessEnviron();
-  const cgi = isCgiEnvironment(env);
-  let service: Service;
-  try {
-    service = await loadService(appSpec, options.interface);
-  } catch (err) {
-    if (!(err instanceof LoadError)) throw err;
-    processStderr.write(`gatewire: ${err.message}\n`);
-    if (cgi) {
-      // The web server still gets a response it can show, not "premature end of script headers".
-      const sink = new CgiStdoutSink(process.stdout, nphVersion(env, env.SCRIPT_FILENAME || splitAppSpec(appSpec).file));
-      sink.errorResponse(500, env.REQUEST_METHOD === 'HEAD');
-      await sink.flush();
-    }
-    process.exit(2);
-  }
-
-  if (!cgi && isSocket(0)) {
-    const served = await serveSpawnedFastcgi(service, options, (handler) => (onSigterm = handler));
-    if (served) return new Promise<never>(() => undefined); // runs until SIGTERM
-  }
-
-  const controller = new AbortController();
-  onSigterm = () => controller.abort(new CgiTermination('SIGTERM'));
-  process.on('uncaughtException', (err) => controller.abort(err));
-  process.on('unhandledRejection', (reason) => controller.abort(reason instanceof Error ? reason : new Error(`unhandled rejection: ${String(reason)}`)));
-  // Nothing left to wait for but no response yet: the app's promise can never settle.
-  process.on('beforeExit', () => controller.abort(new CgiStalled('the app did not finish its response and has nothing left to wait for')));
-  process.stdout.on('error', () => undefined); // K-13: handled by the sink; never an uncaught EPIPE
-
-  const code = await runCgiChild(service, {
-    env,
-    stdin: 0,
-    stdout: process.stdout,
-    stderr: processStderr,
-    scriptName: env.SCRIPT_FILENAME || splitAppSpec(appSpec).file,
-    maxBodyBytes: options.maxBodyBytes,
-    signal: controller.signal,
-  });
-  process.exit(code);
-}
-
-function isSocket(fd: number): boolean {
-  try {
-    return fstatSync(fd).isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/**
- * K-18: FastCGI on the listening socket a process manager handed over as fd 0. False when fd 0
- * is a socket that does not listen (a connected socketpair from the parent), so the caller
- * falls back to CGI mode.
- */
-async function serveSpawnedFastcgi(service: Service, options: CgiProcessOptions, onSigterm: (handler: () => void) => void): Promise<boolean> {
-  const [{ createFastcgiServer }, { InflightCounter, PeerFilter }, { createLogger }, { normalizeMount }] = await Promise.all([
-    import('./fronts/fastcgi.js'),
-    import('./fronts/common.js'),
-    import('./log.js'),
-    import('./environ.js'),
-  ]);
-  const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
-  const allowText = options.fastcgiAllow ?? process.env.FCGI_WEB_SERVER_ADDRS;
-  let allow;
-  try {
-    allow = allowText === undefined || allowText.trim() === '' ? undefined : new PeerFilter(allowText);
-  } catch (err) {
-    processStderr.write(`gatewire: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-  const inflight = new InflightCounter(options.maxInflight);
-  const server = createFastcgiServer({
-    service,
-    mount: normalizeMount(options.mount),
-    logger,
-    allow,
-    maxParamsBytes: options.maxParamsBytes,
-    maxBodyBytes: options.maxBodyBytes,
-    headersTimeout: options.headersTimeout,
-    idleTimeout: options.idleTimeout,
-    inflight,
-    multiprocess: true, // spawn-fcgi -F and mod_fcgid run several of us on one socket
-  });
-  const listening = await new Promise<boolean>((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen({ fd: 0 }, () => resolve(true));
-  });
-  if (!listening) return false;
-  server.on('error', (err) => logger.error(`fastcgi listener fd:0: ${err.message}`));
-  const sockets = new Set<import('node:net').Socket>();
-  server.on('connection', (socket: import('node:net').Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  logger.info('listening: fastcgi on fd:0 (spawned by a process manager)');
-  process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`, { stack: (reason as Error)?.stack }));
-  process.on('uncaughtException', (err) => logger.error(`uncaught exception: ${err.message}`, { stack: err.stack }));
-
-  let stopping = false;
-  onSigterm(() => {
-    // K-19: stop accepting, let in-flight requests finish, exit 0.
-    if (stopping) return;
-    stopping = true;
-    logger.info(`SIGTERM: finishing ${inflight.count} in-flight request(s) (up to ${options.shutdownTimeout} ms)`);
-    server.close();
-    const deadline = Date.now() + options.shutdownTimeout;
-    let quiet = 0;
-    const check = (): void => {
-      quiet = inflight.count === 0 ? quiet + 1 : 0;
-      if (quiet >= 2 || Date.now() >= deadline) {
-        if (inflight.count > 0) logger.warn(`shutdown: ${inflight.count} request(s) still running after ${options.shutdownTimeout} ms; closing`);
-        for (const socket of sockets) socket.destroy();
-        void logger.close().finally(() => process.exit(0));
-        return;
-      }
-      setTimeout(check, 50);
-    };
-    check();
-  });
-  return true;
+export async function answerWithoutApp(env: Record<string, string | undefined>, scriptName: string | undefined, stdout: Writable, status: number): Promise<void> {
+  const sink = new CgiStdoutSink(stdout, nphVersion(env, scriptName));
+  sink.errorResponse(status, env.REQUEST_METHOD === 'HEAD');
+  await sink.flush();
 }

@@ -9,7 +9,7 @@
  */
 import type { Environ } from '../app.js';
 import { SERVER_SOFTWARE, isCgiKey } from '../environ.js';
-import { bytesToText } from './cgi-select.js';
+import { bytesToText } from './select.js';
 
 /** What the child environment needs besides the request. */
 export interface EnvConfig {

@@ -33,8 +33,8 @@ import { percentDecodePath } from '../environ.js';
 import { escapeText, silentLogger, type Logger } from '../log.js';
 import { CGI_HEAD_LIMITS, type CgiHeadLimits, type CgiResponseHead, type NphResponseHead } from '../../protocols/cgi/response.js';
 import { isHopByHop, reasonPhrase } from '../../protocols/cgi/head.js';
-import { baseEnv, buildChildEnv, type EnvConfig } from './cgi-env.js';
-import { CgiRun, type RunResult, type RunStdin } from './cgi-process.js';
+import { baseEnv, buildChildEnv, type EnvConfig } from './env.js';
+import { CgiRun, type RunResult, type RunStdin } from './process.js';
 import {
   selectByFilename,
   selectScript,
@@ -42,10 +42,10 @@ import {
   type ResolvedInterpreter,
   type ScriptTarget,
   type SelectConfig,
-} from './cgi-select.js';
-import { SpoolLimitError, spoolBody, type SpooledBody } from './cgi-spool.js';
+} from './select.js';
+import { SpoolLimitError, spoolBody, type SpooledBody } from './spool.js';
 
-export type { CgiInterpreter } from './cgi-select.js';
+export type { CgiInterpreter } from './select.js';
 
 /** Options of {@link createCgiBinApp}. Durations in milliseconds, sizes in bytes. */
 export interface CgiBinOptions {

@@ -82,7 +82,7 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
 );
 
-/** The package root: the first folder up from here with a package.json (src/apps or dist/src/apps). */
+/** The package root: the first folder up from here with a package.json (src/cgi-host or dist/src/cgi-host). */
 function packageRoot(): string {
   let dir = __dirname;
   while (!existsSync(join(dir, 'package.json'))) {
