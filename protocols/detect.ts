@@ -1,6 +1,6 @@
 /**
  * Protocol detection from the first bytes of a connection, for a listener that accepts HTTP/1.1,
- * FastCGI, SCGI and uwsgi on one port (shared/reference/protocols.md §2.1, §3.1, §4.1).
+ * FastCGI, SCGI and uwsgi on one port (docs/conformance.md §2.1, §3.1, §4.1).
  *
  * The first byte alone picks the only possible candidate, because the four protocols start in
  * disjoint byte ranges; the following bytes are sanity checks of that candidate:
@@ -59,6 +59,29 @@ const UWSGI_KEY_BYTES_CHECKED = DETECT_MAX_BYTES - 6;
 
 const HTTP_MAX_METHOD = DETECT_MAX_BYTES - 1;
 const PROXY_V1 = 'PROXY';
+
+/** One protocol's test of a connection's first bytes: `match`, `no`, or too few bytes to tell. */
+export type Signature = (head: Uint8Array) => 'match' | 'no' | 'need-more';
+
+const asSignature =
+  (accepts: (first: number) => boolean, decide: (head: Uint8Array) => DetectResult): Signature =>
+  (head) => {
+    if (head.length === 0) return 'need-more';
+    if (!accepts(head[0] as number)) return 'no';
+    const r = decide(head);
+    return r === 'need-more' ? r : r === 'unknown' ? 'no' : 'match';
+  };
+
+/** FastCGI: version byte 1, then a BEGIN_REQUEST or GET_VALUES record header. */
+export const fastcgiSignature: Signature = asSignature((b) => b === FCGI_VERSION_1, detectFastcgi);
+/** SCGI: a netstring length whose block starts with `CONTENT_LENGTH\0`. */
+export const scgiSignature: Signature = asSignature((b) => b >= 0x31 && b <= 0x39, detectScgi);
+/** HTTP/1.x: an upper-case method token and a space. */
+export const httpSignature: Signature = asSignature((b) => b >= 0x41 && b <= 0x5a, detectHttp);
+/** uwsgi: a request modifier1 from `modifiers` and a plausible first var. */
+export function uwsgiSignature(modifiers: ReadonlySet<number> = UWSGI_REQUEST_MODIFIERS): Signature {
+  return asSignature((b) => modifiers.has(b), detectUwsgi);
+}
 
 /** Decides which protocol a connection speaks from its first bytes; see the file header. */
 export function detectProtocol(head: Uint8Array, options: DetectOptions = {}): DetectResult {

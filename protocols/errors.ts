@@ -4,13 +4,14 @@
  * Codecs never choose a status code themselves.
  */
 
-export type WireProtocol = 'http' | 'fastcgi' | 'scgi' | 'uwsgi' | 'cgi';
+/** The codecs of protocols/: what a ProtocolError names as its source. */
+export type CodecName = 'fastcgi' | 'scgi' | 'uwsgi' | 'cgi';
 
 /** Input that breaks the protocol's grammar. Message starts with the protocol name. */
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
   constructor(
-    readonly protocol: WireProtocol,
+    readonly protocol: CodecName,
     /** Stable, documented code, e.g. `FCGI_BAD_VERSION`. */
     readonly code: string,
     message: string,
@@ -23,7 +24,7 @@ export class ProtocolError extends Error {
 export class LimitError extends ProtocolError {
   override name = 'LimitError';
   constructor(
-    protocol: WireProtocol,
+    protocol: CodecName,
     code: string,
     message: string,
     /** Name of the limit option that was exceeded, e.g. `maxParamsBytes`. */

@@ -8,10 +8,13 @@
  *
  * Every front (HTTP, FastCGI, SCGI, uwsgi, CGI) builds an Environ and calls the app through
  * `runExchange` in call.ts, which owns every response rule (R-1..R-11 in
- * shared/reference/protocols.md §8). Nothing here knows about sockets.
+ * docs/conformance.md §8). Nothing here knows about sockets.
  */
 import type { Readable } from 'node:stream';
-import type { WireProtocol } from '../protocols/errors.js';
+import type { ListenerProtocol } from './fronts/registry.js';
+
+/** What `gatewire.protocol` says: a listener's protocol, or `cgi` when run as a CGI program. */
+export type Protocol = ListenerProtocol | 'cgi';
 
 export type HeaderList = Array<[name: string, value: string]>;
 
@@ -55,7 +58,7 @@ export interface Environ {
   'gatewire.input': Readable;
   'gatewire.errors': ErrorSink;
   'gatewire.url_scheme': 'http' | 'https';
-  'gatewire.protocol': WireProtocol;
+  'gatewire.protocol': Protocol;
   /** Aborts when the client goes away, the web server aborts the request, or a timeout fires. */
   'gatewire.signal': AbortSignal;
   'gatewire.request_id': string;

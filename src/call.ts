@@ -1,6 +1,6 @@
 /**
  * One exchange: call the app with an environ, enforce the response rules, write through a
- * front's ResponseSink. Every rule of shared/reference/protocols.md §8.1 lives here, once:
+ * front's ResponseSink. Every rule of docs/conformance.md §8.1 lives here, once:
  *
  *   R-1 status syntax, no final 1xx        R-6 hop-by-hop headers refused
  *   R-2 header name/value syntax           R-7 a `Status` header refused
@@ -14,6 +14,7 @@
 import { Buffer } from 'node:buffer';
 import type { App, Body, Chunk, Environ, HeaderList, StartResponse, Write } from './app.js';
 import { AppContractError } from './app.js';
+import { reply } from './reply.js';
 import { isHopByHop, isValidHeaderName, isValidHeaderValue, parseStatusLine } from '../protocols/cgi/head.js';
 
 /** What a front provides to put a response on its wire. */
@@ -42,8 +43,6 @@ export interface ResponseSink {
 export interface ExchangeLog {
   error(message: string, err?: unknown): void;
 }
-
-const INTERNAL_ERROR_BODY = 'Internal Server Error\n';
 
 const DONE: Promise<void> = Promise.resolve();
 
@@ -336,16 +335,13 @@ export class Exchange {
       this.sink.abort(error);
       return;
     }
-    const requestId = String(this.environ['gatewire.request_id']);
-    const text = Buffer.from(`${INTERNAL_ERROR_BODY}request id: ${requestId}\n`);
+    // The one 500 of src/reply.ts, written in parts: FastCGI's end() then reports appStatus 1.
+    const r = reply(500, String(this.environ['gatewire.request_id']), this.environ.REQUEST_METHOD);
     this.status = 500;
-    this.reason = 'Internal Server Error';
+    this.reason = r.reason;
     this.headersSent = true;
-    this.sink.head(500, 'Internal Server Error', [
-      ['Content-Type', 'text/plain; charset=utf-8'],
-      ['Content-Length', String(text.length)],
-    ]);
-    if (!this.isHead) this.sink.write(text);
+    this.sink.head(r.status, r.reason, r.headers);
+    if (r.body !== undefined) this.sink.write(r.body);
     this.sink.end();
   }
 }

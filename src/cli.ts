@@ -14,6 +14,7 @@ import type * as LoaderModule from './loader.js';
 import type * as ComposeModule from './compose.js';
 import { OptionError, SERVE_OPTIONS, type ServeOptions, resolveOptions } from './options.js';
 import type * as ServerModule from './server.js';
+import type * as RegistryModule from './fronts/registry.js';
 import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
 
@@ -27,6 +28,7 @@ let Gateway: typeof ServerModule.Gateway;
 let ListenError: typeof ServerModule.ListenError;
 let listenersOf: typeof ServerModule.listenersOf;
 let prepareSocketFile: typeof ServerModule.prepareSocketFile;
+let frontFlags: typeof RegistryModule.frontFlags;
 
 // require, not import(): Node 20 loads CommonJS through import() with its export lexer (~50 ms).
 function loadServeModules(): void {
@@ -35,6 +37,7 @@ function loadServeModules(): void {
   ({ LoadError } = require('./loader.js') as typeof LoaderModule);
   ({ buildService } = require('./compose.js') as typeof ComposeModule);
   ({ Gateway, ListenError, listenersOf, prepareSocketFile } = require('./server.js') as typeof ServerModule);
+  ({ frontFlags } = require('./fronts/registry.js') as typeof RegistryModule);
 }
 
 const VERSION = SERVER_SOFTWARE.split('/')[1] as string;
@@ -81,7 +84,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     throw err;
   }
   if (appSpec === undefined && options.cgiBin === undefined) usageError('serve: no app given (gatewire serve APP --http ADDR, or --cgi-bin DIR)');
-  if (listenersOf(options).length === 0) usageError('serve: nothing to listen on: give at least one of --http, --fastcgi, --scgi, --uwsgi or --auto ADDR');
+  if (listenersOf(options).length === 0) usageError(`serve: nothing to listen on: give at least one of ${frontFlags()} ADDR`);
 
   if (options.accessLog !== undefined && options.accessLog !== '-') {
     // Open it once now: a directory or a missing folder is a usage error, not lines lost in silence.
@@ -104,7 +107,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     return;
   }
   installCrashGuards(logger);
-  const gateway = new Gateway(service, options, logger, !cluster.isWorker);
+  const gateway = new Gateway(service, options, logger, { manageSocketFiles: !cluster.isWorker });
   // Handlers go in before listening: once `listening` is logged, a supervisor may signal at once,
   // and a SIGTERM without a handler kills the process (no graceful close, socket files left).
   let stopping = false;

@@ -5,15 +5,15 @@
  */
 import type { App, Service } from './app.js';
 import { createCgiBinApp, CGI_INTERPRETERS, type CgiInterpreter } from './cgi-host/host.js';
+import { describeSpawnMethod } from './cgi-host/spawn.js';
+import type { Cluster } from 'node:cluster';
 import { splitMount } from './environ.js';
+import { replyFromApp } from './reply.js';
 import { LoadError, loadService } from './loader.js';
 import type { Logger } from './log.js';
 import type { ServeOptions } from './options.js';
 
-const notFound: App = (_environ, startResponse) => {
-  startResponse('404 Not Found', [['Content-Type', 'text/plain; charset=utf-8']]);
-  return ['Not Found\n'];
-};
+const notFound: App = (environ, startResponse) => replyFromApp(startResponse, 404, environ['gatewire.request_id']);
 
 /** Routes PATH_INFO under `prefix` to `inner` (SCRIPT_NAME gains the prefix), the rest to `outer`. */
 export function mountApp(prefix: string, inner: App, outer: App = notFound): App {
@@ -66,6 +66,8 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
     ...(options.cgiScriptLog === undefined ? {} : { scriptLog: options.cgiScriptLog }),
     logger,
   });
+  // One line per server: the primary (or the only process) says it, cluster workers do not.
+  if (!(require('node:cluster') as Cluster).isWorker) logger.info(`cgi-bin: scripts start with ${describeSpawnMethod()}`);
   // Node handlers lose the HTTP front's zero-cost path here: the CGI mount must see every request.
   return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ' };
 }

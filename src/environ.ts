@@ -1,5 +1,5 @@
 /**
- * CGI meta-variable rules, once for every front (E-1..E-16, shared/reference/protocols.md §7).
+ * CGI meta-variable rules, once for every front (E-1..E-16, docs/conformance.md §7).
  * Pure functions over strings; the fronts call them and attach the server-owned keys.
  */
 import type { CgiVars } from './app.js';
@@ -109,7 +109,7 @@ export interface HeaderFacts {
 }
 
 /** Maps Node's rawHeaders (name, value, name, value, ...) into `vars` (E-12, H-5). */
-export function mapRequestHeaders(rawHeaders: string[], vars: CgiVars): HeaderFacts {
+export function mapRequestHeaders(rawHeaders: readonly string[], vars: CgiVars): HeaderFacts {
   const facts: HeaderFacts = { hostCount: 0, host: undefined, transferEncoding: undefined };
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
@@ -338,4 +338,106 @@ export function rawPathBelow(requestUri: string, decodedLength: number): string 
   }
   const rest = requestUri.slice(i);
   return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** What the HTTP front (or inject()) knows of a request before its environ exists. */
+export interface HttpRequestFacts {
+  method: string;
+  /** The request target as sent (origin-form, absolute-form or `*`). */
+  url: string;
+  httpVersionMajor: number;
+  httpVersionMinor: number;
+  /** name, value, name, value, … as received. */
+  rawHeaders: readonly string[];
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  scheme: 'http' | 'https';
+}
+
+export interface HttpEnvironOptions {
+  /** `""` or `/prefix` (normalized). */
+  mount: string;
+  maxBodyBytes: number;
+}
+
+/** The parts of a request target the environ needs (H-4, E-7). */
+export interface Target {
+  rawPath: string;
+  query: string;
+  requestUri: string;
+  /** Authority of an absolute-form target; it wins over Host (E-13). */
+  authority: string | undefined;
+}
+
+/** H-4: origin-form, absolute-form, or `*` with OPTIONS. */
+export function parseTarget(url: string, method: string): Target {
+  let authority: string | undefined;
+  let rest = url;
+  if (url.charCodeAt(0) !== 0x2f) {
+    if (url === '*' && method === 'OPTIONS') return { rawPath: '', query: '', requestUri: '*', authority: undefined };
+    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
+    if (m === null) throw new RequestError(400, `invalid request target ${JSON.stringify(url.slice(0, 100))}`);
+    authority = m[1] as string;
+    rest = m[2] as string;
+    if (!rest.startsWith('/')) rest = `/${rest}`;
+  }
+  const hash = rest.indexOf('#');
+  if (hash !== -1) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  return q === -1
+    ? { rawPath: rest, query: '', requestUri: rest, authority }
+    : { rawPath: rest.slice(0, q), query: rest.slice(q + 1), requestUri: rest, authority };
+}
+
+/**
+ * The CGI variables of an HTTP/1.x request (E-5..E-14, H-1..H-8), filled into `vars`; pure, so
+ * the HTTP front and inject() build the same environ. Returns whether the body is chunked
+ * (no CONTENT_LENGTH then). Throws RequestError for what must be refused (400, 404, 413, 501, 505).
+ */
+export function httpVars(req: HttpRequestFacts, opts: HttpEnvironOptions, vars: CgiVars = {}): boolean {
+  if (req.httpVersionMajor !== 1 || (req.httpVersionMinor !== 0 && req.httpVersionMinor !== 1)) {
+    throw new RequestError(505, `HTTP version ${req.httpVersionMajor}.${req.httpVersionMinor} not supported`); // H-3
+  }
+  const method = req.method;
+  const target = parseTarget(req.url, method);
+  const path = percentDecodePath(target.rawPath);
+  if (path === null) throw new RequestError(400, 'NUL byte in the request path'); // H-8
+  const split = splitMount(path, opts.mount);
+  if (split === null) throw new RequestError(404, `path outside the mount ${opts.mount}`); // E-5.1
+
+  vars.REQUEST_METHOD = method;
+  vars.SCRIPT_NAME = split[0];
+  vars.PATH_INFO = split[1];
+  vars.QUERY_STRING = target.query;
+  vars.REQUEST_URI = target.requestUri;
+  vars.SERVER_NAME = '';
+  vars.SERVER_PORT = req.localPort === undefined ? (req.scheme === 'https' ? '443' : '80') : String(req.localPort);
+  vars.SERVER_PROTOCOL = req.httpVersionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0';
+  vars.SERVER_SOFTWARE = SERVER_SOFTWARE;
+  vars.GATEWAY_INTERFACE = 'CGI/1.1';
+  vars.REQUEST_SCHEME = req.scheme;
+  vars.REMOTE_ADDR = req.remoteAddress === undefined ? 'unix:' : normalizeRemoteAddr(req.remoteAddress);
+  if (req.remotePort !== undefined) vars.REMOTE_PORT = String(req.remotePort);
+  if (req.localAddress !== undefined) vars.SERVER_ADDR = normalizeRemoteAddr(req.localAddress);
+
+  const facts = mapRequestHeaders(req.rawHeaders, vars);
+  if (facts.hostCount > 1) throw new RequestError(400, 'more than one Host header'); // H-1
+  if (facts.host !== undefined && !isValidHost(facts.host)) throw new RequestError(400, `invalid Host ${JSON.stringify(facts.host)}`);
+  let chunked = false;
+  if (facts.transferEncoding !== undefined) {
+    if (!isPlainChunked(facts.transferEncoding)) throw new RequestError(501, `Transfer-Encoding ${JSON.stringify(facts.transferEncoding)} not implemented`); // H-2
+    chunked = true;
+    delete vars.CONTENT_LENGTH;
+  }
+  if (vars.CONTENT_LENGTH !== undefined) {
+    const n = parseContentLength(vars.CONTENT_LENGTH);
+    if (n === null) throw new RequestError(400, 'bad Content-Length');
+    if (n > opts.maxBodyBytes) throw new RequestError(413, `Content-Length ${n} over the limit ${opts.maxBodyBytes}`); // H-6
+  }
+  if (target.authority !== undefined) vars.HTTP_HOST = target.authority; // E-13
+  const host = vars.HTTP_HOST;
+  vars.SERVER_NAME = host ? hostName(host) : (vars.SERVER_ADDR ?? 'localhost'); // E-8
+  return chunked;
 }

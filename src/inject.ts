@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import type { App, CgiVars, HeaderList, Service } from './app.js';
 import { Exchange, type ResponseSink } from './call.js';
-import { SERVER_SOFTWARE, hostName, mapRequestHeaders, percentDecodePath, splitMount } from './environ.js';
+import { RequestError, httpVars, normalizeMount } from './environ.js';
 import { silentLogger, type Logger } from './log.js';
 import { RequestContext, makeEnviron } from './request.js';
 
@@ -36,36 +36,35 @@ export interface InjectResponse {
 
 export async function inject(target: App | Service, request: InjectRequest = {}, logger: Logger = silentLogger()): Promise<InjectResponse> {
   const app = typeof target === 'function' ? target : target.app;
-  const method = request.method ?? 'GET';
-  const url = request.url ?? '/';
-  const q = url.indexOf('?');
-  const rawPath = q === -1 ? url : url.slice(0, q);
-  const path = percentDecodePath(rawPath);
-  if (path === null) throw new Error('inject: NUL byte in the path');
-  const split = splitMount(path, request.mount ?? '');
-  if (split === null) throw new Error(`inject: ${path} is outside the mount ${request.mount ?? ''}`);
   const body = request.body === undefined ? undefined : typeof request.body === 'string' ? Buffer.from(request.body) : Buffer.from(request.body);
-  const vars: CgiVars = {
-    REQUEST_METHOD: method,
-    SCRIPT_NAME: split[0],
-    PATH_INFO: split[1],
-    QUERY_STRING: q === -1 ? '' : url.slice(q + 1),
-    REQUEST_URI: url,
-    SERVER_NAME: 'localhost',
-    SERVER_PORT: '80',
-    SERVER_PROTOCOL: 'HTTP/1.1',
-    SERVER_SOFTWARE,
-    GATEWAY_INTERFACE: 'CGI/1.1',
-    REQUEST_SCHEME: 'http',
-    REMOTE_ADDR: request.remoteAddress ?? '127.0.0.1',
-  };
   const raw: string[] = [];
   const headers = request.headers ?? {};
   for (const [k, v] of Array.isArray(headers) ? headers : Object.entries(headers)) raw.push(k, v);
   if (!raw.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'host')) raw.push('Host', 'localhost');
-  mapRequestHeaders(raw, vars);
-  if (body !== undefined) vars.CONTENT_LENGTH = String(body.length);
-  vars.SERVER_NAME = hostName(vars.HTTP_HOST ?? 'localhost');
+  if (body !== undefined && !raw.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length')) raw.push('Content-Length', String(body.length));
+  const vars: CgiVars = {};
+  try {
+    // The HTTP front's own environ builder, on a request from 127.0.0.1 to localhost:80.
+    httpVars(
+      {
+        method: request.method ?? 'GET',
+        url: request.url ?? '/',
+        httpVersionMajor: 1,
+        httpVersionMinor: 1,
+        rawHeaders: raw,
+        remoteAddress: request.remoteAddress ?? '127.0.0.1',
+        remotePort: undefined,
+        localAddress: undefined,
+        localPort: 80,
+        scheme: 'http',
+      },
+      { mount: normalizeMount(request.mount), maxBodyBytes: Number.MAX_SAFE_INTEGER },
+      vars,
+    );
+  } catch (err) {
+    if (err instanceof RequestError) throw new Error(`inject: ${err.status} ${err.message}`);
+    throw err;
+  }
 
   const ctx = new RequestContext(logger);
   const environ = makeEnviron(vars, ctx, {

@@ -27,6 +27,8 @@ export interface BodySource {
 export class BodyInput extends Readable {
   /** Bytes accepted so far. */
   received = 0;
+  /** Called once when a body of unknown length passes the limit (the front answers 413 if it still can). */
+  onLimit: (() => void) | undefined;
   private paused = false;
 
   /**
@@ -56,6 +58,7 @@ export class BodyInput extends Readable {
       if (chunk.length > room) take = chunk.subarray(0, room);
     } else if (this.received + chunk.length > this.max) {
       this.destroy(new BodyLimitError(`request body over the limit ${this.max}`));
+      this.onLimit?.();
       return 0;
     }
     this.received += take.length;

@@ -9,7 +9,7 @@
  * `(req, res)` function looks exactly like an environ app).
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
+import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App, AppInterface, FetchHandler, NodeHandler, Service } from './app.js';
 import { fromFetchHandler } from './apps/fetch.js';

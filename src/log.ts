@@ -4,7 +4,7 @@
  * - the access log (a file or stdout, off by default): one line per exchange, Apache combined
  *   format in text mode, one JSON object in json mode. Client data is escaped either way.
  */
-import winston from 'winston';
+import * as winston from 'winston';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFormat = 'text' | 'json';

@@ -20,8 +20,8 @@
  * throwaway context created while that flag is set (the flag is reset at once, so neither the
  * app's global scope nor its later vm contexts see a `gc`). If that fails, nudging is off.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 
 /** Request-body bytes between two nudges (a process-wide count). */
 export const BODY_GC_INTERVAL = 2 * 1024 * 1024;

@@ -4,6 +4,7 @@
  * default and variable, and precedence is the same everywhere: flag > GATEWIRE_* env > default.
  */
 import type { AppInterface } from './app.js';
+import { type AllowKey, FRONTS, type FrontName } from './fronts/registry.js';
 import type { LogFormat, LogLevel } from './log.js';
 
 /** A bad option value; the CLI prints the message on one line and exits 2. */
@@ -104,16 +105,16 @@ function parseMount(text: string, what: string): string {
   return text.replace(/\/+$/, '');
 }
 
-/** Keys are commander's attribute names of the flags (`--headers-timeout` → headersTimeout); durations in ms, sizes in bytes. */
-export interface ServeOptions {
-  http: ListenAddress[];
-  fastcgi: ListenAddress[];
-  fastcgiAllow: string | undefined;
-  scgi: ListenAddress[];
-  scgiAllow: string | undefined;
-  uwsgi: ListenAddress[];
-  uwsgiAllow: string | undefined;
-  auto: ListenAddress[];
+/**
+ * Keys are commander's attribute names of the flags (`--headers-timeout` → headersTimeout);
+ * durations in ms, sizes in bytes. A listener option per front of the registry (`http`,
+ * `fastcgi`, …) and an allow-list per front that has one (`fastcgiAllow`, …).
+ */
+export type ServeOptions = ListenerOptions & CommonOptions;
+
+type ListenerOptions = { [K in FrontName]: ListenAddress[] } & { [K in AllowKey]: string | undefined };
+
+interface CommonOptions {
   socketMode: number | undefined;
   mount: string;
   interface: AppInterface | undefined;
@@ -157,15 +158,19 @@ export interface OptionSpec {
   boolean?: boolean;
 }
 
+/** `--NAME <addr>` and `--NAME-allow <list>` for every front of the registry, in its order. */
+function listenerOptions(): OptionSpec[] {
+  const rows: OptionSpec[] = [];
+  for (const f of FRONTS) {
+    const upper = f.name.toUpperCase();
+    rows.push({ key: f.name, flags: `--${f.name} <addr>`, env: `GATEWIRE_${upper}`, description: f.summary, default: undefined, parse: (t) => parseAddress(t), repeatable: true });
+    if ('allow' in f) rows.push({ key: `${f.name}Allow`, flags: `--${f.name}-allow <list>`, env: `GATEWIRE_${upper}_ALLOW`, description: f.allow.summary, default: undefined, parse: (t) => t });
+  }
+  return rows;
+}
+
 export const SERVE_OPTIONS: readonly OptionSpec[] = [
-  { key: 'http', flags: '--http <addr>', env: 'GATEWIRE_HTTP', description: 'serve HTTP/1.1 on ADDR (PORT, HOST:PORT, [V6]:PORT, unix:PATH, fd:N); repeatable; env takes a comma-separated list', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
-  { key: 'fastcgi', flags: '--fastcgi <addr>', env: 'GATEWIRE_FASTCGI', description: 'serve FastCGI on ADDR (nginx fastcgi_pass, Apache mod_proxy_fcgi; fd:0 when spawned by spawn-fcgi or mod_fcgid); repeatable', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
-  { key: 'fastcgiAllow', flags: '--fastcgi-allow <list>', env: 'GATEWIRE_FASTCGI_ALLOW', description: 'comma list of addresses/CIDR ranges allowed to connect to FastCGI listeners (FCGI_WEB_SERVER_ADDRS is honoured too; default: any)', default: undefined, parse: (t) => t },
-  { key: 'scgi', flags: '--scgi <addr>', env: 'GATEWIRE_SCGI', description: 'serve SCGI on ADDR (nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi); repeatable', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
-  { key: 'scgiAllow', flags: '--scgi-allow <list>', env: 'GATEWIRE_SCGI_ALLOW', description: 'comma list of addresses/CIDR ranges allowed to connect to SCGI listeners (default: any)', default: undefined, parse: (t) => t },
-  { key: 'uwsgi', flags: '--uwsgi <addr>', env: 'GATEWIRE_UWSGI', description: 'serve the uwsgi protocol on ADDR (nginx uwsgi_pass, Apache mod_proxy_uwsgi); repeatable', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
-  { key: 'uwsgiAllow', flags: '--uwsgi-allow <list>', env: 'GATEWIRE_UWSGI_ALLOW', description: 'comma list of addresses/CIDR ranges allowed to connect to uwsgi listeners (default: any)', default: undefined, parse: (t) => t },
-  { key: 'auto', flags: '--auto <addr>', env: 'GATEWIRE_AUTO', description: 'serve HTTP, FastCGI, SCGI and uwsgi on one ADDR, told apart by the first bytes of each connection (allow-lists apply per protocol); repeatable', default: undefined, parse: (t) => parseAddress(t), repeatable: true },
+  ...listenerOptions(),
   { key: 'socketMode', flags: '--socket-mode <mode>', env: 'GATEWIRE_SOCKET_MODE', description: 'file mode of unix sockets, octal (e.g. 660)', default: undefined, parse: parseMode },
   { key: 'mount', flags: '--mount <prefix>', env: 'GATEWIRE_MOUNT', description: 'URL prefix the app is mounted at: becomes SCRIPT_NAME, the rest PATH_INFO', default: '', parse: parseMount },
   { key: 'interface', flags: '--interface <kind>', env: 'GATEWIRE_INTERFACE', description: 'app interface: environ, node or fetch (default: detected)', default: undefined, parse: parseChoice(['environ', 'node', 'fetch'] as const) },

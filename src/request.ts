@@ -5,8 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { CgiVars, Environ, ErrorSink } from './app.js';
-import type { WireProtocol } from '../protocols/errors.js';
+import type { CgiVars, Environ, ErrorSink, Protocol } from './app.js';
 import type { Logger } from './log.js';
 
 const idPrefix = randomBytes(3).toString('hex');
@@ -50,7 +49,7 @@ export class RequestContext implements ErrorSink {
 
 export interface ServerKeys {
   input: Readable;
-  protocol: WireProtocol;
+  protocol: Protocol;
   scheme: 'http' | 'https';
   inputTerminated: boolean;
   runOnce?: boolean;

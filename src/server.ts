@@ -1,85 +1,19 @@
 /**
- * The process-level server: one listener per address, each a front; unix socket files prepared
- * and removed; graceful close. Fronts are registered in FRONTS, so a new protocol is one entry.
+ * The process-level server: one listener per address, each a front of the registry
+ * (fronts/registry.ts); unix socket files prepared and removed; graceful close.
  */
 import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
-import net from 'node:net';
+import * as net from 'node:net';
 import type { Service } from './app.js';
 import { normalizeMount } from './environ.js';
-import { type HttpFrontOptions, createHttpServer } from './fronts/http.js';
-import { createFastcgiServer } from './fronts/fastcgi.js';
-import { createScgiServer } from './fronts/scgi.js';
-import { createUwsgiServer } from './fronts/uwsgi.js';
-import { createAutoServer } from './fronts/auto.js';
-import { type GatewayFrontOptions, InflightCounter, PeerFilter } from './fronts/common.js';
+import { ListenError } from './errors.js';
+import { InflightCounter } from './fronts/common.js';
+import { FRONTS, type FrontContext, type FrontName, type Listener, frontByName, frontFlags } from './fronts/registry.js';
 import type { Logger } from './log.js';
 import { type ListenAddress, type ServeOptions, formatAddress } from './options.js';
 
-export type FrontName = 'http' | 'fastcgi' | 'scgi' | 'uwsgi' | 'auto';
-
-export interface FrontContext {
-  service: Service;
-  options: ServeOptions;
-  mount: string;
-  logger: Logger;
-  /** Shared by the gateway fronts of this process (F-16). */
-  inflight: InflightCounter;
-}
-
-function gatewayOptions(ctx: FrontContext, allow: string | undefined): GatewayFrontOptions {
-  let filter: PeerFilter | undefined;
-  try {
-    filter = allow === undefined || allow.trim() === '' ? undefined : new PeerFilter(allow);
-  } catch (err) {
-    throw new ListenError((err as Error).message);
-  }
-  return {
-    service: ctx.service,
-    mount: ctx.mount,
-    logger: ctx.logger,
-    allow: filter,
-    maxParamsBytes: ctx.options.maxParamsBytes,
-    maxBodyBytes: ctx.options.maxBodyBytes,
-    headersTimeout: ctx.options.headersTimeout,
-    idleTimeout: ctx.options.idleTimeout,
-    inflight: ctx.inflight,
-    multiprocess: ctx.options.workers > 1,
-  };
-}
-
-type FrontFactory = (ctx: FrontContext) => net.Server;
-
-function httpOptions(ctx: FrontContext): HttpFrontOptions {
-  return {
-    service: ctx.service,
-    mount: ctx.mount,
-    logger: ctx.logger,
-    maxHeaderBytes: ctx.options.maxHeaderBytes,
-    maxBodyBytes: ctx.options.maxBodyBytes,
-    headersTimeout: ctx.options.headersTimeout,
-    requestTimeout: ctx.options.requestTimeout,
-    keepAliveTimeout: ctx.options.keepAliveTimeout,
-    multiprocess: ctx.options.workers > 1,
-  };
-}
-
-const fastcgiAllow = (ctx: FrontContext): string | undefined => ctx.options.fastcgiAllow ?? process.env.FCGI_WEB_SERVER_ADDRS;
-
-const FRONTS: Record<FrontName, FrontFactory> = {
-  http: (ctx) => createHttpServer(httpOptions(ctx)),
-  fastcgi: (ctx) => createFastcgiServer(gatewayOptions(ctx, fastcgiAllow(ctx))),
-  scgi: (ctx) => createScgiServer(gatewayOptions(ctx, ctx.options.scgiAllow)),
-  uwsgi: (ctx) => createUwsgiServer(gatewayOptions(ctx, ctx.options.uwsgiAllow)),
-  auto: (ctx) =>
-    createAutoServer({
-      http: httpOptions(ctx),
-      fastcgi: gatewayOptions(ctx, fastcgiAllow(ctx)),
-      scgi: gatewayOptions(ctx, ctx.options.scgiAllow),
-      uwsgi: gatewayOptions(ctx, ctx.options.uwsgiAllow),
-      logger: ctx.logger,
-      headersTimeout: ctx.options.headersTimeout,
-    }),
-};
+export { ListenError } from './errors.js';
+export type { FrontName } from './fronts/registry.js';
 
 export interface ListenerSpec {
   front: FrontName;
@@ -93,23 +27,21 @@ export interface BoundListener {
   server: net.Server;
 }
 
-/** Thrown when a listener cannot be set up; the CLI prints it on one line and exits 2. */
-export class ListenError extends Error {
-  override name = 'ListenError';
+/** Every listener the options ask for, in registry order. */
+export function listenersOf(options: ServeOptions): ListenerSpec[] {
+  return FRONTS.flatMap((f) => (options[f.name] ?? []).map((address) => ({ front: f.name, address })));
 }
 
-export function listenersOf(options: ServeOptions): ListenerSpec[] {
-  return [
-    ...options.http.map((address) => ({ front: 'http' as const, address })),
-    ...options.fastcgi.map((address) => ({ front: 'fastcgi' as const, address })),
-    ...(options.scgi ?? []).map((address) => ({ front: 'scgi' as const, address })),
-    ...(options.uwsgi ?? []).map((address) => ({ front: 'uwsgi' as const, address })),
-    ...(options.auto ?? []).map((address) => ({ front: 'auto' as const, address })),
-  ];
+export interface GatewayOptions {
+  /** False in cluster workers: the primary prepares and removes unix socket files. Default true. */
+  manageSocketFiles?: boolean;
+  /** Several processes serve these listeners (E-16). Default: `options.workers > 1`. */
+  multiprocess?: boolean;
 }
 
 export class Gateway {
   readonly listeners: BoundListener[] = [];
+  private readonly opened: Listener[] = [];
   private readonly sockets = new Set<net.Socket>();
   private ownedSocketFiles: string[] = [];
   private closing: Promise<void> | undefined;
@@ -118,21 +50,27 @@ export class Gateway {
     private readonly service: Service,
     private readonly options: ServeOptions,
     private readonly logger: Logger,
-    /** False in cluster workers: the primary prepares and removes unix socket files. */
-    private readonly manageSocketFiles = true,
+    private readonly gatewayOptions: GatewayOptions = {},
   ) {}
 
+  private get manageSocketFiles(): boolean {
+    return this.gatewayOptions.manageSocketFiles ?? true;
+  }
+
   async listen(specs: ListenerSpec[] = listenersOf(this.options)): Promise<BoundListener[]> {
-    if (specs.length === 0) throw new ListenError('nothing to listen on: give at least one of --http, --fastcgi, --scgi, --uwsgi, --auto');
+    if (specs.length === 0) throw new ListenError(`nothing to listen on: give at least one of ${frontFlags()} ADDR`);
     const ctx: FrontContext = {
       service: this.service,
       options: this.options,
       mount: normalizeMount(this.options.mount),
       logger: this.logger,
       inflight: new InflightCounter(this.options.maxInflight),
+      multiprocess: this.gatewayOptions.multiprocess ?? this.options.workers > 1,
     };
     for (const spec of specs) {
-      const server = FRONTS[spec.front](ctx);
+      const listener = frontByName(spec.front).load().listen(ctx);
+      const server = listener.server;
+      this.opened.push(listener);
       server.on('connection', (socket: net.Socket) => {
         this.sockets.add(socket);
         socket.once('close', () => this.sockets.delete(socket));
@@ -180,8 +118,7 @@ export class Gateway {
   private async doClose(graceMs: number): Promise<void> {
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     const idle = (): void => {
-      // http.Server has it natively; the FastCGI front (keep-conn) and the auto listener add their own.
-      for (const l of this.listeners) (l.server as net.Server & { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      for (const l of this.opened) l.closeIdle();
     };
     idle();
     const sweep = setInterval(idle, 50);

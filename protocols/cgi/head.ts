@@ -1,5 +1,5 @@
 /**
- * Response heads as the fronts write them (protocols.md §8.2), and the checks the core runs on
+ * Response heads as the fronts write them (docs/conformance.md §8.2), and the checks the core runs on
  * every status and header an app hands to start_response (R-1, R-2, R-6).
  *
  *   FastCGI, SCGI, CGI child   `Status: 404 Not Found\r\n` + fields + `\r\n`   serializeCgiHead

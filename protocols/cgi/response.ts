@@ -1,5 +1,5 @@
 /**
- * The header block a CGI script writes on stdout (RFC 3875 §6; protocols.md C-19..C-28), read
+ * The header block a CGI script writes on stdout (RFC 3875 §6; docs/conformance.md C-19..C-28), read
  * by a push parser: feed stdout chunks until the empty line, get the head plus the body bytes
  * that came with it.
  *
@@ -55,7 +55,7 @@ export const CgiResponseError = {
 } as const;
 export type CgiResponseErrorCode = (typeof CgiResponseError)[keyof typeof CgiResponseError];
 
-/** Limits on a script's header block (protocols.md §9). */
+/** Limits on a script's header block (docs/conformance.md §9). */
 export interface CgiHeadLimits {
   /** Longest line, without its CR LF or LF. @default 8192 (Apache; Go's 1 KiB breaks long Set-Cookie lines) */
   maxLineBytes?: number;

@@ -1,7 +1,7 @@
 /**
  * FastCGI 1.0 wire constants. Section numbers refer to the FastCGI Specification
  * (FastCGI-Archives/fcgi2 `doc/fcgi-spec.html`, Open Market, 1996); see also
- * reference/protocols.md §2.1.
+ * docs/conformance.md §2.1.
  */
 
 /** §8: `FCGI_VERSION_1`, the only version there is. Anything else is fatal (F-2). */
@@ -80,6 +80,6 @@ export const BEGIN_REQUEST_BODY_LEN = 8;
 export const END_REQUEST_BODY_LEN = 8;
 export const UNKNOWN_TYPE_BODY_LEN = 8;
 
-/** Default limits (reference/protocols.md §9). */
+/** Default limits (docs/conformance.md §9). */
 export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024; // 1 MiB of concatenated PARAMS content
 export const DEFAULT_MAX_PAIRS = 1000;

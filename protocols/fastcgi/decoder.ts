@@ -1,5 +1,6 @@
 /**
  * FastCGI record decoder: a push parser over the bytes of one transport connection.
+ * Section numbers (§) refer to the FastCGI Specification (FastCGI-Archives/fcgi2 `doc/fcgi-spec.html`).
  *
  * Every byte on a FastCGI connection belongs to a record (spec §3.3):
  *

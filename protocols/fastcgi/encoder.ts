@@ -2,6 +2,7 @@
  * FastCGI record encoders. Pure functions returning bytes; the front writes them
  * (`socket.cork()`, one `write()` per returned buffer, `socket.uncork()`), which keeps the
  * bytes of one record together on the connection (F-5).
+ * Section numbers (§) refer to the FastCGI Specification (FastCGI-Archives/fcgi2 `doc/fcgi-spec.html`).
  *
  * Misuse by the caller (a record over 65535 bytes, an id over 65535, a char above U+00FF in
  * a pair) is a programming error and throws `RangeError`; wire input never reaches here.

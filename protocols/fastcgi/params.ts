@@ -11,7 +11,7 @@
  * example 2; F-17), so {@link ParamsDecoder} parses the concatenation of the records'
  * contents incrementally instead of record by record (flup, php-fpm and node-fastcgi get
  * this wrong). Names and values are byte strings held as latin1, one char per byte; never
- * UTF-8 (PEP 3333's rule; reference/protocols.md E-2).
+ * UTF-8 (PEP 3333's rule; docs/conformance.md E-2).
  */
 import { LimitError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_PAIRS, DEFAULT_MAX_PARAMS_BYTES, ManagementVariable } from './constants.js';

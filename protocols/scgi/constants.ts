@@ -1,5 +1,5 @@
 /**
- * SCGI wire constants (shared/reference/protocols.md §3.1, S-1, §9).
+ * SCGI wire constants (docs/conformance.md §3.1, S-1, §9).
  *
  * request = netstring(headers) body; netstring(x) = decimal-length ":" x ","
  * headers = 1*( name NUL value NUL ); body = CONTENT_LENGTH octets.

@@ -1,5 +1,5 @@
 /**
- * SCGI request head decoder (shared/reference/protocols.md §3, S-1..S-5, S-12).
+ * SCGI request head decoder (docs/conformance.md §3, S-1..S-5, S-12).
  *
  * A push parser for the netstring that opens every SCGI connection. It consumes bytes up to and
  * including the `,` after the header block and hands back the ordered header list plus `rest`,

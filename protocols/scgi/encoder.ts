@@ -1,5 +1,5 @@
 /**
- * SCGI request head encoder (shared/reference/protocols.md §3.1): the netstring a web server
+ * SCGI request head encoder (docs/conformance.md §3.1): the netstring a web server
  * sends before the body. Used by the tests and by a future SCGI client.
  */
 import { LimitError, ProtocolError, showBytes } from '../errors.js';

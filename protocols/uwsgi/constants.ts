@@ -1,5 +1,5 @@
 /**
- * uwsgi wire constants (shared/reference/protocols.md §4.1, U-1..U-4, §9).
+ * uwsgi wire constants (docs/conformance.md §4.1, U-1..U-4, §9).
  *
  * packet header: modifier1 (u8) | datasize (LE16) | modifier2 (u8)
  * vars block (datasize bytes): repeated keysize (LE16) key valsize (LE16) value

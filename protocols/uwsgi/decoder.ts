@@ -1,5 +1,5 @@
 /**
- * uwsgi request head decoder (shared/reference/protocols.md §4, U-1..U-6, U-11).
+ * uwsgi request head decoder (docs/conformance.md §4, U-1..U-6, U-11).
  *
  * A push parser for the packet a web server sends first: the 4-byte header (modifier1, datasize
  * little-endian, modifier2), then exactly datasize bytes of vars. It returns the vars in wire order

@@ -1,5 +1,5 @@
 /**
- * uwsgi request packet encoder (shared/reference/protocols.md §4.1): the 4-byte header and the
+ * uwsgi request packet encoder (docs/conformance.md §4.1): the 4-byte header and the
  * vars block a web server sends before the body. Used by the tests and by a future uwsgi client.
  */
 import { LimitError, ProtocolError, showBytes } from '../errors.js';

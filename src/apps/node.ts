@@ -10,7 +10,7 @@
  * write callbacks. The few settings that keep Node from adding framing (no chunked encoding, no
  * Date) are own properties, which survive any prototype swap.
  */
-import http from 'node:http';
+import * as http from 'node:http';
 import { Duplex } from 'node:stream';
 import type { App, Environ, HeaderList, NodeHandler, StartResponse } from '../app.js';
 import { AppContractError } from '../app.js';

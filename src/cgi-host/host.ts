@@ -1,6 +1,6 @@
 /**
  * cgi-bin as an App: every front (HTTP, FastCGI, SCGI, uwsgi, CGI child) can serve a directory
- * of CGI scripts, one process per request (RFC 3875; shared/reference/protocols.md §5, C-1..C-30).
+ * of CGI scripts, one process per request (RFC 3875; docs/conformance.md §5, C-1..C-30).
  *
  *   const app = createCgiBinApp({ root: '/srv/cgi-bin' });
  *   new Gateway({ app, interface: 'environ' }, resolveOptions({ http: ['8080'], mount: '/cgi-bin' }, {}), logger);
@@ -32,7 +32,8 @@ import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
 import { percentDecodePath } from '../environ.js';
 import { escapeText, silentLogger, type Logger } from '../log.js';
 import { CGI_HEAD_LIMITS, type CgiHeadLimits, type CgiResponseHead, type NphResponseHead } from '../../protocols/cgi/response.js';
-import { isHopByHop, reasonPhrase } from '../../protocols/cgi/head.js';
+import { isHopByHop } from '../../protocols/cgi/head.js';
+import { replyFromApp } from '../reply.js';
 import { baseEnv, buildChildEnv, type EnvConfig } from './env.js';
 import { CgiRun, type RunResult, type RunStdin } from './process.js';
 import {
@@ -367,7 +368,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     const target = locate(environ);
     if ('status' in target) {
       log.warn(`cgi: ${target.status} ${target.reason}`, { request_id: id });
-      return refuse(sr, target.status, input);
+      return refuse(sr, id, target.status, input);
     }
 
     // C-9 / C-10: how the body reaches stdin.
@@ -376,11 +377,11 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     let spooled: SpooledBody | undefined;
     const declared = environ.CONTENT_LENGTH;
     if (declared !== undefined && declared !== '') {
-      if (!/^[0-9]{1,15}$/.test(declared)) return refuse(sr, 400, input);
+      if (!/^[0-9]{1,15}$/.test(declared)) return refuse(sr, id, 400, input);
       const n = Number(declared);
       if (n > cfg.maxBodyBytes) {
         log.warn(`cgi: 413 request body of ${n} bytes over the limit ${cfg.maxBodyBytes}`, { request_id: id });
-        return refuse(sr, 413, input);
+        return refuse(sr, id, 413, input);
       }
       contentLength = String(n);
       if (n > 0) stdin = { kind: 'stream', input };
@@ -390,7 +391,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
       } catch (err) {
         const tooLarge = err instanceof SpoolLimitError || (err as { code?: string }).code === 'GATEWIRE_BODY_TOO_LARGE';
         log.warn(`cgi: ${tooLarge ? 413 : 400} request body: ${(err as Error).message}`, { request_id: id });
-        return refuse(sr, tooLarge ? 413 : 400, input);
+        return refuse(sr, id, tooLarge ? 413 : 400, input);
       }
       // An empty stream of unknown length (nginx's CONTENT_LENGTH "" on a GET) is no body (C-4).
       if (spooled.length > 0) contentLength = String(spooled.length);
@@ -442,20 +443,20 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     );
     if ('status' in built) {
       log.warn(`cgi: 400 ${built.reason}`, { request_id: id });
-      return refuse(sr, 400, input);
+      return refuse(sr, id, 400, input);
     }
-    if (closing) return refuse(sr, 503, input);
+    if (closing) return refuse(sr, id, 503, input);
 
     const signal = environ['gatewire.signal'] as AbortSignal | undefined;
     const aborted = (): boolean => signal?.aborted === true;
     const slot = slots.acquire(cfg.queueTimeout, signal);
     if (!(slot === true || (await slot))) {
       if (!aborted()) log.warn(`cgi: 503 ${slots.queued >= cfg.maxQueue ? 'queue full' : 'no free slot in time'} (${cfg.maxProcesses} running)`, { request_id: id });
-      return refuse(sr, 503, input, [['Retry-After', '1']]);
+      return refuse(sr, id, 503, input, [['Retry-After', '1']]);
     }
     if (aborted()) {
       slots.release();
-      return refuse(sr, 503, input);
+      return refuse(sr, id, 503, input);
     }
 
     const it = target.interpreter;
@@ -495,7 +496,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     if (!outcome.ok) {
       answered = outcome.status;
       if (!aborted()) log.error(`cgi: ${outcome.status} ${scriptLabel}: ${outcome.reason}`, { request_id: id, pid: run.pid });
-      return refuse(sr, outcome.status, input);
+      return refuse(sr, id, outcome.status, input);
     }
     if (outcome.nph !== undefined) {
       const nph = nphResponse(outcome.nph);
@@ -503,7 +504,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
         answered = 502;
         log.error(`cgi: 502 ${scriptLabel}: ${nph}`, { request_id: id, pid: run.pid });
         run.abort('unusable NPH head');
-        return refuse(sr, 502, input);
+        return refuse(sr, id, 502, input);
       }
       answered = nph.status;
       sr(`${nph.status} ${nph.reason}`, nph.headers);
@@ -527,7 +528,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
         } catch (err) {
           answered = 504;
           log.error(`cgi: 504 ${scriptLabel}: ${(err as Error).message}`, { request_id: id, pid: run.pid });
-          return refuse(sr, 504, input);
+          return refuse(sr, id, 504, input);
         }
         if (hasBody) {
           // §5.3: a local Location followed by body bytes is a 302 with that body.
@@ -559,14 +560,14 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     drain(environ['gatewire.input']);
     if (depth > cfg.maxLocalRedirects) {
       log.error(`cgi: 500 more than ${cfg.maxLocalRedirects} local redirects (last: ${escapeText(location)})`, { request_id: id });
-      return refuse(sr, 500, undefined);
+      return refuse(sr, id, 500, undefined);
     }
     const q = location.indexOf('?');
     const rawPath = q === -1 ? location : location.slice(0, q);
     const path = percentDecodePath(rawPath);
     if (path === null) {
       log.error(`cgi: 502 local redirect to a path with NUL: ${escapeText(location)}`, { request_id: id });
-      return refuse(sr, 502, undefined);
+      return refuse(sr, id, 502, undefined);
     }
     const mount = environ.SCRIPT_NAME ?? '';
     const below = mount === '' ? path : path === mount ? '' : path.startsWith(`${mount}/`) ? path.slice(mount.length) : undefined;
@@ -613,12 +614,10 @@ function drain(input: Readable | undefined): void {
   input.resume();
 }
 
-/** A short plain-text answer from the host itself. */
-function refuse(sr: StartResponse, status: number, input: Readable | undefined, extra: HeaderList = []): Body {
+/** The host's own answer (src/reply.ts: the same text as every response gatewire writes itself). */
+function refuse(sr: StartResponse, id: string, status: number, input: Readable | undefined, extra: HeaderList = []): Body {
   drain(input);
-  const reason = reasonPhrase(status) || 'Error';
-  sr(`${status} ${reason}`, [['Content-Type', 'text/plain; charset=utf-8'], ...extra]);
-  return [`${status} ${reason}\n`];
+  return replyFromApp(sr, status, id, extra);
 }
 
 /**

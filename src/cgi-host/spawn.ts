@@ -10,6 +10,12 @@
  * The exit is watched with a pidfd (no SIGCHLD handler shared with libuv), and stdout/stderr
  * are read by a uv_poll each (NativePipe) instead of a net.Socket each.
  *
+ * The addon is loaded through node-gyp-build from the package root: the prebuild that the
+ * package ships (prebuilds/linux-x64/, made by scripts/build-native.sh), so an installed gatewire
+ * needs no compiler. Without it (not Linux, no prebuild for this machine, a load failure such as
+ * an older glibc, a kernel before 5.3 without pidfd_open) scripts go through child_process, and
+ * spawnMethod() says why.
+ *
  * `GATEWIRE_SPAWN=node` forces child_process (for comparison, or if the native path misbehaves
  * somewhere); a command that is not an absolute path also takes it (PATH look-up is execvp's).
  */
@@ -17,7 +23,7 @@ import { spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { constants as osConstants } from 'node:os';
+import { constants as osConstants, release as osRelease } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
@@ -93,32 +99,81 @@ function packageRoot(): string {
   return dir;
 }
 
-let native: NativeSpawner | null | undefined;
-let nativeProblem: string | undefined;
+/** node-gyp-build's entry (it ships no types): load(dir), and resolve(dir) for the file it would load. */
+interface NodeGypBuild {
+  (dir: string): unknown;
+  resolve(dir: string): string;
+}
 
+export type SpawnMethod = 'native' | 'child_process';
+
+/** How CGI scripts are started, and why not natively when they are not. */
+export interface SpawnMethodInfo {
+  method: SpawnMethod;
+  /** Why the native spawner is not used (only with 'child_process'). */
+  reason?: string;
+}
+
+let native: NativeSpawner | null | undefined;
+let nativeProblem = '';
+
+/** The first line of an error's message (node-gyp-build's and dlopen's run over several). */
+function firstLine(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const text = (typeof e?.message === 'string' ? e.message : String(err)).split('\n')[0]?.trim() ?? '';
+  return text === '' ? (e?.code ?? 'unknown error') : text;
+}
+
+/**
+ * The addon, found by node-gyp-build in the package root: prebuilds/linux-<arch>/ (shipped in the
+ * package, built by scripts/build-native.sh) or build/Release/. Decided once per process.
+ */
 function loadNative(): NativeSpawner | null {
   if (native !== undefined) return native;
   native = null;
   if (process.env.GATEWIRE_SPAWN === 'node') {
     nativeProblem = 'GATEWIRE_SPAWN=node';
-  } else if (process.platform !== 'linux') {
-    nativeProblem = `not built on ${process.platform}`;
-  } else {
-    const file = join(packageRoot(), 'build', 'gatewire_spawn.node');
-    try {
-      const mod = require(file) as NativeSpawner;
-      if (mod.supported()) native = mod;
-      else nativeProblem = 'pidfd_open is not available (Linux 5.3 or later needed)';
-    } catch (err) {
-      nativeProblem = `${file} not loadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); scripts/build-native.sh builds it`;
-    }
+    return native;
   }
+  if (process.platform !== 'linux') {
+    nativeProblem = `the native spawner is Linux-only (this is ${process.platform})`;
+    return native;
+  }
+  const root = packageRoot();
+  let finder: NodeGypBuild;
+  try {
+    finder = require('node-gyp-build') as NodeGypBuild;
+  } catch (err) {
+    nativeProblem = `node-gyp-build (a dependency of gatewire) not loadable (${firstLine(err)})`;
+    return native;
+  }
+  let file: string;
+  try {
+    file = finder.resolve(root);
+  } catch (err) {
+    nativeProblem = `no native spawner for linux-${process.arch} in ${join(root, 'prebuilds')} (${firstLine(err)}); scripts/build-native.sh builds it`;
+    return native;
+  }
+  let mod: NativeSpawner;
+  try {
+    mod = require(file) as NativeSpawner;
+  } catch (err) {
+    nativeProblem = `${file} failed to load (${firstLine(err)})`;
+    return native;
+  }
+  if (mod.supported()) native = mod;
+  else nativeProblem = `pidfd_open is not available: Linux 5.3 or later needed (kernel ${osRelease()})`;
   return native;
 }
 
-/** Which spawner scripts get: for the start-up log line and the tests. */
-export function spawnMethod(): { method: 'native' | 'child_process'; reason?: string } {
+/** Which spawner scripts get, and why not the native one: for the start-up log line and the tests. */
+export function spawnMethod(): SpawnMethodInfo {
   return loadNative() === null ? { method: 'child_process', reason: nativeProblem } : { method: 'native' };
+}
+
+/** spawnMethod() in words: `the native spawner`, or `child_process (<reason>)`. */
+export function describeSpawnMethod(info: SpawnMethodInfo = spawnMethod()): string {
+  return info.method === 'native' ? 'the native spawner' : `child_process (${info.reason ?? 'native spawner unavailable'})`;
 }
 
 /**

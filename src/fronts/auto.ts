@@ -6,81 +6,84 @@
  * closed connection; a connection that does not send enough bytes within the headers timeout
  * is closed too.
  *
- * The listener itself is the HTTP front's http.Server with its connection handler taken over,
- * so Node's HTTP timeouts and the graceful close of idle keep-alive connections keep working.
- * The peer allow-lists apply per detected protocol (--fastcgi-allow, --scgi-allow,
- * --uwsgi-allow); HTTP has none.
+ * The protocols and their order come from the front registry (every front with a signature).
+ * The listener itself is the HTTP front's http.Server with its connection handler taken over
+ * (node:http's timeouts are tied to the server that listens, so HTTP cannot be handed over to
+ * a server that does not), so Node's HTTP timeouts and the graceful close of idle keep-alive
+ * connections keep working. The peer allow-lists apply per detected protocol
+ * (--fastcgi-allow, --scgi-allow, --uwsgi-allow); HTTP has none.
  */
-import type http from 'node:http';
-import type net from 'node:net';
 import type { Socket } from 'node:net';
 import { normalizeRemoteAddr } from '../environ.js';
 import type { Logger } from '../log.js';
-import type { GatewayFrontOptions } from './common.js';
-import { createFastcgiServer } from './fastcgi.js';
-import { type HttpFrontOptions, createHttpServer } from './http.js';
-import { scgiConnectionHandler } from './scgi.js';
-import { uwsgiConnectionHandler } from './uwsgi.js';
-import { DETECT_MAX_BYTES, type DetectResult, detectProtocol } from '../../protocols/detect.js';
+import { FRONTS, type ConnectionHandler, type FrontModule, type Listener, type SignatureResult } from './registry.js';
+import { DETECT_MAX_BYTES } from '../../protocols/detect.js';
 import { showBytes } from '../../protocols/errors.js';
 
-export interface AutoFrontOptions {
-  http: HttpFrontOptions;
-  fastcgi: GatewayFrontOptions;
-  scgi: GatewayFrontOptions;
-  uwsgi: GatewayFrontOptions;
-  logger: Logger;
-  /** Time for a connection to send the bytes that decide its protocol. */
-  headersTimeout: number;
+/** A protocol --auto can tell apart: its name, its first-bytes test, where its connections go. */
+interface Candidate {
+  name: string;
+  signature: (head: Uint8Array) => SignatureResult;
+  handler: ConnectionHandler;
 }
 
-type Handoff = (socket: Socket) => void;
-
-export function createAutoServer(opts: AutoFrontOptions): http.Server {
-  const server = createHttpServer(opts.http);
-  // node:http serves a socket through its 'connection' listener; take it and call it ourselves.
-  const httpListeners = server.listeners('connection') as Handoff[];
-  server.removeAllListeners('connection');
-  // FastCGI's front is reached through its (never listening) server's connection handler.
-  const fastcgi = createFastcgiServer(opts.fastcgi) as net.Server & { closeIdleConnections?: () => void };
-  const scgi = scgiConnectionHandler(opts.scgi);
-  const uwsgi = uwsgiConnectionHandler(opts.uwsgi);
-  const fronts: Record<Detected, Handoff> = {
-    http: (socket) => {
-      for (const listener of httpListeners) listener.call(server, socket);
-    },
-    fastcgi: (socket) => fastcgi.emit('connection', socket),
-    scgi: (socket) => scgi.handle(socket),
-    uwsgi: (socket) => uwsgi.handle(socket),
-  };
-  const detecting = new Set<Detection>();
-  server.on('connection', (socket: Socket) => {
-    const d = detect(socket, opts, fronts);
-    detecting.add(d);
-    d.done = () => detecting.delete(d);
-  });
-  // Graceful shutdown: idle HTTP keep-alive (native), idle FastCGI keep-conn, and connections
-  // that have not sent a byte.
-  const closeHttpIdle = server.closeIdleConnections.bind(server);
-  server.closeIdleConnections = (): void => {
-    closeHttpIdle();
-    fastcgi.closeIdleConnections?.();
-    scgi.closeIdle();
-    uwsgi.closeIdle();
-    for (const d of detecting) d.closeIfIdle();
-  };
-  return server;
-}
-
-type Detected = Exclude<DetectResult, 'unknown' | 'need-more'>;
+export const front: FrontModule = {
+  listen(ctx) {
+    const base = (FRONTS.find((f) => f.name === 'http')?.load() as FrontModule).listen(ctx);
+    const server = base.server;
+    // node:http serves a socket through its 'connection' listener; take it and call it ourselves.
+    const httpListeners = server.listeners('connection') as Array<(socket: Socket) => void>;
+    server.removeAllListeners('connection');
+    const http: ConnectionHandler = {
+      handle: (socket) => {
+        for (const listener of httpListeners) listener.call(server, socket);
+      },
+      closeIdle: () => base.closeIdle(),
+    };
+    const candidates: Candidate[] = [];
+    for (const entry of FRONTS) {
+      if (!entry.protocol) continue;
+      const module = entry.load();
+      if (module.signature === undefined) continue;
+      const handler = entry.name === 'http' ? http : module.connections?.(ctx);
+      if (handler === undefined) continue;
+      candidates.push({ name: entry.name, signature: module.signature(ctx), handler });
+    }
+    const detecting = new Set<Detection>();
+    server.on('connection', (socket: Socket) => {
+      const d = detect(socket, ctx.logger, ctx.options.headersTimeout, candidates);
+      detecting.add(d);
+      d.done = () => detecting.delete(d);
+    });
+    const listener: Listener = {
+      server,
+      // Graceful shutdown: every protocol's idle connections, and connections that have not sent a byte.
+      closeIdle() {
+        for (const c of candidates) c.handler.closeIdle();
+        for (const d of detecting) d.closeIfIdle();
+      },
+    };
+    return listener;
+  },
+};
 
 interface Detection {
   closeIfIdle(): void;
   done: () => void;
 }
 
-function detect(socket: Socket, opts: AutoFrontOptions, fronts: Record<Detected, Handoff>): Detection {
-  const logger = opts.logger;
+/** The first candidate that matches, `need-more` while any may still match, else undefined. */
+function decide(seen: Buffer, candidates: readonly Candidate[]): Candidate | 'need-more' | undefined {
+  let waiting = false;
+  for (const c of candidates) {
+    const r = c.signature(seen);
+    if (r === 'match') return c;
+    if (r === 'need-more') waiting = true;
+  }
+  return waiting && seen.length < DETECT_MAX_BYTES ? 'need-more' : undefined;
+}
+
+function detect(socket: Socket, logger: Logger, headersTimeout: number, candidates: readonly Candidate[]): Detection {
   let seen: Buffer = Buffer.alloc(0);
   const detection: Detection = {
     closeIfIdle: () => {
@@ -101,20 +104,20 @@ function detect(socket: Socket, opts: AutoFrontOptions, fronts: Record<Detected,
   };
   const onData = (chunk: Buffer): void => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-    const kind = detectProtocol(seen);
+    const kind = decide(seen, candidates);
     if (kind === 'need-more') return;
     cleanup();
-    if (kind === 'unknown') {
-      logger.warn(`auto: the first bytes from ${remote()} ("${showBytes(seen, DETECT_MAX_BYTES)}") are not HTTP, FastCGI, SCGI or uwsgi; closing`);
+    if (kind === undefined) {
+      logger.warn(`auto: the first bytes from ${remote()} ("${showBytes(seen, DETECT_MAX_BYTES)}") are not ${candidates.map((c) => PRINTED[c.name] ?? c.name).join(', ').replace(/, ([^,]*)$/, ' or $1')}; closing`);
       socket.destroy();
       return;
     }
-    if (logger.debugEnabled) logger.debug(`auto: ${remote()} speaks ${kind}`);
+    if (logger.debugEnabled) logger.debug(`auto: ${remote()} speaks ${kind.name}`);
     // Put the bytes back and let the front read them as its first data, in order: the socket
     // stays paused until the front has its listeners, and nothing is read in between.
     socket.pause();
     socket.unshift(seen);
-    fronts[kind](socket);
+    kind.handler.handle(socket);
     if (!socket.destroyed) socket.resume();
   };
   const onEnd = (): void => {
@@ -125,7 +128,7 @@ function detect(socket: Socket, opts: AutoFrontOptions, fronts: Record<Detected,
   };
   const onTimeout = (): void => {
     cleanup();
-    logger.warn(`auto: ${remote()} sent ${seen.length} bytes in ${opts.headersTimeout} ms, too few to tell the protocol; closing`);
+    logger.warn(`auto: ${remote()} sent ${seen.length} bytes in ${headersTimeout} ms, too few to tell the protocol; closing`);
     socket.destroy();
   };
   socket.on('data', onData);
@@ -134,7 +137,10 @@ function detect(socket: Socket, opts: AutoFrontOptions, fronts: Record<Detected,
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (logger.debugEnabled) logger.debug(`auto: connection error from ${remote()}: ${err.code ?? err.message}`);
   });
-  socket.setTimeout(opts.headersTimeout);
+  socket.setTimeout(headersTimeout);
   socket.once('close', () => detection.done());
   return detection;
 }
+
+/** How log lines name a protocol. */
+const PRINTED: Record<string, string> = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' };

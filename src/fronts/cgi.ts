@@ -28,15 +28,16 @@
  */
 import { Buffer } from 'node:buffer';
 import { read as fsRead, readFileSync } from 'node:fs';
-import path from 'node:path';
+import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CgiVars, HeaderList, Service } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
-import { RequestError, gatewayScheme, isCgiKey, parseContentLength, quotePath } from '../environ.js';
+import { RequestError, gatewayScheme, hostName, isCgiKey, parseContentLength, quotePath } from '../environ.js';
 import { BodyInput, TruncatedBodyError, type BodySource } from '../input.js';
 import type { Logger } from '../log.js';
-import { RequestContext, makeEnviron } from '../request.js';
-import { reasonPhrase, serializeCgiHead, serializeHttpHead, type HttpVersion } from '../../protocols/cgi/head.js';
+import { RequestContext, makeEnviron, newRequestId } from '../request.js';
+import { serializeCgiHead, serializeHttpHead, type HttpVersion } from '../../protocols/cgi/head.js';
+import { reply } from '../reply.js';
 
 // ---------------------------------------------------------------------------------------
 // The environment (K-1)
@@ -138,7 +139,7 @@ export function cgiVars(env: Record<string, string | undefined>, maxBodyBytes = 
     const q = uri === undefined ? -1 : uri.indexOf('?');
     vars.QUERY_STRING = uri === undefined || q === -1 ? '' : uri.slice(q + 1);
   }
-  if (vars.SERVER_NAME === undefined || vars.SERVER_NAME === '') vars.SERVER_NAME = hostOnly(vars.HTTP_HOST) ?? 'localhost';
+  if (vars.SERVER_NAME === undefined || vars.SERVER_NAME === '') vars.SERVER_NAME = vars.HTTP_HOST ? hostName(vars.HTTP_HOST) : 'localhost';
   if (vars.SERVER_PORT === undefined || vars.SERVER_PORT === '') vars.SERVER_PORT = gatewayScheme(vars) === 'https' ? '443' : '80';
   // K-6: rebuilt percent-encoded, so a `?`, `#` or `%` inside PATH_INFO keeps its meaning.
   if (vars.REQUEST_URI === undefined) {
@@ -146,16 +147,6 @@ export function cgiVars(env: Record<string, string | undefined>, maxBodyBytes = 
     vars.REQUEST_URI = vars.QUERY_STRING === '' ? target : `${target}?${vars.QUERY_STRING}`;
   }
   return vars;
-}
-
-function hostOnly(host: string | undefined): string | undefined {
-  if (host === undefined || host === '') return undefined;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    return end === -1 ? host : host.slice(0, end + 1);
-  }
-  const colon = host.indexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -169,7 +160,7 @@ const READ_CHUNK = 64 * 1024;
 
 /**
  * How much unread body is taken into memory while stdout is blocked. Apache mod_cgi/mod_cgid
- * write the whole body before they read the output (protocols.md §0.1 item 12): an app that
+ * write the whole body before they read the output (docs/conformance.md §0.1 item 12): an app that
  * streams a large answer without reading its body would wait on a full stdout while Apache
  * waits on a full stdin, until Apache's Timeout (60 s). Bodies up to this size never deadlock.
  */
@@ -414,15 +405,11 @@ class CgiStdoutSink implements ResponseSink {
     this.aborted = true; // R-11: what was written is flushed, the exit code says it is incomplete
   }
 
-  /** A complete error response written by the runner itself (K-2, K-3, K-14). */
-  errorResponse(status: number, isHead: boolean, detail = ''): void {
-    const reason = reasonPhrase(status);
-    const body = Buffer.from(`${reason}\n${detail}`);
-    this.writeHead(status, reason, [
-      ['Content-Type', 'text/plain; charset=utf-8'],
-      ['Content-Length', String(body.length)],
-    ]);
-    if (!isHead) this.put(body);
+  /** gatewire's own answer (src/reply.ts) written by the runner itself (K-2, K-3, K-14). */
+  errorResponse(status: number, method: string | undefined, requestId: string): void {
+    const r = reply(status, requestId, method);
+    this.writeHead(r.status, r.reason, r.headers);
+    if (r.body !== undefined) this.put(r.body);
   }
 
   /** Resolves when everything written has left the process (K-12), or stdout is gone. */
@@ -488,15 +475,15 @@ export async function runCgiChild(service: Service, opts: CgiChildOptions): Prom
   const env = Buffer.isBuffer(opts.env) ? parseEnvironBlock(opts.env) : opts.env;
   const logger = lineLogger(opts.stderr);
   const sink = new CgiStdoutSink(opts.stdout, nphVersion(env, opts.scriptName ?? env.SCRIPT_FILENAME));
-  const isHead = env.REQUEST_METHOD === 'HEAD';
 
   let vars: CgiVars;
   try {
     vars = cgiVars(env, opts.maxBodyBytes);
   } catch (err) {
     if (!(err instanceof NotCgiError) && !(err instanceof RequestError)) throw err;
-    logger.error(err.message);
-    sink.errorResponse(err instanceof RequestError ? err.status : 500, isHead);
+    const id = newRequestId();
+    logger.error(err.message, { request_id: id });
+    sink.errorResponse(err instanceof RequestError ? err.status : 500, env.REQUEST_METHOD, id);
     await sink.flush();
     return err instanceof NotCgiError ? 1 : 0;
   }
@@ -550,7 +537,7 @@ export async function runCgiChild(service: Service, opts: CgiChildOptions): Prom
     stop(error.message);
     logger.error(headWritten ? `app failed after the headers were sent: ${error.message}` : `app failed: ${error.message}`, { request_id: ctx.id, stack: error instanceof CgiStalled ? undefined : error.stack });
     if (sink.gone) return 0;
-    if (!headWritten) sink.errorResponse(500, isHead, `request id: ${ctx.id}\n`);
+    if (!headWritten) sink.errorResponse(500, env.REQUEST_METHOD, ctx.id);
     const discardedAfterFailure = input instanceof StdinBody ? input.discardRest(DISCARD_IDLE_MS) : undefined;
     await sink.flush();
     await discardedAfterFailure;
@@ -591,6 +578,6 @@ function lineLogger(stderr: { write(text: string): unknown } | undefined, debug 
  */
 export async function answerWithoutApp(env: Record<string, string | undefined>, scriptName: string | undefined, stdout: Writable, status: number): Promise<void> {
   const sink = new CgiStdoutSink(stdout, nphVersion(env, scriptName));
-  sink.errorResponse(status, env.REQUEST_METHOD === 'HEAD');
+  sink.errorResponse(status, env.REQUEST_METHOD, newRequestId());
   await sink.flush();
 }

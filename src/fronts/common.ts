@@ -3,13 +3,14 @@
  * (F-43), the in-flight cap that turns overload into a 503, a ResponseSink for protocols whose
  * body is the raw rest of the connection (SCGI, uwsgi), and the access-log record.
  */
-import net from 'node:net';
+import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList, Service } from '../app.js';
 import type { ResponseSink } from '../call.js';
 import { normalizeRemoteAddr } from '../environ.js';
+import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { WireProtocol } from '../../protocols/errors.js';
+import type { AllowFront, ConnectionHandler, FrontContext, Listener, ListenerProtocol } from './registry.js';
 
 export interface GatewayFrontOptions {
   service: Service;
@@ -26,6 +27,40 @@ export interface GatewayFrontOptions {
   idleTimeout: number;
   inflight: InflightCounter;
   multiprocess: boolean;
+}
+
+/**
+ * A gateway front's options from the server's context: its allow-list (`--NAME-allow`, then
+ * GATEWIRE_NAME_ALLOW, then the front's fallback variable such as FCGI_WEB_SERVER_ADDRS), the
+ * shared limits and timeouts.
+ */
+export function gatewayOptions(ctx: FrontContext, name: AllowFront, fallbackEnv?: string): GatewayFrontOptions {
+  const text = ctx.options[`${name}Allow`] ?? (fallbackEnv === undefined ? undefined : process.env[fallbackEnv]);
+  let allow: PeerFilter | undefined;
+  try {
+    allow = text === undefined || text.trim() === '' ? undefined : new PeerFilter(text);
+  } catch (err) {
+    throw new ListenError(`--${name}-allow: ${(err as Error).message}`);
+  }
+  return {
+    service: ctx.service,
+    mount: ctx.mount,
+    logger: ctx.logger,
+    allow,
+    maxParamsBytes: ctx.options.maxParamsBytes,
+    maxBodyBytes: ctx.options.maxBodyBytes,
+    headersTimeout: ctx.options.headersTimeout,
+    idleTimeout: ctx.options.idleTimeout,
+    inflight: ctx.inflight,
+    multiprocess: ctx.multiprocess,
+  };
+}
+
+/** A plain net.Server whose connections a ConnectionHandler serves (every front but HTTP). */
+export function listenOn(handler: ConnectionHandler, serverOptions: net.ServerOpts = {}): Listener {
+  const server = net.createServer(serverOptions);
+  server.on('connection', (socket: Socket) => handler.handle(socket));
+  return { server, closeIdle: () => handler.closeIdle() };
 }
 
 /**
@@ -61,7 +96,7 @@ export class PeerFilter {
 }
 
 /** Closes a connection from a peer outside the allow-list, with a log line. True when refused. */
-export function refusePeer(socket: Socket, opts: GatewayFrontOptions, protocol: WireProtocol): boolean {
+export function refusePeer(socket: Socket, opts: GatewayFrontOptions, protocol: ListenerProtocol): boolean {
   if (opts.allow === undefined || opts.allow.allows(socket.remoteAddress)) return false;
   opts.logger.warn(`${protocol}: connection from ${normalizeRemoteAddr(socket.remoteAddress)} refused (not in the allow-list ${opts.allow.text})`);
   socket.destroy();
@@ -187,7 +222,7 @@ export function resetAfterFlush(socket: Socket): void {
 }
 
 /** The access-log record of a gateway exchange (client data comes from the web server's params). */
-export function gatewayAccess(opts: GatewayFrontOptions, protocol: WireProtocol, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
+export function gatewayAccess(opts: GatewayFrontOptions, protocol: ListenerProtocol, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
   opts.logger.access?.({
     id,
     protocol,

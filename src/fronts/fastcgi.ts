@@ -1,6 +1,6 @@
 /**
  * The FastCGI front: the application side of nginx `fastcgi_pass`, Apache mod_proxy_fcgi,
- * lighttpd, HAProxy and spawn-fcgi (shared/reference/protocols.md §2, F-1..F-45).
+ * lighttpd, HAProxy and spawn-fcgi (docs/conformance.md §2, F-1..F-45).
  *
  * One FastcgiConnection per socket decodes records (protocols/fastcgi) and keeps a table of
  * active requests by id: several may run at once (multiplexing), their output records never
@@ -8,16 +8,18 @@
  * end of its PARAMS (F-24) and streams STDIN into `gatewire.input`. The response goes out as
  * a CGI head (`Status:` first) and STDOUT records, then STDOUT EOS and exactly one END_REQUEST.
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput } from '../input.js';
-import { RequestContext, makeEnviron, newVars } from '../request.js';
-import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, refusePeer, resetAfterFlush, waitDrain } from './common.js';
-import { isProtocolError, LimitError } from '../../protocols/errors.js';
-import { reasonPhrase, serializeCgiHead } from '../../protocols/cgi/head.js';
+import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
+import { reply, sendReply } from '../reply.js';
+import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, gatewayOptions, listenOn, refusePeer, resetAfterFlush, waitDrain } from './common.js';
+import type { ConnectionHandler, FrontContext, FrontModule } from './registry.js';
+import { fastcgiSignature } from '../../protocols/detect.js';
+import { isProtocolError, LimitError, ProtocolError } from '../../protocols/errors.js';
+import { serializeCgiHead } from '../../protocols/cgi/head.js';
 import {
   Flag,
   ManagementVariable,
@@ -37,23 +39,31 @@ import {
 /** Body bytes one request may hold unread while other requests share its connection (F-28). */
 const MAX_BUFFERED_BODY_MULTIPLEXED = 1024 * 1024;
 
-export function createFastcgiServer(opts: GatewayFrontOptions): net.Server {
-  const server = net.createServer({ noDelay: true });
+/** FastCGI connections, from a FastCGI listener or handed over by --auto. */
+export function fastcgiConnections(opts: GatewayFrontOptions): ConnectionHandler {
   const connections = new Set<FastcgiConnection>();
-  server.on('connection', (socket: Socket) => {
-    if (refusePeer(socket, opts, 'fastcgi')) return;
-    const conn = new FastcgiConnection(socket, opts);
-    connections.add(conn);
-    socket.once('close', () => connections.delete(conn));
-  });
-  // Graceful shutdown: web servers keep FastCGI connections open between requests (keep-conn),
-  // so "idle" must be closed by us, like http.Server.closeIdleConnections() does for HTTP.
-  return Object.assign(server, {
-    closeIdleConnections(): void {
+  return {
+    handle(socket) {
+      if (refusePeer(socket, opts, 'fastcgi')) return;
+      const conn = new FastcgiConnection(socket, opts);
+      connections.add(conn);
+      socket.once('close', () => connections.delete(conn));
+    },
+    // Graceful shutdown: web servers keep FastCGI connections open between requests (keep-conn),
+    // so "idle" must be closed by us, like http.Server.closeIdleConnections() does for HTTP.
+    closeIdle() {
       for (const conn of connections) conn.shutdown();
     },
-  });
+  };
 }
+
+const options = (ctx: FrontContext): GatewayFrontOptions => gatewayOptions(ctx, 'fastcgi', 'FCGI_WEB_SERVER_ADDRS');
+
+export const front: FrontModule = {
+  listen: (ctx) => listenOn(fastcgiConnections(options(ctx)), { noDelay: true }),
+  connections: (ctx) => fastcgiConnections(options(ctx)),
+  signature: () => fastcgiSignature,
+};
 
 type RequestState = 'params' | 'body' | 'done';
 
@@ -63,6 +73,8 @@ class FastcgiRequest {
   input: BodyInput | undefined;
   exchange: Exchange | undefined;
   ctx: RequestContext | undefined;
+  /** REQUEST_METHOD, once the params are in. */
+  method: string | undefined;
   /** The response's last records were written (or the request was closed without one). */
   ended = false;
   paused = false;
@@ -156,7 +168,7 @@ class FastcgiConnection {
       const max = this.opts.inflight.max;
       this.write(answerGetValues(content, { [ManagementVariable.MaxConns]: max, [ManagementVariable.MaxReqs]: max, [ManagementVariable.MpxsConns]: 1 }));
     } else if (type === RecordType.BeginRequest) {
-      throw new FastcgiStreamError('BEGIN_REQUEST with request id 0 (F-11)');
+      throw new ProtocolError('fastcgi', 'FCGI_BAD_REQUEST_ID', 'BEGIN_REQUEST with request id 0 (F-11)');
     } else if (type > RecordType.UnknownType || type === 0) {
       this.write(encodeUnknownType(type));
     } else {
@@ -166,7 +178,7 @@ class FastcgiConnection {
 
   private onBegin(id: number, content: Buffer): void {
     const begin = decodeBeginRequest(content); // F-10: a body other than 8 bytes throws
-    if (this.requests.has(id)) throw new FastcgiStreamError(`BEGIN_REQUEST for active request ${id} (F-12)`);
+    if (this.requests.has(id)) throw new ProtocolError('fastcgi', 'FCGI_DUPLICATE_REQUEST_ID', `BEGIN_REQUEST for active request ${id} (F-12)`);
     const keepConn = (begin.flags & Flag.KeepConn) !== 0;
     this.keepConn = keepConn;
     if (begin.role !== Role.Responder && begin.role !== Role.Authorizer) {
@@ -204,7 +216,7 @@ class FastcgiConnection {
   private onStdin(id: number, content: Buffer): void {
     const req = this.requests.get(id);
     if (req === undefined) return; // F-9 / F-27: inactive id (e.g. after an early response)
-    if (req.state === 'params') throw new FastcgiStreamError(`STDIN before the end of PARAMS for request ${id} (F-26)`);
+    if (req.state === 'params') throw new ProtocolError('fastcgi', 'FCGI_STDIN_BEFORE_PARAMS', `STDIN before the end of PARAMS for request ${id} (F-26)`);
     const input = req.input;
     if (input === undefined || req.state === 'done') return;
     if (content.length === 0) {
@@ -220,7 +232,7 @@ class FastcgiConnection {
       input.fail(new Error('request body not read by the app while other requests share the connection'));
       this.abortRequest(req, 'unread body over the per-request buffer');
       if (req.exchange?.headersSent) this.endRequest(req, 1);
-      else this.refuse(req, 413, `unread request body over ${MAX_BUFFERED_BODY_MULTIPLEXED} bytes while other requests share the connection`);
+      else this.refuse(req, 413, `unread request body over ${MAX_BUFFERED_BODY_MULTIPLEXED} bytes while other requests share the connection`, req.method, req.ctx?.id);
     }
   }
 
@@ -237,16 +249,17 @@ class FastcgiConnection {
     const opts = this.opts;
     const started = opts.logger.access === null ? 0 : performance.now();
     const ctx = new RequestContext(opts.logger);
+    const fill = newVars(ctx);
     let vars: CgiVars;
     try {
-      vars = gatewayVars(pairs, { mount: opts.mount, localAddress: () => this.socket.localAddress ?? 'localhost', maxBodyBytes: opts.maxBodyBytes }, newVars(ctx));
+      vars = gatewayVars(pairs, { mount: opts.mount, localAddress: () => this.socket.localAddress ?? 'localhost', maxBodyBytes: opts.maxBodyBytes }, fill);
     } catch (err) {
-      if (err instanceof RequestError) this.refuse(req, err.status, err.message);
+      if (err instanceof RequestError) this.refuse(req, err.status, err.message, fill.REQUEST_METHOD, ctx.id);
       else throw err;
       return;
     }
     if (!opts.inflight.tryEnter()) {
-      this.refuse(req, 503, `more than ${opts.inflight.max} requests in flight`); // F-16
+      this.refuse(req, 503, `more than ${opts.inflight.max} requests in flight`, vars.REQUEST_METHOD, ctx.id); // F-16
       return;
     }
     const authorizer = req.role === Role.Authorizer;
@@ -261,6 +274,7 @@ class FastcgiConnection {
     req.input = input;
     req.state = authorizer ? 'done' : 'body';
     req.ctx = ctx;
+    req.method = vars.REQUEST_METHOD;
     const environ = makeEnviron(vars, ctx, {
       input,
       protocol: 'fastcgi',
@@ -273,6 +287,12 @@ class FastcgiConnection {
       error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
     });
     req.exchange = exchange;
+    input.onLimit = () => {
+      // A body without CONTENT_LENGTH passed --max-body-bytes: 413 while the head is not out.
+      this.abortRequest(req, 'request body over the limit');
+      if (exchange.headersSent) this.endRequest(req, 1);
+      else this.refuse(req, 413, `request body over the limit ${opts.maxBodyBytes}`, req.method, ctx.id);
+    };
     void exchange.run(opts.service.app).then(() => {
       opts.inflight.leave();
       if (!req.ended && !this.closing && !sink.aborted) this.endRequest(req, exchange.failed ? 1 : 0);
@@ -280,18 +300,14 @@ class FastcgiConnection {
     });
   }
 
-  /** A complete error response (Status: NNN) and END_REQUEST, without running the app. */
-  private refuse(req: FastcgiRequest, status: number, reason: string): void {
-    this.opts.logger.warn(`fastcgi: ${status} ${reason} (request ${req.id} from ${this.remote})`);
-    const phrase = reasonPhrase(status);
-    const text = `${phrase}\n`;
-    const head = serializeCgiHead(status, phrase, [
-      ['Content-Type', 'text/plain; charset=utf-8'],
-      ['Content-Length', String(text.length)],
-    ]);
+  /**
+   * gatewire's own answer (src/reply.ts) and END_REQUEST, without running the app. `method` is
+   * known once the params are decoded (a HEAD gets no body); before that it is not.
+   */
+  private refuse(req: FastcgiRequest, status: number, why: string, method?: string, requestId = newRequestId()): void {
+    this.opts.logger.warn(`fastcgi: ${status} ${why} (request ${req.id} from ${this.remote})`, { request_id: requestId });
     req.state = 'done';
-    this.writeStdout(req.id, Buffer.concat([head, Buffer.from(text)]));
-    this.endRequest(req, 0);
+    sendReply(new FastcgiSink(this, req), reply(status, requestId, method));
   }
 
   /** STDOUT EOS + END_REQUEST (F-35), then forget the id; close when none is left and the last BEGIN had keepConn 0. */
@@ -425,13 +441,6 @@ class FastcgiConnection {
     this.socket.resume();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), DRAIN_MS).unref();
-  }
-}
-
-/** A ProtocolError-like failure of the connection's record stream found by the front. */
-class FastcgiStreamError extends Error {
-  constructor(message: string) {
-    super(`fastcgi: ${message}`);
   }
 }
 

@@ -1,33 +1,25 @@
 /**
  * The HTTP/1.1 front, on node:http (llhttp). Node already does keep-alive, pipelining (answered
  * in order, H-13), chunked framing both ways and most of the request grammar
- * (shared/reference/protocols.md §1.2). This file adds what Node leaves open: H-1 (one valid
+ * (docs/conformance.md §1.2). This file adds what Node leaves open: H-1 (one valid
  * Host), H-2 (only `chunked`), H-3 (1.0/1.1 only), H-4 (target forms), H-5 (header names), H-6
  * (body limit, before 100-continue too), H-8 (decoded NUL), H-10 (client gone aborts the app),
  * H-11 (IPv4-mapped peers), and the environ (E-5..E-14).
  */
-import http from 'node:http';
+import * as http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList, NodeHandler, Service } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
-import {
-  RequestError,
-  SERVER_SOFTWARE,
-  hostName,
-  isPlainChunked,
-  isValidHost,
-  mapRequestHeaders,
-  normalizeRemoteAddr,
-  parseContentLength,
-  percentDecodePath,
-  rawPathBelow,
-  splitMount,
-} from '../environ.js';
+import { RequestError, httpVars, normalizeRemoteAddr, rawPathBelow } from '../environ.js';
 import type { Logger } from '../log.js';
+import { reply, replyBytes, sendReply } from '../reply.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
 import { resetAfterFlush } from './common.js';
+import type { FrontContext, FrontModule } from './registry.js';
+import { serializeHttpHead } from '../../protocols/cgi/head.js';
+import { httpSignature } from '../../protocols/detect.js';
 
 export interface HttpFrontOptions {
   service: Service;
@@ -42,14 +34,27 @@ export interface HttpFrontOptions {
   multiprocess: boolean;
 }
 
-/** The parts of a request target the environ needs (H-4, E-7). */
-interface Target {
-  rawPath: string;
-  query: string;
-  requestUri: string;
-  /** Authority of an absolute-form target; it wins over Host (E-13). */
-  authority: string | undefined;
+function httpOptions(ctx: FrontContext): HttpFrontOptions {
+  return {
+    service: ctx.service,
+    mount: ctx.mount,
+    logger: ctx.logger,
+    maxHeaderBytes: ctx.options.maxHeaderBytes,
+    maxBodyBytes: ctx.options.maxBodyBytes,
+    headersTimeout: ctx.options.headersTimeout,
+    requestTimeout: ctx.options.requestTimeout,
+    keepAliveTimeout: ctx.options.keepAliveTimeout,
+    multiprocess: ctx.multiprocess,
+  };
 }
+
+export const front: FrontModule = {
+  listen(ctx) {
+    const server = createHttpServer(httpOptions(ctx));
+    return { server, closeIdle: () => server.closeIdleConnections() };
+  },
+  signature: () => httpSignature,
+};
 
 export function createHttpServer(opts: HttpFrontOptions): http.Server {
   const server = http.createServer({
@@ -120,7 +125,7 @@ class HttpFront {
     if (input instanceof LimitedInput) {
       input.onLimit = () => {
         ctx.abort('request body over the limit');
-        if (!exchange.headersSent) this.reject(req, res, new RequestError(413, `request body over the limit ${this.opts.maxBodyBytes}`));
+        if (!exchange.headersSent) this.reject(req, res, new RequestError(413, `request body over the limit ${this.opts.maxBodyBytes}`), ctx.id);
         else res.destroy();
       };
     }
@@ -145,20 +150,18 @@ class HttpFront {
   private callNode(handler: NodeHandler, req: IncomingMessage, res: ServerResponse, vars: CgiVars, chunked: boolean, started: number): void {
     const mount = vars.SCRIPT_NAME as string;
     if (mount !== '') {
-      (req as IncomingMessage & { originalUrl?: string }).originalUrl = req.url;
+      (req as IncomingMessage & { originalUrl?: string | undefined }).originalUrl = req.url;
       req.url = rawPathBelow(vars.REQUEST_URI as string, mount.length);
     }
-    if (chunked) limitChunkedBody(req, res, this.opts.maxBodyBytes);
+    const id = newRequestId();
+    if (chunked) limitChunkedBody(req, res, this.opts.maxBodyBytes, id);
     const fail = (err: unknown): void => {
-      this.opts.logger.error(`node handler failed: ${(err as Error)?.message ?? String(err)}`, { stack: (err as Error | undefined)?.stack });
-      if (!res.headersSent && !res.destroyed) {
-        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 22 });
-        res.end('Internal Server Error\n');
-      } else res.destroy();
+      this.opts.logger.error(`node handler failed: ${(err as Error)?.message ?? String(err)}`, { request_id: id, stack: (err as Error | undefined)?.stack });
+      if (!res.headersSent && !res.destroyed) sendReply(new HttpSink(res), reply(500, id, req.method));
+      else res.destroy();
     };
     if (started !== 0) {
       // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-".
-      const id = newRequestId();
       res.on('finish', () => this.accessLog(req, vars, id, res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
     }
     try {
@@ -169,79 +172,50 @@ class HttpFront {
     }
   }
 
-  /** The CGI variables of a request, or a RequestError to answer. Returns [vars, chunked]. */
+  /** The CGI variables of a request (environ.ts httpVars), or a RequestError to answer. Returns [vars, chunked]. */
   private requestVars(req: IncomingMessage, vars: CgiVars): [CgiVars, boolean] {
-    if (req.httpVersionMajor !== 1 || (req.httpVersionMinor !== 0 && req.httpVersionMinor !== 1)) {
-      throw new RequestError(505, `HTTP version ${req.httpVersion} not supported`); // H-3
-    }
-    const method = req.method as string;
-    const target = parseTarget(req.url as string, method);
-    const path = percentDecodePath(target.rawPath);
-    if (path === null) throw new RequestError(400, 'NUL byte in the request path'); // H-8
-    const split = splitMount(path, this.opts.mount);
-    if (split === null) throw new RequestError(404, `path outside the mount ${this.opts.mount}`); // E-5.1
-
     const socket = req.socket;
-    vars.REQUEST_METHOD = method;
-    vars.SCRIPT_NAME = split[0];
-    vars.PATH_INFO = split[1];
-    vars.QUERY_STRING = target.query;
-    vars.REQUEST_URI = target.requestUri;
-    vars.SERVER_NAME = '';
-    vars.SERVER_PORT = socket.localPort === undefined ? '80' : String(socket.localPort);
-    vars.SERVER_PROTOCOL = req.httpVersionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0';
-    vars.SERVER_SOFTWARE = SERVER_SOFTWARE;
-    vars.GATEWAY_INTERFACE = 'CGI/1.1';
-    vars.REQUEST_SCHEME = 'http';
-    vars.REMOTE_ADDR = socket.remoteAddress === undefined ? 'unix:' : normalizeRemoteAddr(socket.remoteAddress);
-    if (socket.remotePort !== undefined) vars.REMOTE_PORT = String(socket.remotePort);
-    if (socket.localAddress !== undefined) vars.SERVER_ADDR = normalizeRemoteAddr(socket.localAddress);
-
-    const facts = mapRequestHeaders(req.rawHeaders, vars);
-    if (facts.hostCount > 1) throw new RequestError(400, 'more than one Host header'); // H-1
-    if (facts.host !== undefined && !isValidHost(facts.host)) throw new RequestError(400, `invalid Host ${JSON.stringify(facts.host)}`);
-    let chunked = false;
-    if (facts.transferEncoding !== undefined) {
-      if (!isPlainChunked(facts.transferEncoding)) throw new RequestError(501, `Transfer-Encoding ${JSON.stringify(facts.transferEncoding)} not implemented`); // H-2
-      chunked = true;
-      delete vars.CONTENT_LENGTH;
-    }
-    if (vars.CONTENT_LENGTH !== undefined) {
-      const n = parseContentLength(vars.CONTENT_LENGTH);
-      if (n === null) throw new RequestError(400, 'bad Content-Length');
-      if (n > this.opts.maxBodyBytes) throw new RequestError(413, `Content-Length ${n} over the limit ${this.opts.maxBodyBytes}`); // H-6
-    }
-    if (target.authority !== undefined) vars.HTTP_HOST = target.authority; // E-13
-    const host = vars.HTTP_HOST;
-    vars.SERVER_NAME = host ? hostName(host) : (vars.SERVER_ADDR ?? 'localhost'); // E-8
+    const chunked = httpVars(
+      {
+        method: req.method as string,
+        url: req.url as string,
+        httpVersionMajor: req.httpVersionMajor,
+        httpVersionMinor: req.httpVersionMinor,
+        rawHeaders: req.rawHeaders,
+        remoteAddress: socket.remoteAddress,
+        remotePort: socket.remotePort,
+        localAddress: socket.localAddress,
+        localPort: socket.localPort,
+        scheme: 'http',
+      },
+      this.opts,
+      vars,
+    );
     return [vars, chunked];
   }
 
-  private reject(req: IncomingMessage, res: ServerResponse, err: RequestError): void {
+  /** gatewire's own answer to a refused request (src/reply.ts), with a log line naming its id. */
+  private reject(req: IncomingMessage, res: ServerResponse, err: RequestError, requestId = newRequestId()): void {
     this.opts.logger.warn(`http: ${err.status} ${err.message}`, {
       remote: normalizeRemoteAddr(req.socket.remoteAddress),
       request: `${req.method ?? '-'} ${String(req.url).slice(0, 200)}`,
+      request_id: requestId,
     });
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
     }
-    const body = `${http.STATUS_CODES[err.status] ?? 'Error'}\n`;
     // Framing may be in doubt after a refused request: close rather than read on (except 404).
-    const close = err.status !== 404;
-    res.writeHead(err.status, {
-      'Content-Type': 'text/plain; charset=utf-8',
-      'Content-Length': Buffer.byteLength(body),
-      ...(close ? { Connection: 'close' } : {}),
-    });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    if (this.opts.logger.access !== null) this.accessLog(req, {}, '-', err.status, body.length, performance.now());
+    const r = reply(err.status, requestId, req.method, err.status === 404 ? [] : [['Connection', 'close']]);
+    sendReply(new HttpSink(res), r);
+    if (this.opts.logger.access !== null) this.accessLog(req, {}, requestId, r.status, r.body?.length ?? 0, performance.now());
   }
 
   /** CONNECT: no tunnels here (1.2: Node emits no request event for it). */
   refuseConnect(req: IncomingMessage, socket: Socket): void {
-    this.opts.logger.warn('http: 405 CONNECT refused', { remote: normalizeRemoteAddr(socket.remoteAddress), target: String(req.url).slice(0, 200) });
-    socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    const id = newRequestId();
+    this.opts.logger.warn('http: 405 CONNECT refused', { remote: normalizeRemoteAddr(socket.remoteAddress), target: String(req.url).slice(0, 200), request_id: id });
+    socket.end(replyBytes(reply(405, id, 'CONNECT', [['Connection', 'close']]), httpHead));
   }
 
   /** Bad framing and limits found by llhttp: 400, 431 for an oversized header block. */
@@ -253,23 +227,24 @@ class HttpFront {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const status = tooLarge ? 431 : timeout ? 408 : 400;
-    this.opts.logger.warn(`http: ${status} ${err.code ?? ''} ${err.message}`, { remote: normalizeRemoteAddr(socket.remoteAddress) });
-    const reason = http.STATUS_CODES[status] as string;
+    const id = newRequestId();
+    this.opts.logger.warn(`http: ${status} ${err.code ?? ''} ${err.message}`, { remote: normalizeRemoteAddr(socket.remoteAddress), request_id: id });
+    const r = reply(status, id, undefined, [['Connection', 'close']]);
     this.opts.logger.access?.({
-      id: newRequestId(),
+      id,
       protocol: 'http',
       remoteAddr: normalizeRemoteAddr(socket.remoteAddress),
       method: '-',
       uri: '-',
       serverProtocol: '-',
       status,
-      bytes: reason.length + 1,
+      bytes: r.body?.length ?? 0,
       referer: undefined,
       userAgent: undefined,
       durationMs: 0,
       time: new Date(),
     });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length + 1}\r\nConnection: close\r\n\r\n${reason}\n`);
+    socket.end(replyBytes(r, httpHead));
   }
 
   private accessLog(req: IncomingMessage, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
@@ -307,38 +282,15 @@ function liveOn(socket: Socket): Set<() => void> {
   return live;
 }
 
-/** H-4: origin-form, absolute-form, or `*` with OPTIONS. */
-export function parseTarget(url: string, method: string): Target {
-  let authority: string | undefined;
-  let rest = url;
-  if (url.charCodeAt(0) !== 0x2f) {
-    if (url === '*' && method === 'OPTIONS') return { rawPath: '', query: '', requestUri: '*', authority: undefined };
-    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
-    if (m === null) throw new RequestError(400, `invalid request target ${JSON.stringify(url.slice(0, 100))}`);
-    authority = m[1] as string;
-    rest = m[2] as string;
-    if (!rest.startsWith('/')) rest = `/${rest}`;
-  }
-  const hash = rest.indexOf('#');
-  if (hash !== -1) rest = rest.slice(0, hash);
-  const q = rest.indexOf('?');
-  return q === -1
-    ? { rawPath: rest, query: '', requestUri: rest, authority }
-    : { rawPath: rest.slice(0, q), query: rest.slice(q + 1), requestUri: rest, authority };
-}
-
 /** H-6 for chunked bodies on Node's own req: count what the parser pushes, destroy past the limit. */
-function limitChunkedBody(req: IncomingMessage, res: ServerResponse, max: number): void {
+function limitChunkedBody(req: IncomingMessage, res: ServerResponse, max: number, requestId: string): void {
   let seen = 0;
   const push = req.push.bind(req);
   req.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
     if (chunk !== null && chunk !== undefined) {
       seen += (chunk as Buffer).length;
       if (seen > max) {
-        if (!res.headersSent) {
-          res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close', 'Content-Length': 18 });
-          res.end('Payload Too Large\n');
-        }
+        if (!res.headersSent) sendReply(new HttpSink(res), reply(413, requestId, req.method, [['Connection', 'close']]));
         req.destroy(new RequestError(413, 'request body over the limit'));
         return false;
       }
@@ -396,3 +348,5 @@ class HttpSink implements ResponseSink {
   }
 
 }
+
+const httpHead = (status: number, reason: string, headers: HeaderList): Buffer => serializeHttpHead('HTTP/1.1', status, reason, headers);

@@ -3,9 +3,10 @@
  * mod_scgi (S-1..S-12 in docs/conformance.md). The connection life cycle is shared with uwsgi
  * (single-request.ts); what is SCGI's own is the netstring head and the CGI-style response head.
  */
-import type net from 'node:net';
-import type { GatewayFrontOptions } from './common.js';
-import { type ConnectionHandler, type HeadReader, type SingleRequestProtocol, createSingleRequestServer, singleRequestHandler } from './single-request.js';
+import { type GatewayFrontOptions, gatewayOptions } from './common.js';
+import type { FrontModule } from './registry.js';
+import { type HeadReader, type SingleRequestProtocol, singleRequestHandler, singleRequestListener } from './single-request.js';
+import { scgiSignature } from '../../protocols/detect.js';
 import { serializeCgiHead } from '../../protocols/cgi/head.js';
 import { MAX_NETSTRING_LENGTH, ScgiDecoder } from '../../protocols/scgi/index.js';
 
@@ -35,12 +36,14 @@ function scgiProtocol(opts: GatewayFrontOptions): SingleRequestProtocol {
   };
 }
 
-/** The SCGI listener. */
-export function createScgiServer(opts: GatewayFrontOptions): net.Server {
-  return createSingleRequestServer(opts, scgiProtocol(opts));
-}
-
-/** SCGI connections for the --auto listener, which hands sockets over after detection. */
-export function scgiConnectionHandler(opts: GatewayFrontOptions): ConnectionHandler {
-  return singleRequestHandler(opts, scgiProtocol(opts));
-}
+export const front: FrontModule = {
+  listen(ctx) {
+    const opts = gatewayOptions(ctx, 'scgi');
+    return singleRequestListener(opts, scgiProtocol(opts));
+  },
+  connections(ctx) {
+    const opts = gatewayOptions(ctx, 'scgi');
+    return singleRequestHandler(opts, scgiProtocol(opts));
+  },
+  signature: () => scgiSignature,
+};

@@ -1,6 +1,6 @@
 /**
  * The SCGI front: the application side of nginx `scgi_pass`, Apache mod_proxy_scgi and lighttpd
- * mod_scgi (shared/reference/protocols.md §3, S-1..S-12).
+ * mod_scgi (docs/conformance.md §3, S-1..S-12).
  *
  * Also home of what SCGI and uwsgi share (src/fronts/uwsgi.ts imports it): both carry one request
  * per connection as "a length-delimited head, then exactly CONTENT_LENGTH body bytes", and the
@@ -15,16 +15,16 @@
  *           for SCGI, an HTTP status line for uwsgi)
  *   close   half-close, drain what the peer still sends for a moment, then destroy (S-9, U-9)
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList } from '../app.js';
 import { Exchange, type ExchangeLog } from '../call.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput, type BodySource } from '../input.js';
-import { RequestContext, makeEnviron, newVars } from '../request.js';
-import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, refusePeer } from './common.js';
-import { LimitError, ProtocolError, type WireProtocol } from '../../protocols/errors.js';
-import { reasonPhrase } from '../../protocols/cgi/head.js';
+import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
+import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, listenOn, refusePeer } from './common.js';
+import type { ConnectionHandler, Listener } from './registry.js';
+import { reply, replyBytes } from '../reply.js';
+import { LimitError, ProtocolError } from '../../protocols/errors.js';
 
 
 /** A decoded request head, whatever the protocol. */
@@ -52,7 +52,7 @@ export class CloseWithoutReply extends Error {}
 
 /** What differs between the single-request protocols. */
 export interface SingleRequestProtocol {
-  name: Extract<WireProtocol, 'scgi' | 'uwsgi'>;
+  name: 'scgi' | 'uwsgi';
   newReader(): HeadReader;
   serializeHead(status: number, reason: string, headers: HeaderList): Buffer;
   /** Called with the pairs before the environ is built, to log what deserves it (S-5, U-7). */
@@ -63,15 +63,6 @@ export interface SingleRequestProtocol {
 export function statusForHeadError(err: ProtocolError): number {
   if (err instanceof LimitError) return err.limit === 'maxBodyBytes' ? 413 : 431;
   return 400;
-}
-
-/**
- * Serves accepted sockets with one protocol. `closeIdle` (graceful shutdown) closes the
- * connections that have not sent a byte yet; the others finish their one request.
- */
-export interface ConnectionHandler {
-  handle(socket: Socket): void;
-  closeIdle(): void;
 }
 
 export function singleRequestHandler(opts: GatewayFrontOptions, protocol: SingleRequestProtocol): ConnectionHandler {
@@ -88,16 +79,13 @@ export function singleRequestHandler(opts: GatewayFrontOptions, protocol: Single
 }
 
 /**
- * A net.Server for a single-request protocol; `allowHalfOpen` so a peer's FIN does not cut our
+ * A listener for a single-request protocol; `allowHalfOpen` so a peer's FIN does not cut our
  * answer. No `noDelay` here: a response in one write needs none (Nagle never holds the first
  * segment, and the FIN pushes what is queued); StreamSink turns it on for a response written
  * in parts. That saves a setsockopt per connection.
  */
-export function createSingleRequestServer(opts: GatewayFrontOptions, protocol: SingleRequestProtocol): net.Server {
-  const server = net.createServer({ allowHalfOpen: true });
-  const handler = singleRequestHandler(opts, protocol);
-  server.on('connection', (socket: Socket) => handler.handle(socket));
-  return Object.assign(server, { closeIdleConnections: () => handler.closeIdle() });
+export function singleRequestListener(opts: GatewayFrontOptions, protocol: SingleRequestProtocol): Listener {
+  return listenOn(singleRequestHandler(opts, protocol), { allowHalfOpen: true });
 }
 
 type State = 'head' | 'body' | 'app' | 'closing';
@@ -224,6 +212,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
     const started = opts.logger.access === null ? 0 : performance.now();
     const ctx = new RequestContext(opts.logger);
     const socket = this.socket;
+    const fill = newVars(ctx);
     let vars: CgiVars;
     try {
       vars = gatewayVars(
@@ -234,16 +223,16 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
           maxBodyBytes: opts.maxBodyBytes,
           stripScriptName: head.stripScriptName,
         },
-        newVars(ctx),
+        fill,
       );
     } catch (err) {
-      if (err instanceof RequestError) this.refuse(err.status, err.message);
+      if (err instanceof RequestError) this.refuse(err.status, err.message, fill.REQUEST_METHOD, ctx.id);
       else this.headError(err);
       return;
     }
     this.protocol.inspect?.(head, vars);
     if (!opts.inflight.tryEnter()) {
-      this.refuse(503, `more than ${opts.inflight.max} requests in flight`);
+      this.refuse(503, `more than ${opts.inflight.max} requests in flight`, vars.REQUEST_METHOD, ctx.id);
       return;
     }
     const input = new BodyInput(this, head.contentLength, opts.maxBodyBytes);
@@ -325,22 +314,19 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
     this.socket.resume();
   }
 
-  /** A complete error response without running the app, then the close (one log line). */
-  private refuse(status: number, reason: string): void {
-    this.opts.logger.warn(`${this.protocol.name}: ${status} ${reason} (from ${this.remote})`);
+  /**
+   * gatewire's own answer (src/reply.ts) without running the app, then the close (one log
+   * line). `method` is known once the head is decoded (a HEAD gets no body).
+   */
+  private refuse(status: number, why: string, method?: string, requestId = newRequestId()): void {
+    this.opts.logger.warn(`${this.protocol.name}: ${status} ${why} (from ${this.remote})`, { request_id: requestId });
     this.state = 'closing';
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) {
       socket.destroy();
       return;
     }
-    const phrase = reasonPhrase(status);
-    const text = `${phrase}\n`;
-    const head = this.protocol.serializeHead(status, phrase, [
-      ['Content-Type', 'text/plain; charset=utf-8'],
-      ['Content-Length', String(text.length)],
-    ]);
-    socket.end(Buffer.concat([head, Buffer.from(text, 'latin1')]));
+    socket.end(replyBytes(reply(status, requestId, method), this.protocol.serializeHead));
     socket.resume();
   }
 

@@ -1,8 +1,8 @@
 /**
  * The uwsgi front: the application side of nginx `uwsgi_pass`, Apache mod_proxy_uwsgi and
- * lighttpd (`scgi.protocol = "uwsgi"`) (shared/reference/protocols.md §4, U-1..U-11).
+ * lighttpd (`scgi.protocol = "uwsgi"`) (docs/conformance.md §4, U-1..U-11).
  *
- * The connection life cycle is SCGI's (src/fronts/scgi.ts, SingleRequestConnection); what is
+ * The connection life cycle is SCGI's (src/fronts/single-request.ts); what is
  * uwsgi's own:
  *   - U-2: modifier1 is checked as soon as the 4-byte packet header is in, before any vars byte
  *     is decoded; a type outside the allow-list (raw code evaluation, RPC, ping, spooler, ...) is
@@ -16,18 +16,11 @@
  *   - U-10: uWSGI's magic vars (UWSGI_FILE, UWSGI_SCRIPT, UWSGI_SCHEME, ...) are plain data
  *     passed to the app like any other variable; they never select code, files or the scheme.
  */
-import type net from 'node:net';
 import type { HeaderList } from '../app.js';
-import type { GatewayFrontOptions } from './common.js';
-import {
-  CloseWithoutReply,
-  type ConnectionHandler,
-  type GatewayHead,
-  type HeadReader,
-  type SingleRequestProtocol,
-  createSingleRequestServer,
-  singleRequestHandler,
-} from './single-request.js';
+import { type GatewayFrontOptions, gatewayOptions } from './common.js';
+import type { FrontModule } from './registry.js';
+import { CloseWithoutReply, type GatewayHead, type HeadReader, type SingleRequestProtocol, singleRequestHandler, singleRequestListener } from './single-request.js';
+import { uwsgiSignature } from '../../protocols/detect.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
 import {
   MAX_UWSGI_DATASIZE,
@@ -114,12 +107,14 @@ function uwsgiProtocol(opts: GatewayFrontOptions, modifiers: ReadonlySet<number>
   };
 }
 
-/** The uwsgi listener. `modifiers`: the accepted modifier1 values (U-2), default 0, 5-9, 14, 15, 30. */
-export function createUwsgiServer(opts: GatewayFrontOptions, modifiers: ReadonlySet<number> = UWSGI_REQUEST_MODIFIERS): net.Server {
-  return createSingleRequestServer(opts, uwsgiProtocol(opts, modifiers));
-}
-
-/** uwsgi connections for the --auto listener, which hands sockets over after detection. */
-export function uwsgiConnectionHandler(opts: GatewayFrontOptions, modifiers: ReadonlySet<number> = UWSGI_REQUEST_MODIFIERS): ConnectionHandler {
-  return singleRequestHandler(opts, uwsgiProtocol(opts, modifiers));
-}
+export const front: FrontModule = {
+  listen(ctx) {
+    const opts = gatewayOptions(ctx, 'uwsgi');
+    return singleRequestListener(opts, uwsgiProtocol(opts, UWSGI_REQUEST_MODIFIERS));
+  },
+  connections(ctx) {
+    const opts = gatewayOptions(ctx, 'uwsgi');
+    return singleRequestHandler(opts, uwsgiProtocol(opts, UWSGI_REQUEST_MODIFIERS));
+  },
+  signature: () => uwsgiSignature(UWSGI_REQUEST_MODIFIERS),
+};
