@@ -1,5 +1,5 @@
 /**
- * CGI child mode (shared/reference/protocols.md §6): `gatewire cgi APP`.
+ * CGI child mode (docs/conformance.md §6): `gatewire cgi APP`.
  *
  * Two layers:
  * - runCgiChild in-process, with a raw environment block and streams: every K- rule and each
@@ -723,7 +723,7 @@ describe('gatewire cgi: the built CLI under a crafted environment', () => {
     expect(r.stderr).toBe('');
   });
 
-  test('K-17: a CGI run loads neither the server, the network fronts, the FastCGI codec nor winston (start-up is paid per request)', async () => {
+  test('K-17: a CGI run loads neither the server, the network fronts (only the light registry of their options), the FastCGI codec nor winston (start-up is paid per request)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-k17-'));
     try {
       // A preload writes the module list at exit; the node flag comes before the CLI path.
@@ -734,7 +734,7 @@ describe('gatewire cgi: the built CLI under a crafted environment', () => {
       expect(r.code).toBe(0);
       const loaded = fs.readFileSync(list, 'latin1').split('\n');
       expect(loaded.some((m) => m.endsWith(`${path.sep}fronts${path.sep}cgi.js`))).toBe(true); // the list is real
-      const heavy = loaded.filter((m) => /[\\/](server|log)\.js$|[\\/]fronts[\\/](?!cgi\.js$)|[\\/]protocols[\\/]fastcgi[\\/]|[\\/]node_modules[\\/]winston[\\/]/.test(m));
+      const heavy = loaded.filter((m) => /[\\/](server|log)\.js$|[\\/]fronts[\\/](?!cgi\.js$|registry\.js$)|[\\/]protocols[\\/]fastcgi[\\/]|[\\/]node_modules[\\/]winston[\\/]/.test(m));
       expect(heavy).toEqual([]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -950,7 +950,7 @@ describeWithPeers('gatewire cgi: raw environment bytes and a listening fd 0 (pyt
     const r = await spawnRaw(peerPath('python3'), ['-c', EXEC_BYTES, spec], {}).done;
     expect(r.code).toBe(0);
     const echo = echoOf(r);
-    // process.env would hold U+FFFD here (protocols.md K-1); /proc/self/environ keeps the bytes.
+    // process.env would hold U+FFFD here (docs/conformance.md K-1); /proc/self/environ keeps the bytes.
     expect(echo.environ.PATH_INFO).toBe('/\u00e9');
     expect(echo.environ.HTTP_X_RAW).toBe('\u00ff\u00feA');
     expect(echo.environ.REQUEST_URI).toBe('/cgi-bin/echo/%E9');
@@ -1084,7 +1084,7 @@ describeWithPeers('gatewire cgi under Apache mod_cgi / mod_cgid (fixtures/apache
           expect(head.body.length).toBe(0);
           const sheb = await httpGet(apache.url('/cgi-bin/shebang.mjs/p?isindex'));
           expect(sheb.body.toString()).toBe('shebang app /p isindex\n');
-          // Apache writes the whole body before it reads the output (protocols.md §0.1 item 12):
+          // Apache writes the whole body before it reads the output (docs/conformance.md §0.1 item 12):
           // an app that ignores a 1 MiB body and answers 1 MiB must not deadlock with it.
           const ignored = await httpGet(apache.url('/cgi-bin/ignores-body.cgi'), { method: 'POST', body: Buffer.alloc(1024 * 1024, 0x69), timeoutMs: 20_000 });
           expect(ignored.status).toBe(200);

@@ -456,7 +456,7 @@ describeWithPeers('CGI hosting behind nginx: gatewire vs fcgiwrap (fixtures/ngin
     expect([200, 403]).toContain(f.status);
   }));
 
-  // Malformed heads: gatewire answers 502 itself ("502 Bad Gateway\n", text/plain). What the
+  // Malformed heads: gatewire answers 502 itself ("Bad Gateway\n" and the request id, text/plain, src/reply.ts). What the
   // fcgiwrap column records is nginx parsing fcgiwrap's pass-through: 502 = nginx refused the
   // head (its HTML page); other values are what reached the client anyway.
   test.each([
@@ -479,7 +479,7 @@ describeWithPeers('CGI hosting behind nginx: gatewire vs fcgiwrap (fixtures/ngin
       const [g, f] = await both(`/cgi-bin/${script}`);
       expect(g.status).toBe(502);
       expect(header(g, 'content-type')).toEqual(['text/plain; charset=utf-8']);
-      expect(text(g)).toBe('502 Bad Gateway\n');
+      expect(text(g)).toMatch(/^Bad Gateway\nrequest id: \S+\n$/);
       expect([502, fcgiwrapSeen]).toContain(f.status);
       if (script === 'bare-cr.sh' && f.status === 200) {
         // The bare CR ended the field inside nginx: a second field reached the client (splitting).
@@ -570,7 +570,7 @@ describeWithPeers('CGI hosting behind nginx: gatewire vs fcgiwrap (fixtures/ngin
       ]);
       // gatewire's own 504 (text/plain), not nginx's HTML page.
       expect(g.status).toBe(504);
-      expect(text(g)).toBe('504 Gateway Timeout\n');
+      expect(text(g)).toMatch(/^Gateway Timeout\nrequest id: \S+\n$/);
       expect(await eventually(() => marked(gMark).length === 0)).toBe(true);
       expect(f.status).toBe(504);
       expect(text(f)).toContain('<center>nginx');

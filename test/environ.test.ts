@@ -1,4 +1,4 @@
-/** The environ rules E-1..E-16 (shared/reference/protocols.md §7), one or more tests each. */
+/** The environ rules E-1..E-16 (docs/conformance.md §7), one or more tests each. */
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import type { Environ } from '../src/app.js';
@@ -168,7 +168,7 @@ describe('E-5 SCRIPT_NAME / PATH_INFO', () => {
     const b = gatewayVars([['REQUEST_METHOD', 'GET'], ['SCRIPT_NAME', '/mnt'], ['PATH_INFO', '/mntx/y']], strip);
     expect(b.PATH_INFO).toBe('/mntx/y');
   });
-  test('5.3 %2F decodes to /, a malformed % stays literal, a decoded NUL is refused', () => {
+  test('E-5.3 %2F decodes to /, a malformed % stays literal, a decoded NUL is refused', () => {
     expect(percentDecodePath('/a%2Fb')).toBe('/a/b');
     expect(percentDecodePath('/a%zz%4')).toBe('/a%zz%4');
     expect(percentDecodePath('/a%00b')).toBeNull();

@@ -22,7 +22,7 @@ import { showBytes } from '../../protocols/errors.js';
 
 /** A protocol --auto can tell apart: its name, its first-bytes test, where its connections go. */
 interface Candidate {
-  name: string;
+  title: string;
   signature: (head: Uint8Array) => SignatureResult;
   handler: ConnectionHandler;
 }
@@ -47,7 +47,7 @@ export const front: FrontModule = {
       if (module.signature === undefined) continue;
       const handler = entry.name === 'http' ? http : module.connections?.(ctx);
       if (handler === undefined) continue;
-      candidates.push({ name: entry.name, signature: module.signature(ctx), handler });
+      candidates.push({ title: entry.title, signature: module.signature(ctx), handler });
     }
     const detecting = new Set<Detection>();
     server.on('connection', (socket: Socket) => {
@@ -108,11 +108,11 @@ function detect(socket: Socket, logger: Logger, headersTimeout: number, candidat
     if (kind === 'need-more') return;
     cleanup();
     if (kind === undefined) {
-      logger.warn(`auto: the first bytes from ${remote()} ("${showBytes(seen, DETECT_MAX_BYTES)}") are not ${candidates.map((c) => PRINTED[c.name] ?? c.name).join(', ').replace(/, ([^,]*)$/, ' or $1')}; closing`);
+      logger.warn(`auto: the first bytes from ${remote()} ("${showBytes(seen, DETECT_MAX_BYTES)}") are not ${candidates.map((c) => c.title).join(', ').replace(/, ([^,]*)$/, ' or $1')}; closing`);
       socket.destroy();
       return;
     }
-    if (logger.debugEnabled) logger.debug(`auto: ${remote()} speaks ${kind.name}`);
+    if (logger.debugEnabled) logger.debug(`auto: ${remote()} speaks ${kind.title}`);
     // Put the bytes back and let the front read them as its first data, in order: the socket
     // stays paused until the front has its listeners, and nothing is read in between.
     socket.pause();
@@ -141,6 +141,3 @@ function detect(socket: Socket, logger: Logger, headersTimeout: number, candidat
   socket.once('close', () => detection.done());
   return detection;
 }
-
-/** How log lines name a protocol. */
-const PRINTED: Record<string, string> = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' };

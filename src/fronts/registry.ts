@@ -58,6 +58,8 @@ export interface FrontModule {
 export interface FrontDescriptor {
   /** `--NAME ADDR`, `GATEWIRE_NAME`, the listener kind, and `gatewire.protocol` for a protocol front. */
   readonly name: string;
+  /** How log lines and messages name it (`FastCGI`). */
+  readonly title: string;
   /** Help text of `--NAME <addr>`. */
   readonly summary: string;
   /** A peer allow-list option `--NAME-allow <list>` (F-43). */
@@ -77,12 +79,14 @@ export interface FrontDescriptor {
 export const FRONTS = [
   {
     name: 'http',
+    title: 'HTTP',
     summary: 'serve HTTP/1.1 on ADDR (PORT, HOST:PORT, [V6]:PORT, unix:PATH, fd:N); repeatable; env takes a comma-separated list',
     protocol: true,
     load: () => (require('./http.js') as typeof import('./http.js')).front,
   },
   {
     name: 'fastcgi',
+    title: 'FastCGI',
     summary: 'serve FastCGI on ADDR (nginx fastcgi_pass, Apache mod_proxy_fcgi; fd:0 when spawned by spawn-fcgi or mod_fcgid); repeatable',
     allow: {
       summary: 'comma list of addresses/CIDR ranges allowed to connect to FastCGI listeners (FCGI_WEB_SERVER_ADDRS is honoured too; default: any)',
@@ -93,6 +97,7 @@ export const FRONTS = [
   },
   {
     name: 'scgi',
+    title: 'SCGI',
     summary: 'serve SCGI on ADDR (nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi); repeatable',
     allow: { summary: 'comma list of addresses/CIDR ranges allowed to connect to SCGI listeners (default: any)' },
     protocol: true,
@@ -100,6 +105,7 @@ export const FRONTS = [
   },
   {
     name: 'uwsgi',
+    title: 'uwsgi',
     summary: 'serve the uwsgi protocol on ADDR (nginx uwsgi_pass, Apache mod_proxy_uwsgi); repeatable',
     allow: { summary: 'comma list of addresses/CIDR ranges allowed to connect to uwsgi listeners (default: any)' },
     protocol: true,
@@ -107,6 +113,7 @@ export const FRONTS = [
   },
   {
     name: 'auto',
+    title: 'auto',
     summary: 'serve HTTP, FastCGI, SCGI and uwsgi on one ADDR, told apart by the first bytes of each connection (allow-lists apply per protocol); repeatable',
     protocol: false,
     load: () => (require('./auto.js') as typeof import('./auto.js')).front,
