@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GROUPS, resolveTargets } from './lib/groups.mjs';
+import { GROUPS, baselineRatios, resolveTargets } from './lib/groups.mjs';
 import { runTarget, removeTempDirs } from './lib/runner.mjs';
 import {
   summarize,
@@ -51,6 +51,7 @@ function usage() {
     ),
     ...[
       ['--only a,b', 'run only these targets of the group(s) [BENCH_ONLY]'],
+      ['--baseline DIR', 'also run every gatewire target from DIR (another built checkout) as NAME@base, interleaved [BENCH_BASELINE]'],
       ['--no-save', 'do not write bench/results/<group>-<timestamp>.json'],
       ['--list', 'list groups and targets, then exit'],
     ].map(([flag, help]) => `  ${flag}`.padEnd(23) + help),
@@ -59,7 +60,7 @@ function usage() {
 }
 
 function parseCli(argv) {
-  const options = { only: { type: 'string' }, 'no-save': { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+  const options = { only: { type: 'string' }, baseline: { type: 'string' }, 'no-save': { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
   for (const k of Object.keys(LOAD_OPTIONS)) options[k] = { type: 'string' };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
   return { values, groups: positionals };
@@ -111,13 +112,16 @@ function hostInfo() {
 
 const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 
-async function runGroup(name, group, values) {
+async function runGroup(name, baseGroup, values) {
+  let group = baseGroup;
   const opts = loadOptions(values, group);
-  let targets = resolveTargets(group);
+  const baseline = values.baseline ?? process.env.BENCH_BASELINE;
+  if (baseline) group = { ...group, ratios: [...baselineRatios(group), ...(group.ratios ?? [])] };
+  let targets = resolveTargets(group, baseline);
   const only = values.only ?? process.env.BENCH_ONLY;
   if (only) {
     const wanted = new Set(only.split(',').map((s) => s.trim()));
-    targets = targets.filter((t) => wanted.has(t.name));
+    targets = targets.filter((t) => wanted.has(t.name) || wanted.has(t.name.replace(/@base$/, '')));
   }
   const runOpts = {
     ...opts,

@@ -371,6 +371,31 @@ export const GROUPS = {
   },
 };
 
-export function resolveTargets(group) {
-  return group.targets.map((t) => (typeof t === 'string' ? TARGETS[t] : t)).filter(Boolean);
+/**
+ * The group's targets. With a baseline (`--baseline DIR` / BENCH_BASELINE: another checkout of
+ * gatewire, built), every gatewire target gets a twin `NAME@base` running DIR's dist/src/cli.js
+ * on the same app, config and port layout, right after it in every round: before/after ratios
+ * measured in the same run.
+ */
+export function resolveTargets(group, baseline) {
+  const targets = group.targets.map((t) => (typeof t === 'string' ? TARGETS[t] : t)).filter(Boolean);
+  if (!baseline) return targets;
+  return targets.flatMap((t) => (t.name.startsWith('gatewire-') ? [t, baselineTwin(t, baseline)] : [t]));
+}
+
+/** before/after ratios for the baseline twins, in group order. */
+export function baselineRatios(group) {
+  return group.targets.filter((t) => typeof t === 'string' && t.startsWith('gatewire-')).map((t) => ({ num: t, den: `${t}@base` }));
+}
+
+function baselineTwin(target, baseline) {
+  const cli = join(baseline, 'dist/src/cli.js');
+  const rewrite = (spec) => ({ ...spec, args: (spec.args ?? []).map((a) => (a === 'dist/src/cli.js' ? cli : a)) });
+  return {
+    ...target,
+    name: `${target.name}@base`,
+    label: `${target.label} [baseline: ${baseline}]`,
+    requires: [...(target.requires ?? []).filter((r) => r.file !== 'dist/src/cli.js'), { file: cli, hint: 'build the baseline checkout first' }],
+    services: target.services.map((svc) => ({ ...svc, start: (ctx) => rewrite(svc.start(ctx)) })),
+  };
 }
