@@ -10,7 +10,7 @@
  * script's stdout and stderr through a uv_poll here instead of two net.Sockets saves the stream
  * machinery a request would otherwise build and tear down twice.
  *
- * JS API (loaded by src/apps/spawn.ts, which also holds the fallback to child_process):
+ * JS API (loaded by src/cgi-host/spawn.ts, which also holds the fallback to child_process):
  *
  *   spawn(file, argv, envp, cwd, stdin, umask, uid, gid, onSpawn, onExit) -> undefined | -errno
  *     file    absolute path of the program (PATH look-up is the caller's)

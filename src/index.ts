@@ -9,6 +9,7 @@ export { fromNodeHandler } from './apps/node.js';
 export { CGI_INTERPRETERS, createCgiBinApp, type CgiBinApp, type CgiBinOptions, type CgiInterpreter } from './cgi-host/host.js';
 export { describeSpawnMethod, spawnMethod, type SpawnMethod, type SpawnMethodInfo } from './cgi-host/spawn.js';
 export { mountApp } from './compose.js';
+export { GatewireError, ListenError, ServerErrorCode, type CodecErrorCode, type ErrorCode } from './errors.js';
 export { inject, type InjectRequest, type InjectResponse } from './inject.js';
 export { loadService, toService, LoadError } from './loader.js';
 export { createLogger, silentLogger, type Logger } from './log.js';

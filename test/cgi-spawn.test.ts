@@ -205,7 +205,7 @@ if (native.method === 'native') {
   test('worker_threads: a worker ending (terminated, or process.exit in it) while its scripts run does not crash the process, and its scripts are killed', async () => {
     const marker = `77.${process.pid}${Date.now() % 100000}`;
     const fixture = path.resolve(__dirname, 'fixtures', 'apps', 'spawn-in-worker.cjs');
-    const built = path.resolve(__dirname, '..', 'dist', 'src', 'apps', 'spawn.js');
+    const built = path.resolve(__dirname, '..', 'dist', 'src', 'cgi-host', 'spawn.js');
     const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) => {
       const child = require('node:child_process').spawn(process.execPath, [fixture, built, marker], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
