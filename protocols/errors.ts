@@ -1,19 +1,58 @@
 /**
- * The one error taxonomy of the wire layer. Codecs throw these and nothing else for bad
- * input; fronts map them to a response (400, 413, 431, 502) or a closed connection.
- * Codecs never choose a status code themselves.
+ * The one error taxonomy of gatewire, and the wire layer's part of it. Every error class of
+ * gatewire extends GatewireError and carries a stable `code` (docs/errors.md has one row per
+ * code). Codecs throw ProtocolError/LimitError and nothing else for bad input; fronts map them
+ * to a response (400, 413, 431, 502) or a closed connection. Codecs never choose a status code
+ * themselves.
  */
+import type { CgiResponseErrorCode } from './cgi/response.js';
+import type { FastcgiErrorCode } from './fastcgi/constants.js';
+import type { ScgiErrorCode } from './scgi/constants.js';
+import type { UwsgiErrorCode } from './uwsgi/constants.js';
 
 /** The codecs of protocols/: what a ProtocolError names as its source. */
 export type CodecName = 'fastcgi' | 'scgi' | 'uwsgi' | 'cgi';
 
+/** Every code a ProtocolError or LimitError can carry: the `as const` code objects of the codecs. */
+export type CodecErrorCode = FastcgiErrorCode | ScgiErrorCode | UwsgiErrorCode | CgiResponseErrorCode;
+
+/**
+ * The codes of GatewireError, by owner. protocols/ knows only its own codes (it must not import
+ * from src/), so src/errors.ts adds the server's by declaration merging (`declare module`, types
+ * only: nothing runs) and exports the full union as `ErrorCode`.
+ *
+ * Why a registry rather than a type parameter: `err instanceof GatewireError` narrows a generic
+ * class to `GatewireError<any>`, so every `err.code` after an instanceof check would be `any`;
+ * and a base typed `code: string` would let a subclass invent a code no one documented. Merged
+ * into this interface, `GatewireError['code']` is the full union wherever src/errors.ts is part
+ * of the program (all of gatewire, and the published .d.ts through dist/src/index.d.ts): a
+ * subclass with a code outside it fails to compile, and instanceof gives the precise type. A
+ * program that uses protocols/ alone sees the codec codes only, which is all it can meet.
+ */
+export interface ErrorCodeRegistry {
+  codec: CodecErrorCode;
+}
+
+/** The union of the codes in {@link ErrorCodeRegistry}; src/errors.ts's `ErrorCode` equals it. */
+export type RegisteredErrorCode = ErrorCodeRegistry[keyof ErrorCodeRegistry];
+
+/**
+ * Base of every error gatewire throws on purpose. Abstract: each subclass fixes its `code` (a
+ * class field, or a constructor argument for ProtocolError/LimitError), so the constructors of
+ * the subclasses stay those they had. No `name` here: a subclass that sets none keeps `Error`.
+ */
+export abstract class GatewireError extends Error {
+  /** Stable, documented code (docs/errors.md), e.g. `FCGI_BAD_VERSION` or `GATEWIRE_LOAD`. */
+  abstract readonly code: RegisteredErrorCode;
+}
+
 /** Input that breaks the protocol's grammar. Message starts with the protocol name. */
-export class ProtocolError extends Error {
+export class ProtocolError extends GatewireError {
   override name = 'ProtocolError';
   constructor(
     readonly protocol: CodecName,
     /** Stable, documented code, e.g. `FCGI_BAD_VERSION`. */
-    readonly code: string,
+    override readonly code: CodecErrorCode,
     message: string,
   ) {
     super(`${protocol}: ${message}`);
@@ -25,7 +64,7 @@ export class LimitError extends ProtocolError {
   override name = 'LimitError';
   constructor(
     protocol: CodecName,
-    code: string,
+    code: CodecErrorCode,
     message: string,
     /** Name of the limit option that was exceeded, e.g. `maxParamsBytes`. */
     readonly limit: string,

@@ -12,6 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ListenerProtocol } from './fronts/registry.js';
+import { GatewireError, ServerErrorCode } from './errors.js';
 
 /** What `gatewire.protocol` says: a listener's protocol, or `cgi` when run as a CGI program. */
 export type Protocol = ListenerProtocol | 'cgi';
@@ -78,8 +79,9 @@ export type CgiVars = Record<string, string>;
 export type AppInterface = 'environ' | 'node' | 'fetch';
 
 /** Thrown for a breach of the app contract (bad status, bad header, start_response misuse). */
-export class AppContractError extends Error {
+export class AppContractError extends GatewireError {
   override name = 'AppContractError';
+  override readonly code = ServerErrorCode.AppContract;
 }
 
 /** A Node-style handler: Express, Koa's `app.callback()`, `fastify.routing`, a plain function. */

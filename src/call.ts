@@ -14,6 +14,7 @@
 import { Buffer } from 'node:buffer';
 import type { App, Body, Chunk, Environ, HeaderList, StartResponse, Write } from './app.js';
 import { AppContractError } from './app.js';
+import { GatewireError, ServerErrorCode } from './errors.js';
 import { reply } from './reply.js';
 import { isHopByHop, isValidHeaderName, isValidHeaderValue, parseStatusLine } from '../protocols/cgi/head.js';
 
@@ -47,7 +48,9 @@ export interface ExchangeLog {
 const DONE: Promise<void> = Promise.resolve();
 
 /** Thrown inside the exchange when the peer went away; ends the body iteration quietly. */
-class PeerGone extends Error {}
+class PeerGone extends GatewireError {
+  override readonly code = ServerErrorCode.PeerGone;
+}
 
 type State = 'calling' | 'iterating' | 'done';
 

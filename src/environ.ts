@@ -3,10 +3,12 @@
  * Pure functions over strings; the fronts call them and attach the server-owned keys.
  */
 import type { CgiVars } from './app.js';
+import { GatewireError, ServerErrorCode } from './errors.js';
 
 /** An error in a request that the front answers with `status` (400, 404, 413, 501, 505, ...). */
-export class RequestError extends Error {
+export class RequestError extends GatewireError {
   override name = 'RequestError';
+  override readonly code = ServerErrorCode.RequestRefused;
   constructor(
     readonly status: number,
     message: string,

@@ -7,16 +7,17 @@
  * - LimitedInput: wraps Node's IncomingMessage for chunked bodies, to enforce the body limit.
  */
 import { Readable } from 'node:stream';
+import { GatewireError, ServerErrorCode } from './errors.js';
 import { noteBodyBytes } from './memory.js';
 
-export class TruncatedBodyError extends Error {
+export class TruncatedBodyError extends GatewireError {
   override name = 'TruncatedBodyError';
-  readonly code = 'GATEWIRE_BODY_TRUNCATED';
+  override readonly code = ServerErrorCode.BodyTruncated;
 }
 
-export class BodyLimitError extends Error {
+export class BodyLimitError extends GatewireError {
   override name = 'BodyLimitError';
-  readonly code = 'GATEWIRE_BODY_TOO_LARGE';
+  override readonly code = ServerErrorCode.BodyTooLarge;
 }
 
 export interface BodySource {

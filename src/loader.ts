@@ -14,10 +14,12 @@ import { pathToFileURL } from 'node:url';
 import type { App, AppInterface, FetchHandler, NodeHandler, Service } from './app.js';
 import { fromFetchHandler } from './apps/fetch.js';
 import { fromNodeHandler } from './apps/node.js';
+import { GatewireError, ServerErrorCode } from './errors.js';
 
 /** A load failure: the CLI prints the message on one line and exits 2. */
-export class LoadError extends Error {
+export class LoadError extends GatewireError {
   override name = 'LoadError';
+  override readonly code = ServerErrorCode.Load;
 }
 
 export function splitAppSpec(spec: string): { file: string; exportName: string | undefined } {

@@ -4,12 +4,14 @@
  * default and variable, and precedence is the same everywhere: flag > GATEWIRE_* env > default.
  */
 import type { AppInterface } from './app.js';
+import { GatewireError, ServerErrorCode } from './errors.js';
 import { type AllowKey, FRONTS, type FrontName } from './fronts/registry.js';
 import type { LogFormat, LogLevel } from './log.js';
 
 /** A bad option value; the CLI prints the message on one line and exits 2. */
-export class OptionError extends Error {
+export class OptionError extends GatewireError {
   override name = 'OptionError';
+  override readonly code = ServerErrorCode.Option;
 }
 
 export type ListenAddress =

@@ -20,10 +20,12 @@
  */
 import type { App, Body, Chunk, Environ, HeaderList, StartResponse } from './app.js';
 import { isCgiKey } from './environ.js';
+import { GatewireError, ServerErrorCode } from './errors.js';
 import { isHopByHop, isValidHeaderName, isValidHeaderValue, parseStatusLine } from '../protocols/cgi/head.js';
 
-export class ValidationError extends Error {
+export class ValidationError extends GatewireError {
   override name = 'ValidationError';
+  override readonly code = ServerErrorCode.Validation;
 }
 
 const REQUIRED = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME', 'SERVER_PORT', 'SERVER_PROTOCOL'] as const;

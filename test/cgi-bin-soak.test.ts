@@ -297,7 +297,6 @@ sys.exit(code if code >= 0 else 128 - code)
  * grows with the parent's RSS, and the RSS is one of the things measured).
  */
 function transpileTree(entry: string, outDir: string): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const ts = require('typescript') as typeof import('typescript');
   const seen = new Set<string>();
   const queue = [entry];

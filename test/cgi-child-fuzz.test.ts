@@ -1,5 +1,5 @@
 /**
- * CGI child mode under random input (protocols.md §6.3): whatever environment block, stdin and
+ * CGI child mode under random input (docs/conformance.md §6.3): whatever environment block, stdin and
  * CONTENT_LENGTH a host hands over, runCgiChild resolves with an exit code and one well-formed
  * response, and never reads stdin past CONTENT_LENGTH.
  */

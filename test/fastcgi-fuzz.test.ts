@@ -1,5 +1,5 @@
 /**
- * The FastCGI front under hostile input (shared/reference/protocols.md §2.4, F-1, F-2, F-9,
+ * The FastCGI front under hostile input (docs/conformance.md §2.4, F-1, F-2, F-9,
  * F-17..F-20), bounded fuzzing with fast-check against a live Gateway:
  *
  *   - random bytes on many connections at once,

@@ -1,5 +1,5 @@
 /**
- * The HTTP/1.1 front over raw sockets: H-1..H-13 (shared/reference/protocols.md §1.3) and every
+ * The HTTP/1.1 front over raw sockets: H-1..H-13 (docs/conformance.md §1.3) and every
  * hostile input of §1.4. Requests are written byte by byte as a client would, so what Node's
  * parser does and what gatewire adds are both exercised.
  */

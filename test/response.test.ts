@@ -1,4 +1,4 @@
-/** The response rules R-1..R-11 (shared/reference/protocols.md §8.1), enforced once in call.ts. */
+/** The response rules R-1..R-11 (docs/conformance.md §8.1), enforced once in call.ts. */
 import type { App, Body, HeaderList } from '../src/app.js';
 import { inject } from '../src/inject.js';
 import { validateApp, ValidationError, checkEnviron } from '../src/validate.js';

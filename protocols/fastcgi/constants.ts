@@ -83,3 +83,34 @@ export const UNKNOWN_TYPE_BODY_LEN = 8;
 /** Default limits (docs/conformance.md §9). */
 export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024; // 1 MiB of concatenated PARAMS content
 export const DEFAULT_MAX_PAIRS = 1000;
+
+/**
+ * Stable error codes of FastCGI (ProtocolError / LimitError `code`). The codec raises the first
+ * eight; the last three are stream-order rules the front enforces (src/fronts/fastcgi.ts) on
+ * records the codec decoded well.
+ */
+export const FastcgiErrorCode = {
+  /** A record header whose version byte is not 1 (F-2). */
+  BadVersion: 'FCGI_BAD_VERSION',
+  /** A record contentLength above `maxContentLength` (LimitError; the default accepts all, F-3). */
+  RecordTooLarge: 'FCGI_RECORD_TOO_LARGE',
+  /** A BEGIN_REQUEST body that is not exactly 8 bytes (F-10). */
+  BadBeginRequest: 'FCGI_BAD_BEGIN_REQUEST',
+  /** Client side: an END_REQUEST body that is not exactly 8 bytes. */
+  BadEndRequest: 'FCGI_BAD_END_REQUEST',
+  /** Client side: an UNKNOWN_TYPE body that is not exactly 8 bytes. */
+  BadUnknownType: 'FCGI_BAD_UNKNOWN_TYPE',
+  /** A name-value stream that ends inside a length or a pair (F-18). */
+  ParamsTruncated: 'FCGI_PARAMS_TRUNCATED',
+  /** A name-value stream over `maxParamsBytes` (LimitError, F-19). */
+  ParamsTooLarge: 'FCGI_PARAMS_TOO_LARGE',
+  /** More pairs than `maxPairs` (LimitError, F-19). */
+  TooManyParams: 'FCGI_TOO_MANY_PARAMS',
+  /** Front: a BEGIN_REQUEST on request id 0, the management id (F-11). */
+  BadRequestId: 'FCGI_BAD_REQUEST_ID',
+  /** Front: a BEGIN_REQUEST for a request id that is still running (F-12). */
+  DuplicateRequestId: 'FCGI_DUPLICATE_REQUEST_ID',
+  /** Front: STDIN for a request whose PARAMS stream has not ended (F-26). */
+  StdinBeforeParams: 'FCGI_STDIN_BEFORE_PARAMS',
+} as const;
+export type FastcgiErrorCode = (typeof FastcgiErrorCode)[keyof typeof FastcgiErrorCode];

@@ -19,6 +19,7 @@ import {
   FCGI_HEADER_LEN,
   FCGI_MAX_CONTENT_LENGTH,
   FCGI_VERSION_1,
+  FastcgiErrorCode,
   Flag,
   UNKNOWN_TYPE_BODY_LEN,
 } from './constants.js';
@@ -246,7 +247,7 @@ export class RecordDecoder {
 function badVersion(header: Uint8Array): ProtocolError {
   return new ProtocolError(
     'fastcgi',
-    'FCGI_BAD_VERSION',
+    FastcgiErrorCode.BadVersion,
     `unsupported record version ${header[0]!} (expected 1) in header "${showBytes(header)}"`,
   );
 }
@@ -254,7 +255,7 @@ function badVersion(header: Uint8Array): ProtocolError {
 function tooLarge(contentLength: number, max: number): LimitError {
   return new LimitError(
     'fastcgi',
-    'FCGI_RECORD_TOO_LARGE',
+    FastcgiErrorCode.RecordTooLarge,
     `record contentLength ${contentLength} exceeds maxContentLength ${max}`,
     'maxContentLength',
   );
@@ -278,7 +279,7 @@ export function decodeBeginRequest(content: Uint8Array): BeginRequestBody {
   if (content.length !== BEGIN_REQUEST_BODY_LEN) {
     throw new ProtocolError(
       'fastcgi',
-      'FCGI_BAD_BEGIN_REQUEST',
+      FastcgiErrorCode.BadBeginRequest,
       `BEGIN_REQUEST body is ${content.length} bytes (expected 8): "${showBytes(content)}"`,
     );
   }
@@ -297,7 +298,7 @@ export function decodeEndRequest(content: Uint8Array): EndRequestBody {
   if (content.length !== END_REQUEST_BODY_LEN) {
     throw new ProtocolError(
       'fastcgi',
-      'FCGI_BAD_END_REQUEST',
+      FastcgiErrorCode.BadEndRequest,
       `END_REQUEST body is ${content.length} bytes (expected 8): "${showBytes(content)}"`,
     );
   }
@@ -310,7 +311,7 @@ export function decodeUnknownType(content: Uint8Array): number {
   if (content.length !== UNKNOWN_TYPE_BODY_LEN) {
     throw new ProtocolError(
       'fastcgi',
-      'FCGI_BAD_UNKNOWN_TYPE',
+      FastcgiErrorCode.BadUnknownType,
       `UNKNOWN_TYPE body is ${content.length} bytes (expected 8): "${showBytes(content)}"`,
     );
   }

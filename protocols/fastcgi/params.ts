@@ -14,7 +14,7 @@
  * UTF-8 (PEP 3333's rule; docs/conformance.md E-2).
  */
 import { LimitError, ProtocolError } from '../errors.js';
-import { DEFAULT_MAX_PAIRS, DEFAULT_MAX_PARAMS_BYTES, ManagementVariable } from './constants.js';
+import { DEFAULT_MAX_PAIRS, DEFAULT_MAX_PARAMS_BYTES, FastcgiErrorCode, ManagementVariable } from './constants.js';
 
 /** One name-value pair; order and duplicates are kept as on the wire (F-22 is the front's). */
 export type Pair = [name: string, value: string];
@@ -106,7 +106,7 @@ export class ParamsDecoder {
             : `inside a pair (name length ${this.nameLen}, value length ${this.valueLen}, ${this.missing()} bytes missing)`;
       this.failure = new ProtocolError(
         'fastcgi',
-        'FCGI_PARAMS_TRUNCATED',
+        FastcgiErrorCode.ParamsTruncated,
         `PARAMS stream of ${this.total} bytes ends ${where}`,
       );
       throw this.failure;
@@ -220,7 +220,7 @@ export class ParamsDecoder {
     if (this.pairs.length >= this.maxPairs) {
       throw new LimitError(
         'fastcgi',
-        'FCGI_TOO_MANY_PARAMS',
+        FastcgiErrorCode.TooManyParams,
         `PARAMS stream has more than maxPairs ${this.maxPairs} pairs`,
         'maxPairs',
       );
@@ -269,7 +269,7 @@ function checkLimit(name: string, value: number): number {
 }
 
 function tooLarge(message: string): LimitError {
-  return new LimitError('fastcgi', 'FCGI_PARAMS_TOO_LARGE', message, 'maxParamsBytes');
+  return new LimitError('fastcgi', FastcgiErrorCode.ParamsTooLarge, message, 'maxParamsBytes');
 }
 
 /** Decodes one complete block of pairs (a GET_VALUES or GET_VALUES_RESULT body). */

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { GatewireError, ServerErrorCode } from '../errors.js';
 
 export interface SpoolOptions {
   memoryBytes: number;
@@ -22,8 +23,9 @@ export type SpooledBody =
   | { kind: 'file'; fd: number; length: number; close(): Promise<void> };
 
 /** The body passed `maxBytes` (413). */
-export class SpoolLimitError extends Error {
+export class SpoolLimitError extends GatewireError {
   override name = 'SpoolLimitError';
+  override readonly code = ServerErrorCode.SpoolLimit;
 }
 
 /** Reads `input` to its end. Throws SpoolLimitError past the limit; other errors are the input's. */

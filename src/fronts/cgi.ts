@@ -32,6 +32,7 @@ import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CgiVars, HeaderList, Service } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
+import { GatewireError, ServerErrorCode } from '../errors.js';
 import { RequestError, gatewayScheme, hostName, isCgiKey, parseContentLength, quotePath } from '../environ.js';
 import { BodyInput, TruncatedBodyError, type BodySource } from '../input.js';
 import type { Logger } from '../log.js';
@@ -99,8 +100,9 @@ function nphVersion(env: Record<string, string | undefined>, scriptPath: string 
 }
 
 /** Thrown by cgiVars when REQUEST_METHOD is missing (K-2: 500 and exit 1, not a 400). */
-export class NotCgiError extends Error {
+export class NotCgiError extends GatewireError {
   override name = 'NotCgiError';
+  override readonly code = ServerErrorCode.NotCgi;
 }
 
 /**
@@ -442,13 +444,15 @@ class CgiStdoutSink implements ResponseSink {
 // ---------------------------------------------------------------------------------------
 
 /** The reason to give `signal.abort()` for SIGTERM (K-16): the run ends at once, exit 143. */
-export class CgiTermination extends Error {
+export class CgiTermination extends GatewireError {
   override name = 'CgiTermination';
+  override readonly code = ServerErrorCode.CgiTerminated;
 }
 
 /** The reason for an app whose call can never finish (the event loop ran empty): a 500, exit 1. */
-export class CgiStalled extends Error {
+export class CgiStalled extends GatewireError {
   override name = 'CgiStalled';
+  override readonly code = ServerErrorCode.CgiStalled;
 }
 
 export interface CgiChildOptions {

@@ -21,6 +21,7 @@ import { fastcgiSignature } from '../../protocols/detect.js';
 import { isProtocolError, LimitError, ProtocolError } from '../../protocols/errors.js';
 import { serializeCgiHead } from '../../protocols/cgi/head.js';
 import {
+  FastcgiErrorCode,
   Flag,
   ManagementVariable,
   ParamsDecoder,
@@ -168,7 +169,7 @@ class FastcgiConnection {
       const max = this.opts.inflight.max;
       this.write(answerGetValues(content, { [ManagementVariable.MaxConns]: max, [ManagementVariable.MaxReqs]: max, [ManagementVariable.MpxsConns]: 1 }));
     } else if (type === RecordType.BeginRequest) {
-      throw new ProtocolError('fastcgi', 'FCGI_BAD_REQUEST_ID', 'BEGIN_REQUEST with request id 0 (F-11)');
+      throw new ProtocolError('fastcgi', FastcgiErrorCode.BadRequestId, 'BEGIN_REQUEST with request id 0 (F-11)');
     } else if (type > RecordType.UnknownType || type === 0) {
       this.write(encodeUnknownType(type));
     } else {
@@ -178,7 +179,7 @@ class FastcgiConnection {
 
   private onBegin(id: number, content: Buffer): void {
     const begin = decodeBeginRequest(content); // F-10: a body other than 8 bytes throws
-    if (this.requests.has(id)) throw new ProtocolError('fastcgi', 'FCGI_DUPLICATE_REQUEST_ID', `BEGIN_REQUEST for active request ${id} (F-12)`);
+    if (this.requests.has(id)) throw new ProtocolError('fastcgi', FastcgiErrorCode.DuplicateRequestId, `BEGIN_REQUEST for active request ${id} (F-12)`);
     const keepConn = (begin.flags & Flag.KeepConn) !== 0;
     this.keepConn = keepConn;
     if (begin.role !== Role.Responder && begin.role !== Role.Authorizer) {
@@ -216,7 +217,7 @@ class FastcgiConnection {
   private onStdin(id: number, content: Buffer): void {
     const req = this.requests.get(id);
     if (req === undefined) return; // F-9 / F-27: inactive id (e.g. after an early response)
-    if (req.state === 'params') throw new ProtocolError('fastcgi', 'FCGI_STDIN_BEFORE_PARAMS', `STDIN before the end of PARAMS for request ${id} (F-26)`);
+    if (req.state === 'params') throw new ProtocolError('fastcgi', FastcgiErrorCode.StdinBeforeParams, `STDIN before the end of PARAMS for request ${id} (F-26)`);
     const input = req.input;
     if (input === undefined || req.state === 'done') return;
     if (content.length === 0) {

@@ -18,6 +18,7 @@
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList } from '../app.js';
 import { Exchange, type ExchangeLog } from '../call.js';
+import { GatewireError, ServerErrorCode } from '../errors.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput, type BodySource } from '../input.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
@@ -48,7 +49,9 @@ export interface HeadReader {
 }
 
 /** Thrown by a HeadReader for input that gets no reply at all, only a log line (U-2). */
-export class CloseWithoutReply extends Error {}
+export class CloseWithoutReply extends GatewireError {
+  override readonly code = ServerErrorCode.CloseWithoutReply;
+}
 
 /** What differs between the single-request protocols. */
 export interface SingleRequestProtocol {

@@ -1,6 +1,6 @@
 /**
  * Response-head serializers and the checks the core runs on every status and header:
- * reference/protocols.md §8.1 (R-1, R-2, R-6, R-7, R-10), table 8.2 (first line per front),
+ * docs/conformance.md §8.1 (R-1, R-2, R-6, R-7, R-10), table 8.2 (first line per front),
  * K-8, K-9, K-11. Round trips: serializeCgiHead → CgiResponseParser and serializeHttpHead →
  * NphResponseParser for random valid heads.
  */

@@ -1,5 +1,5 @@
 /**
- * CGI response head parser: the response-parsing items of reference/protocols.md §5.2
+ * CGI response head parser: the response-parsing items of docs/conformance.md §5.2
  * (C-19..C-28), the script-output rows of §5.3, the limits of §9. Every fixture is also fed
  * split at every byte offset and one byte at a time, with identical outcomes; random bytes
  * yield a head or a typed error, nothing else.

@@ -1,6 +1,6 @@
 /**
  * Protocol detection on one listener: the real first bytes of each protocol (vectors of
- * reference/protocols.md §2.1, §3.1, §4.1), every prefix of them, and garbage.
+ * docs/conformance.md §2.1, §3.1, §4.1), every prefix of them, and garbage.
  */
 import fc from 'fast-check';
 import { DETECT_MAX_BYTES, detectProtocol } from '../../protocols/detect.js';

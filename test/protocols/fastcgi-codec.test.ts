@@ -1,5 +1,5 @@
 /**
- * FastCGI codec: golden bytes of reference/protocols.md §2.1 (parse, generate, mirror),
+ * FastCGI codec: golden bytes of docs/conformance.md §2.1 (parse, generate, mirror),
  * every fixture at every split point, name-value pairs across records, hostile inputs
  * of §2.4 that the codec sees, limits.
  */

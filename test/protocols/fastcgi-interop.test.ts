@@ -70,7 +70,6 @@ interface FastcgiStreamModule {
     RecordCtor
   >;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const fcgi = require('fastcgi-stream') as FastcgiStreamModule;
 const R = fcgi.records;
 

@@ -1,5 +1,5 @@
 /**
- * SCGI codec: golden bytes of reference/protocols.md §3.1, every split point, the hostile inputs
+ * SCGI codec: golden bytes of docs/conformance.md §3.1, every split point, the hostile inputs
  * of §3.3 and the limits of §9.
  */
 import { LimitError, ProtocolError } from '../../protocols/errors.js';
