@@ -53,9 +53,10 @@ export class ProtocolError extends GatewireError {
     readonly protocol: CodecName,
     /** Stable, documented code, e.g. `FCGI_BAD_VERSION`. */
     override readonly code: CodecErrorCode,
-    message: string,
+    /** What is wrong, without the protocol prefix (for a log line that names the protocol itself). */
+    readonly detail: string,
   ) {
-    super(`${protocol}: ${message}`);
+    super(`${protocol}: ${detail}`);
   }
 }
 

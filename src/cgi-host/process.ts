@@ -28,6 +28,7 @@ import {
   type CgiResponseHead,
   type NphResponseHead,
 } from '../../protocols/cgi/response.js';
+import { ProtocolError } from '../../protocols/errors.js';
 import { sendSignal, spawnScript, type ScriptOutput, type ScriptProcess } from './spawn.js';
 
 export interface RunTimeouts {
@@ -386,7 +387,7 @@ export class CgiRun {
       try {
         head = parser.push(chunk);
       } catch (err) {
-        this.settleHead({ ok: false, status: 502, reason: (err as Error).message });
+        this.settleHead({ ok: false, status: 502, reason: err instanceof ProtocolError ? err.detail : (err as Error).message });
         this.kill('malformed response head');
         return;
       }
@@ -422,7 +423,7 @@ export class CgiRun {
         this.parser.end();
       } catch (err) {
         // C-21: premature end of script headers, zero output included.
-        this.settleHead({ ok: false, status: 502, reason: (err as Error).message });
+        this.settleHead({ ok: false, status: 502, reason: err instanceof ProtocolError ? err.detail : (err as Error).message });
       }
     }
     this.settleHead({ ok: false, status: 502, reason: 'stdout closed before the response head' });

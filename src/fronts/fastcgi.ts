@@ -200,7 +200,7 @@ class FastcgiConnection {
       try {
         req.params.push(content);
       } catch (err) {
-        this.refuse(req, err instanceof LimitError ? 431 : 400, (err as Error).message); // F-19, F-20
+        this.refuse(req, err instanceof LimitError ? 431 : 400, detailOf(err)); // F-19, F-20
       }
       return;
     }
@@ -208,7 +208,7 @@ class FastcgiConnection {
     try {
       pairs = req.params.end();
     } catch (err) {
-      this.refuse(req, 400, (err as Error).message); // F-20: malformed pairs
+      this.refuse(req, 400, detailOf(err)); // F-20: malformed pairs
       return;
     }
     this.start(req, pairs);
@@ -482,4 +482,9 @@ class FastcgiSink implements ResponseSink {
     this.aborted = true;
     this.conn.failAfterHead(this.req); // F-38
   }
+}
+
+/** An error's text for a log line that already names the protocol. */
+function detailOf(err: unknown): string {
+  return err instanceof ProtocolError ? err.detail : (err as Error).message;
 }

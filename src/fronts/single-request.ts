@@ -199,7 +199,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
       this.state = 'closing';
       this.socket.destroy();
     } else if (err instanceof ProtocolError) {
-      this.refuse(statusForHeadError(err), err.message.startsWith(`${name}: `) ? err.message.slice(name.length + 2) : err.message);
+      this.refuse(statusForHeadError(err), err.detail);
     } else {
       this.opts.logger.error(`${name}: unexpected error decoding the request head from ${this.remote}: ${(err as Error)?.message ?? String(err)}`, {
         stack: (err as Error | undefined)?.stack,
