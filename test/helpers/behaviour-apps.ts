@@ -3,21 +3,29 @@
  * Koa and Hono. Each serves the same routes with the same observable results, so the matrix can
  * run every case against every flavour over every front.
  *
- *   GET|POST /echo       → JSON { method, path, query, length, sha256, test } (body hashed)
+ *   GET|POST /echo       → JSON { method, path, route, query, length, sha256, test, script_name,
+ *                          path_info } (body hashed; path is the full decoded path, route the
+ *                          one the app routes on, below the mount; SCRIPT_NAME and PATH_INFO
+ *                          as the environ app got them, null for the other flavours)
  *   GET /stream?n=&size= → n chunks of `size` bytes of 'x', produced one by one
  *   GET /error-before    → fails before any output (→ 500)
  *   GET /error-after     → sends headers and 5 bytes, then fails (→ truncated response)
  *   GET /no-content      → 204;  GET /not-modified → 304
  *   GET /cookies         → two Set-Cookie fields
  *   GET /forever         → streams a chunk every 5 ms until the client goes away; records it in `probe`
+ *   GET /hold            → (environ app) waits until `gate.release()`, then answers `held`
+ *
+ * validatedService() wraps any of them in validateApp (src/validate.ts) and records every
+ * contract slip it reports, so a test can fail on one even when the app swallowed the error.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import express from 'express';
 import Koa from 'koa';
 import { Hono } from 'hono';
-import type { Environ, Service, StartResponse } from '../../src/app.js';
+import type { App, Body, Chunk, Environ, Service, StartResponse } from '../../src/app.js';
 import { toService } from '../../src/loader.js';
+import { ValidationError, validateApp } from '../../src/validate.js';
 
 /** What the /forever route saw; tests reset it and read it after aborting a client. */
 export const probe = { started: 0, aborted: 0, closed: 0 };
@@ -28,8 +36,35 @@ export function resetProbe(): void {
 
 const FOREVER_CHUNK = Buffer.alloc(1024, 'f');
 
-function echoJson(method: string, path: string, query: string, body: Buffer, test: string | undefined): string {
-  return JSON.stringify({ method, path, query, length: body.length, sha256: createHash('sha256').update(body).digest('hex'), test: test ?? null });
+/** Requests waiting in /hold; release() lets them all answer. */
+export const gate = {
+  waiting: 0,
+  release(): void {
+    const all = holders;
+    holders = [];
+    for (const r of all) r();
+  },
+};
+let holders: Array<() => void> = [];
+
+interface EchoView {
+  route: string;
+  scriptName?: string;
+  pathInfo?: string;
+}
+
+function echoJson(method: string, path: string, query: string, body: Buffer, test: string | undefined, view: EchoView): string {
+  return JSON.stringify({
+    method,
+    path,
+    route: view.route,
+    query,
+    length: body.length,
+    sha256: createHash('sha256').update(body).digest('hex'),
+    test: test ?? null,
+    script_name: view.scriptName ?? null,
+    path_info: view.pathInfo ?? null,
+  });
 }
 
 async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Buffer> {
@@ -64,7 +99,15 @@ export function environApp(environ: Environ, startResponse: StartResponse): unkn
       return (async () => {
         const body = await readAll(environ['gatewire.input']);
         startResponse('200 OK', [['Content-Type', 'application/json']]);
-        return [echoJson(environ.REQUEST_METHOD, path, environ.QUERY_STRING, body, environ.HTTP_X_TEST)];
+        return [echoJson(environ.REQUEST_METHOD, path, environ.QUERY_STRING, body, environ.HTTP_X_TEST, { route, scriptName: environ.SCRIPT_NAME, pathInfo: environ.PATH_INFO })];
+      })();
+    case '/hold':
+      return (async () => {
+        gate.waiting++;
+        await new Promise<void>((resolve) => holders.push(resolve));
+        gate.waiting--;
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return ['held\n'];
       })();
     case '/stream': {
       const { n, size } = streamParams(environ.QUERY_STRING);
@@ -107,10 +150,16 @@ function nodeApp(req: import('node:http').IncomingMessage, res: import('node:htt
   const path = decodeURIComponent(url.pathname);
   switch (route) {
     case '/echo':
-      void readAll(req).then((body) => {
-        res.setHeader('Content-Type', 'application/json');
-        res.end(echoJson(req.method ?? '', path, url.search.slice(1), body, req.headers['x-test'] as string | undefined));
-      });
+      readAll(req).then(
+        (body) => {
+          res.setHeader('Content-Type', 'application/json');
+          res.end(echoJson(req.method ?? '', path, url.search.slice(1), body, req.headers['x-test'] as string | undefined, { route }));
+        },
+        // The body failed (over the limit, client gone): the server may have answered already.
+        () => {
+          if (!res.headersSent) res.writeHead(400, { 'Content-Type': 'text/plain' }).end('unreadable body\n');
+        },
+      );
       return;
     case '/stream': {
       const { n, size } = streamParams(url.search.slice(1));
@@ -155,7 +204,7 @@ function expressApp(): express.Express {
   const pathOf = (req: express.Request): string => decodeURIComponent(new URL(req.originalUrl, 'http://x').pathname);
   app.all('/echo', (req, res, next) => {
     readAll(req)
-      .then((body) => res.type('application/json').send(echoJson(req.method, pathOf(req), new URL(req.originalUrl, 'http://x').search.slice(1), body, req.get('x-test'))))
+      .then((body) => res.type('application/json').send(echoJson(req.method, pathOf(req), new URL(req.originalUrl, 'http://x').search.slice(1), body, req.get('x-test'), { route: req.path })))
       .catch(next);
   });
   app.get('/stream', (req, res) => {
@@ -199,12 +248,13 @@ function koaApp(): Koa {
   const app = new Koa();
   app.silent = true;
   app.use(async (ctx) => {
-    const path = decodeURIComponent(new URL(ctx.originalUrl, 'http://x').pathname);
+    // Koa's originalUrl is req.url as Koa got it (below a mount); the front's originalUrl is the full one.
+    const path = decodeURIComponent(new URL((ctx.req as { originalUrl?: string }).originalUrl ?? ctx.originalUrl, 'http://x').pathname);
     switch (ctx.path) {
       case '/echo': {
         const body = await readAll(ctx.req);
         ctx.type = 'application/json';
-        ctx.body = echoJson(ctx.method, path, ctx.querystring, body, ctx.get('x-test') || undefined);
+        ctx.body = echoJson(ctx.method, path, ctx.querystring, body, ctx.get('x-test') || undefined, { route: ctx.path });
         return;
       }
       case '/stream': {
@@ -259,7 +309,7 @@ function honoApp(): Hono {
   app.all('/echo', async (c) => {
     const body = Buffer.from(await c.req.arrayBuffer());
     const url = new URL(c.req.url);
-    return c.body(echoJson(c.req.method, pathOf(c.req.url), url.search.slice(1), body, c.req.header('x-test')), 200, { 'Content-Type': 'application/json' });
+    return c.body(echoJson(c.req.method, pathOf(c.req.url), url.search.slice(1), body, c.req.header('x-test'), { route: c.req.path }), 200, { 'Content-Type': 'application/json' });
   });
   app.get('/stream', (c) => {
     const { n, size } = streamParams(new URL(c.req.url).search.slice(1));
@@ -330,4 +380,86 @@ export function behaviourService(flavour: Flavour): Service {
     case 'hono':
       return toService(honoApp(), undefined, 'hono behaviour app');
   }
+}
+
+/** What validateApp found wrong in the calls of one validated service. */
+export interface ContractWatch {
+  /** Every ValidationError message, in order (the app or the exchange may have swallowed it). */
+  readonly slips: string[];
+  /** Bodies whose close() the server has not called yet (R-5). */
+  openBodies(): number;
+}
+
+/** Rethrows `err` after noting it when it is a contract slip. */
+function noting<T>(note: (err: unknown) => void, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    note(err);
+    throw err;
+  }
+}
+
+/** The validated body, with its iteration watched for ValidationErrors (chunk checks) and its close() kept. */
+function watchBody(body: Body, note: (err: unknown) => void): Body {
+  const close = (): void => {
+    (body as { close?: () => void }).close?.();
+  };
+  if (typeof (body as Iterable<Chunk>)[Symbol.iterator] === 'function') {
+    const inner = body as Iterable<Chunk>;
+    return {
+      *[Symbol.iterator]() {
+        try {
+          yield* inner;
+        } catch (err) {
+          note(err);
+          throw err;
+        }
+      },
+      close,
+    } as Iterable<Chunk> & { close(): void };
+  }
+  const inner = body as AsyncIterable<Chunk>;
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* inner;
+      } catch (err) {
+        note(err);
+        throw err;
+      }
+    },
+    close,
+  } as AsyncIterable<Chunk> & { close(): void };
+}
+
+/**
+ * A behaviour service whose environ app runs inside validateApp (src/validate.ts). Its checks
+ * throw ValidationError where the slip happens: the server's environ (before the app), the
+ * app's start_response and write() calls, and the body's chunks. Each is recorded in `slips`
+ * on its way through, so a test fails on it even when a framework caught it and answered 500.
+ * A Node handler keeps its direct path on the HTTP front (Node's own req/res: no environ to check).
+ */
+export function validatedService(flavour: Flavour): { service: Service; watch: ContractWatch } {
+  const base = behaviourService(flavour);
+  const slips: string[] = [];
+  const note = (err: unknown): void => {
+    if (err instanceof ValidationError) slips.push(err.message);
+  };
+  // Inside validateApp: the start_response and write() it hands the app throw on a slip.
+  const observed: App = (environ, startResponse) =>
+    base.app(environ, (status, headers, excInfo) => {
+      const write = noting(note, () => startResponse(status, headers, excInfo));
+      return (chunk) => noting(note, () => write(chunk));
+    });
+  const validated = validateApp(observed);
+  const app: App = (environ, startResponse) =>
+    Promise.resolve(validated(environ, startResponse)).then(
+      (body) => watchBody(body, note),
+      (err: unknown) => {
+        note(err);
+        throw err;
+      },
+    );
+  return { service: { ...base, app }, watch: { slips, openBodies: () => validated.openBodies() } };
 }

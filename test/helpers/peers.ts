@@ -548,7 +548,7 @@ export async function startProcess(cmd: string, args: readonly string[], options
     }
   } catch (err) {
     await proc.stop();
-    throw new Error(`${name} did not become ready: ${(err as Error).message}\n${proc.logs()}`);
+    throw new Error(`${name} did not become ready: ${(err as Error).message}\n${proc.logs()}`, { cause: err });
   }
   return proc;
 }

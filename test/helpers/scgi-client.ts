@@ -56,7 +56,7 @@ export class RawConn {
       if (this.closeOnEnd && !socket.writableEnded && !socket.destroyed) {
         this.probing = true;
         socket.write(PROBE, (err) => {
-          if (err) this.noteError(err as NodeJS.ErrnoException, true);
+          if (err) this.noteError(err, true);
           if (!socket.destroyed) socket.end();
           this.wake();
         });
@@ -271,7 +271,7 @@ export function nginxScgiVars(req: ForwardedRequest): Pair[] {
 
 /** The bytes of one SCGI request as nginx sends it: netstring head, then the body. */
 export function scgiRequestBytes(req: ForwardedRequest, body: Buffer = Buffer.alloc(0)): Buffer {
-  return Buffer.concat([encodeScgiRequest(nginxScgiVars({ ...req, contentLength: body.length > 0 ? body.length : req.contentLength }), body.length), body]);
+  return Buffer.concat([encodeScgiRequest(nginxScgiVars(body.length > 0 ? { ...req, contentLength: body.length } : req), body.length), body]);
 }
 
 export interface GatewayResponse {
