@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import type { App, CgiVars, HeaderList, Service } from './app.js';
 import { Exchange, type ResponseSink } from './call.js';
 import { RequestError, httpVars, normalizeMount } from './environ.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from './logger.js';
 import { RequestContext, makeEnviron } from './request.js';
 
 export interface InjectRequest {
@@ -43,9 +43,10 @@ export async function inject(target: App | Service, request: InjectRequest = {},
   if (!raw.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'host')) raw.push('Host', 'localhost');
   if (body !== undefined && !raw.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length')) raw.push('Content-Length', String(body.length));
   const vars: CgiVars = {};
+  let chunked: boolean;
   try {
     // The HTTP front's own environ builder, on a request from 127.0.0.1 to localhost:80.
-    httpVars(
+    chunked = httpVars(
       {
         method: request.method ?? 'GET',
         url: request.url ?? '/',
@@ -62,7 +63,7 @@ export async function inject(target: App | Service, request: InjectRequest = {},
       vars,
     );
   } catch (err) {
-    if (err instanceof RequestError) throw new Error(`inject: ${err.status} ${err.message}`);
+    if (err instanceof RequestError) throw new Error(`inject: ${err.status} ${err.message}`, { cause: err });
     throw err;
   }
 
@@ -71,7 +72,7 @@ export async function inject(target: App | Service, request: InjectRequest = {},
     input: Readable.from(body === undefined || body.length === 0 ? [] : [body]),
     protocol: 'http',
     scheme: 'http',
-    inputTerminated: false,
+    inputTerminated: chunked,
   });
   const sink = new MemorySink(request.abortAfterBytes);
   const exchange = new Exchange(environ, sink, { error: (m, err) => logger.error(m, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }) });

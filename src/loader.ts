@@ -117,5 +117,5 @@ function nodeHandlerOf(value: unknown): NodeHandler | undefined {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? `an object with keys ${Object.keys(value as object).slice(0, 5).join(', ') || '(none)'}` : typeof value;
+  return typeof value === 'object' ? `an object with keys ${Object.keys(value).slice(0, 5).join(', ') || '(none)'}` : typeof value;
 }

@@ -61,7 +61,7 @@ export function checkEnviron(environ: Environ): void {
     check(isCgiKey(key), `environ key ${show(key)} is not a CGI name (E-2)`);
     const value = environ[key];
     check(typeof value === 'string', `environ[${key}] is not a string: ${show(value)}`);
-    check(!/[^\x00-\xff]/.test(value as string), `environ[${key}] has characters beyond latin1; CGI values are byte strings (E-1): ${show(value)}`);
+    check(!/[^\x00-\xff]/.test(value), `environ[${key}] has characters beyond latin1; CGI values are byte strings (E-1): ${show(value)}`);
   }
   check(environ.HTTP_CONTENT_TYPE === undefined, 'environ has HTTP_CONTENT_TYPE; use CONTENT_TYPE');
   check(environ.HTTP_CONTENT_LENGTH === undefined, 'environ has HTTP_CONTENT_LENGTH; use CONTENT_LENGTH');
@@ -90,7 +90,7 @@ function checkStart(status: unknown, headers: unknown): void {
 function checkChunk(chunk: unknown, started: boolean): Chunk {
   check(started, 'the body produced a chunk before start_response was called (R-4)');
   check(typeof chunk === 'string' || chunk instanceof Uint8Array, `a body chunk must be a string or Uint8Array: ${show(chunk)}`);
-  return chunk as Chunk;
+  return chunk;
 }
 
 export interface ValidatedApp extends App {

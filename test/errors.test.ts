@@ -293,7 +293,7 @@ describe('ProtocolError messages', () => {
       fn();
     } catch (err) {
       if (err instanceof ProtocolError) return err;
-      throw new Error(`${what}: threw ${String(err)}, not a ProtocolError`);
+      throw new Error(`${what}: threw ${String(err)}, not a ProtocolError`, { cause: err });
     }
     throw new Error(`${what}: did not throw`);
   }

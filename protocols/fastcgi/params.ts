@@ -80,6 +80,18 @@ export class ParamsDecoder {
     return this.pairs.length;
   }
 
+  /**
+   * The value of `name` among the pairs decoded so far (the last one), even after an error: a
+   * front refusing an oversized PARAMS stream still learns whether the request was a HEAD.
+   */
+  decodedValue(name: string): string | undefined {
+    for (let i = this.pairs.length - 1; i >= 0; i--) {
+      const pair = this.pairs[i] as Pair;
+      if (pair[0] === name) return pair[1];
+    }
+    return undefined;
+  }
+
   /** Appends the content of one PARAMS record. */
   push(content: Buffer): void {
     if (this.failure !== null) throw this.failure;
@@ -139,6 +151,16 @@ export class ParamsDecoder {
     const n = content.length;
     const base = this.total;
     if (base + n > this.maxParamsBytes) {
+      // Decode what fits first, so the pairs before the limit stay readable (decodedValue: the
+      // method of the request being refused); the limit error is what the caller sees.
+      const room = this.maxParamsBytes - base;
+      if (room > 0) {
+        try {
+          this.parse(content.subarray(0, room));
+        } catch {
+          // a pair that does not fit: the limit error below says it
+        }
+      }
       throw tooLarge(`PARAMS stream exceeds maxParamsBytes ${this.maxParamsBytes} (${base + n} bytes so far)`);
     }
     this.total = base + n;

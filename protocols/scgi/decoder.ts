@@ -327,3 +327,29 @@ function quote(latin1: string): string {
 export function decodeScgiHead(bytes: Buffer, options?: ScgiDecoderOptions): ScgiRequestHead | undefined {
   return new ScgiDecoder(options).push(bytes);
 }
+
+/**
+ * The value of header `name` in the first bytes of an SCGI request, read as far as they go
+ * (the netstring may be incomplete, or refused for its length): what a server needs to answer
+ * a request it refuses before decoding it, e.g. whether it was a HEAD. Undefined when the bytes
+ * end before that header is complete, or do not look like an SCGI head.
+ */
+export function peekScgiHeader(bytes: Uint8Array, name: string): string | undefined {
+  let i = 0;
+  while (i < bytes.length && bytes[i] !== 0x3a) {
+    const b = bytes[i] as number;
+    if (b < 0x30 || b > 0x39 || i > 8) return undefined;
+    i++;
+  }
+  i++; // the colon
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  while (i < text.length) {
+    const keyEnd = text.indexOf('\0', i);
+    if (keyEnd === -1) return undefined;
+    const valueEnd = text.indexOf('\0', keyEnd + 1);
+    if (valueEnd === -1) return undefined;
+    if (text.slice(i, keyEnd) === name) return text.slice(keyEnd + 1, valueEnd);
+    i = valueEnd + 1;
+  }
+  return undefined;
+}

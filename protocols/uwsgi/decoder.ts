@@ -326,3 +326,25 @@ export function stripScriptName(scriptName: string, pathInfo: string): ScriptNam
   }
   return { pathInfo, outcome: 'not-a-prefix' };
 }
+
+/**
+ * The value of var `name` in the first bytes of a uwsgi packet, read as far as they go (the
+ * vars block may be incomplete, or refused for its size): what a server needs to answer a
+ * request it refuses before decoding it, e.g. whether it was a HEAD. Undefined when the bytes
+ * end before that var is complete.
+ */
+export function peekUwsgiVar(bytes: Uint8Array, name: string): string | undefined {
+  let i = UWSGI_HEADER_SIZE;
+  while (i + 2 <= bytes.length) {
+    const keySize = (bytes[i] as number) | ((bytes[i + 1] as number) << 8);
+    const keyStart = i + 2;
+    if (keyStart + keySize + 2 > bytes.length) return undefined;
+    const valueSize = (bytes[keyStart + keySize] as number) | ((bytes[keyStart + keySize + 1] as number) << 8);
+    const valueStart = keyStart + keySize + 2;
+    if (valueStart + valueSize > bytes.length) return undefined;
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (keySize === name.length && buf.toString('latin1', keyStart, keyStart + keySize) === name) return buf.toString('latin1', valueStart, valueStart + valueSize);
+    i = valueStart + valueSize;
+  }
+  return undefined;
+}

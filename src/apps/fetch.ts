@@ -44,7 +44,7 @@ export function toRequest(environ: Environ): Request {
   const hasBody = !NO_BODY.has(method) && (environ['gatewire.input_terminated'] || Number(environ.CONTENT_LENGTH ?? 0) > 0);
   const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: environ['gatewire.signal'] };
   if (hasBody) {
-    init.body = Readable.toWeb(environ['gatewire.input']) as unknown as ReadableStream<Uint8Array>;
+    init.body = Readable.toWeb(environ['gatewire.input']);
     init.duplex = 'half';
   }
   return new Request(requestUrl(vars, environ['gatewire.url_scheme']), init);

@@ -349,7 +349,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
   let spawned = 0;
   let closing = false;
 
-  const app = ((environ: Environ, startResponse: StartResponse) => handle(environ as Env, startResponse)) as CgiBinApp;
+  const app = ((environ: Environ, startResponse: StartResponse) => handle(environ, startResponse)) as CgiBinApp;
   app.stats = () => ({ running: runs.size, queued: slots.queued, spawned });
   app.close = async () => {
     closing = true;
@@ -575,7 +575,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     next.REQUEST_METHOD = environ.REQUEST_METHOD === 'HEAD' ? 'HEAD' : 'GET';
     next.QUERY_STRING = q === -1 ? '' : location.slice(q + 1);
     next.REQUEST_URI = location;
-    next.REDIRECT_URL = (environ.REQUEST_URI ?? '').split('?')[0] as string;
+    next.REDIRECT_URL = (environ.REQUEST_URI ?? '').split('?')[0];
     delete next.CONTENT_LENGTH;
     delete next.CONTENT_TYPE;
     delete next.SCRIPT_FILENAME; // the web server's choice was for the first script

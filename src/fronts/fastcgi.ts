@@ -200,7 +200,7 @@ class FastcgiConnection {
       try {
         req.params.push(content);
       } catch (err) {
-        this.refuse(req, err instanceof LimitError ? 431 : 400, detailOf(err)); // F-19, F-20
+        this.refuse(req, err instanceof LimitError ? 431 : 400, detailOf(err), req.params.decodedValue('REQUEST_METHOD')); // F-19, F-20
       }
       return;
     }
@@ -208,7 +208,7 @@ class FastcgiConnection {
     try {
       pairs = req.params.end();
     } catch (err) {
-      this.refuse(req, 400, detailOf(err)); // F-20: malformed pairs
+      this.refuse(req, 400, detailOf(err), req.params.decodedValue('REQUEST_METHOD')); // F-20: malformed pairs
       return;
     }
     this.start(req, pairs);

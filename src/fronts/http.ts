@@ -13,7 +13,7 @@ import type { CgiVars, HeaderList, NodeHandler, Service } from '../app.js';
 import { Exchange, type ResponseSink } from '../call.js';
 import { RequestError, httpVars, normalizeRemoteAddr, rawPathBelow } from '../environ.js';
 import type { Logger } from '../log.js';
-import { reply, replyBytes, sendReply } from '../reply.js';
+import { type Reply, reply, replyBytes, sendReply } from '../reply.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
 import { resetAfterFlush } from './common.js';
@@ -157,7 +157,7 @@ class HttpFront {
     if (chunked) limitChunkedBody(req, res, this.opts.maxBodyBytes, id);
     const fail = (err: unknown): void => {
       this.opts.logger.error(`node handler failed: ${(err as Error)?.message ?? String(err)}`, { request_id: id, stack: (err as Error | undefined)?.stack });
-      if (!res.headersSent && !res.destroyed) sendReply(new HttpSink(res), reply(500, id, req.method));
+      if (!res.headersSent && !res.destroyed) replyOnNodeRes(res, reply(500, id, req.method));
       else res.destroy();
     };
     if (started !== 0) {
@@ -215,12 +215,17 @@ class HttpFront {
   refuseConnect(req: IncomingMessage, socket: Socket): void {
     const id = newRequestId();
     this.opts.logger.warn('http: 405 CONNECT refused', { remote: normalizeRemoteAddr(socket.remoteAddress), target: String(req.url).slice(0, 200), request_id: id });
-    socket.end(replyBytes(reply(405, id, 'CONNECT', [['Connection', 'close']]), httpHead));
+    // RFC 9110 §15.5.6: a 405 names the methods that are allowed (the app decides beyond that).
+    const allow: [string, string] = ['Allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH'];
+    socket.end(replyBytes(reply(405, id, 'CONNECT', [allow, ['Connection', 'close'], ['Date', new Date().toUTCString()]]), httpHead));
   }
 
   /** Bad framing and limits found by llhttp: 400, 431 for an oversized header block. */
-  clientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+  clientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
+    // A response already on its way (a refusal after the head, whose body llhttp then fails to
+    // parse, e.g. Transfer-Encoding: gzip) is the only answer: never a second one behind it.
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
       socket.destroy();
       return;
     }
@@ -229,7 +234,8 @@ class HttpFront {
     const status = tooLarge ? 431 : timeout ? 408 : 400;
     const id = newRequestId();
     this.opts.logger.warn(`http: ${status} ${err.code ?? ''} ${err.message}`, { remote: normalizeRemoteAddr(socket.remoteAddress), request_id: id });
-    const r = reply(status, id, undefined, [['Connection', 'close']]);
+    // The method, when llhttp got that far: a HEAD gets no body even for a request it refused.
+    const r = reply(status, id, methodOf(err.rawPacket), [['Connection', 'close'], ['Date', new Date().toUTCString()]]);
     this.opts.logger.access?.({
       id,
       protocol: 'http',
@@ -290,7 +296,7 @@ function limitChunkedBody(req: IncomingMessage, res: ServerResponse, max: number
     if (chunk !== null && chunk !== undefined) {
       seen += (chunk as Buffer).length;
       if (seen > max) {
-        if (!res.headersSent) sendReply(new HttpSink(res), reply(413, requestId, req.method, [['Connection', 'close']]));
+        if (!res.headersSent) replyOnNodeRes(res, reply(413, requestId, req.method, [['Connection', 'close']]));
         req.destroy(new RequestError(413, 'request body over the limit'));
         return false;
       }
@@ -350,3 +356,21 @@ class HttpSink implements ResponseSink {
 }
 
 const httpHead = (status: number, reason: string, headers: HeaderList): Buffer => serializeHttpHead('HTTP/1.1', status, reason, headers);
+
+/**
+ * gatewire's reply on a Node handler's own res: the fields the handler had set (Express's
+ * X-Powered-By, a half-built response) are not gatewire's and do not go out with it.
+ */
+function replyOnNodeRes(res: ServerResponse, r: Reply): void {
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  sendReply(new HttpSink(res), r);
+}
+
+/** The method token at the start of a request's first bytes (llhttp's rawPacket), if any. */
+function methodOf(packet: Buffer | undefined): string | undefined {
+  if (packet === undefined) return undefined;
+  const space = packet.indexOf(0x20);
+  if (space < 1 || space > 16) return undefined;
+  const method = packet.toString('latin1', 0, space);
+  return /^[A-Z]+$/.test(method) ? method : undefined;
+}

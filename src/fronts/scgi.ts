@@ -5,10 +5,10 @@
  */
 import { type GatewayFrontOptions, gatewayOptions } from './common.js';
 import type { FrontModule } from './registry.js';
-import { type HeadReader, type SingleRequestProtocol, singleRequestHandler, singleRequestListener } from './single-request.js';
+import { HeadPeek, type HeadReader, type SingleRequestProtocol, singleRequestHandler, singleRequestListener } from './single-request.js';
 import { scgiSignature } from '../../protocols/detect.js';
 import { serializeCgiHead } from '../../protocols/cgi/head.js';
-import { MAX_NETSTRING_LENGTH, ScgiDecoder } from '../../protocols/scgi/index.js';
+import { MAX_NETSTRING_LENGTH, ScgiDecoder, peekScgiHeader } from '../../protocols/scgi/index.js';
 
 /** SCGI: netstring head (S-1..S-5), CGI-style response head (S-8). */
 function scgiProtocol(opts: GatewayFrontOptions): SingleRequestProtocol {
@@ -17,9 +17,12 @@ function scgiProtocol(opts: GatewayFrontOptions): SingleRequestProtocol {
   return {
     name: 'scgi',
     newReader(): HeadReader {
-      const decoder = new ScgiDecoder({ maxNetstringLength, maxBodyBytes: opts.maxBodyBytes });
+      // No body limit here: gatewayVars refuses a CONTENT_LENGTH over it with a 413, knowing the method.
+      const decoder = new ScgiDecoder({ maxNetstringLength });
+      const peek = new HeadPeek();
       return {
         push(chunk) {
+          peek.add(chunk);
           const head = decoder.push(chunk);
           if (head === undefined) return undefined;
           if (!head.hasScgiMarker && !markerWarned) {
@@ -30,6 +33,7 @@ function scgiProtocol(opts: GatewayFrontOptions): SingleRequestProtocol {
           return { pairs: head.headers, contentLength: head.contentLength, rest: head.rest, stripScriptName: false };
         },
         end: () => decoder.end(),
+        method: () => peekScgiHeader(peek.seen, 'REQUEST_METHOD'),
       };
     },
     serializeHead: serializeCgiHead,

@@ -46,6 +46,27 @@ export interface HeadReader {
   push(chunk: Buffer): GatewayHead | undefined;
   /** EOF inside the head: throws a ProtocolError when some head bytes had arrived. */
   end(): void;
+  /**
+   * REQUEST_METHOD from the head bytes seen so far, for a head refused before it was decoded
+   * (a HEAD gets no body even then). Undefined when it had not arrived.
+   */
+  method(): string | undefined;
+}
+
+/** How many of a head's first bytes a reader keeps for method() (nginx sends it early). */
+export const PEEK_BYTES = 4096;
+
+/** The first PEEK_BYTES of a head, gathered across reads. */
+export class HeadPeek {
+  private bytes: Buffer = Buffer.alloc(0);
+  add(chunk: Buffer): void {
+    if (this.bytes.length >= PEEK_BYTES) return;
+    const take = chunk.subarray(0, PEEK_BYTES - this.bytes.length);
+    this.bytes = this.bytes.length === 0 ? take : Buffer.concat([this.bytes, take]);
+  }
+  get seen(): Buffer {
+    return this.bytes;
+  }
 }
 
 /** Thrown by a HeadReader for input that gets no reply at all, only a log line (U-2). */
@@ -199,7 +220,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
       this.state = 'closing';
       this.socket.destroy();
     } else if (err instanceof ProtocolError) {
-      this.refuse(statusForHeadError(err), err.detail);
+      this.refuse(statusForHeadError(err), err.detail, this.reader.method());
     } else {
       this.opts.logger.error(`${name}: unexpected error decoding the request head from ${this.remote}: ${(err as Error)?.message ?? String(err)}`, {
         stack: (err as Error | undefined)?.stack,

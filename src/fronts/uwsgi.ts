@@ -19,7 +19,7 @@
 import type { HeaderList } from '../app.js';
 import { type GatewayFrontOptions, gatewayOptions } from './common.js';
 import type { FrontModule } from './registry.js';
-import { CloseWithoutReply, type GatewayHead, type HeadReader, type SingleRequestProtocol, singleRequestHandler, singleRequestListener } from './single-request.js';
+import { CloseWithoutReply, type GatewayHead, HeadPeek, type HeadReader, type SingleRequestProtocol, singleRequestHandler, singleRequestListener } from './single-request.js';
 import { uwsgiSignature } from '../../protocols/detect.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
 import {
@@ -28,6 +28,7 @@ import {
   UWSGI_HEADER_SIZE,
   UWSGI_REQUEST_MODIFIERS,
   UwsgiDecoder,
+  peekUwsgiVar,
   type UwsgiPacketHeader,
   type UwsgiRequestHead,
   stripScriptName,
@@ -64,9 +65,12 @@ function uwsgiProtocol(opts: GatewayFrontOptions, modifiers: ReadonlySet<number>
   return {
     name: 'uwsgi',
     newReader(): HeadReader {
-      const decoder = new UwsgiDecoder({ maxUwsgiPacketSize, maxBodyBytes: opts.maxBodyBytes });
+      // No body limit here: gatewayVars refuses a CONTENT_LENGTH over it with a 413, knowing the method.
+      const decoder = new UwsgiDecoder({ maxUwsgiPacketSize });
+      const peek = new HeadPeek();
       return {
         push(chunk) {
+          peek.add(chunk);
           let data = chunk;
           if (packetHeader(decoder) === undefined) {
             // U-2: feed the packet header alone and check modifier1 before any vars byte.
@@ -90,6 +94,7 @@ function uwsgiProtocol(opts: GatewayFrontOptions, modifiers: ReadonlySet<number>
           return head === undefined ? undefined : toHead(head, head.rest);
         },
         end: () => decoder.end(),
+        method: () => peekUwsgiVar(peek.seen, 'REQUEST_METHOD'),
       };
     },
     serializeHead: serializeUwsgiHead,
