@@ -288,12 +288,14 @@ class FastcgiConnection {
       error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
     });
     req.exchange = exchange;
-    input.onLimit = () => {
-      // A body without CONTENT_LENGTH passed --max-body-bytes: 413 while the head is not out.
-      this.abortRequest(req, 'request body over the limit');
-      if (exchange.headersSent) this.endRequest(req, 1);
-      else this.refuse(req, 413, `request body over the limit ${opts.maxBodyBytes}`, req.method, ctx.id);
-    };
+    if (expected < 0) {
+      input.onLimit = () => {
+        // A body without CONTENT_LENGTH passed --max-body-bytes: 413 while the head is not out.
+        this.abortRequest(req, 'request body over the limit');
+        if (exchange.headersSent) this.endRequest(req, 1);
+        else this.refuse(req, 413, `request body over the limit ${opts.maxBodyBytes}`, req.method, ctx.id);
+      };
+    }
     void exchange.run(opts.service.app).then(() => {
       opts.inflight.leave();
       if (!req.ended && !this.closing && !sink.aborted) this.endRequest(req, exchange.failed ? 1 : 0);
