@@ -5,7 +5,7 @@
  */
 import type { App, Service } from './app.js';
 import { createCgiBinApp, CGI_INTERPRETERS, type CgiInterpreter } from './cgi-host/host.js';
-import { describeSpawnMethod } from './cgi-host/spawn.js';
+import { describeSpawnMethod, spawnMethod } from './cgi-host/spawn.js';
 import type { Cluster } from 'node:cluster';
 import { splitMount } from './environ.js';
 import { replyFromApp } from './reply.js';
@@ -67,7 +67,13 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
     logger,
   });
   // One line per server: the primary (or the only process) says it, cluster workers do not.
-  if (!(require('node:cluster') as Cluster).isWorker) logger.info(`cgi-bin: scripts start with ${describeSpawnMethod()}`);
+  // The fallback is a warning (every script costs the server a fork), unless it was asked for.
+  if (!(require('node:cluster') as Cluster).isWorker) {
+    const how = spawnMethod();
+    const line = `cgi-bin: scripts start with ${describeSpawnMethod(how)}`;
+    if (how.method === 'native' || process.env.GATEWIRE_SPAWN === 'node') logger.info(line);
+    else logger.warn(line);
+  }
   // Node handlers lose the HTTP front's zero-cost path here: the CGI mount must see every request.
   return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ' };
 }
