@@ -1,7 +1,11 @@
 /**
- * `gatewire cgi APP`: the command-line side of CGI child mode (cgi-child.ts). cli.ts calls
- * registerCgiCommand(program). This module stays light: the runner is imported only when the
- * command runs, and it loads neither winston nor the HTTP server (K-17).
+ * `gatewire cgi APP`: the command and its process glue around the CGI front (fronts/cgi.ts): mode
+ * detection, signals, exit codes, and FastCGI on a listening fd 0 through the server's own
+ * Gateway. cli.ts calls registerCgiCommand(program). A CGI run loads neither winston, the server
+ * nor a network front (K-17): those are required only for the fd-0 FastCGI mode.
+ *
+ * Exit codes: 0 response sent (or the server closed stdout), 1 the app failed or REQUEST_METHOD
+ * is missing (K-2), 2 the app cannot be loaded or an option is bad, 143 SIGTERM (K-16).
  *
  * Drop-in for any cgi-bin (examples/cgi-wrapper.cgi):
  *   #!/bin/sh
