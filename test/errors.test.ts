@@ -28,12 +28,14 @@ import { type CodecName, GatewireError, LimitError, ProtocolError, type Register
 import { CgiResponseError, CgiResponseParser, NphResponseParser, parseCgiResponse } from '../protocols/cgi/index.js';
 import {
   FastcgiErrorCode,
+  FastcgiResponseDecoder,
   ParamsDecoder,
   RecordDecoder,
   decodeBeginRequest,
   decodeEndRequest,
   decodeParams,
   decodeUnknownType,
+  encodeFastcgiRequest,
 } from '../protocols/fastcgi/index.js';
 import { ScgiDecoder, ScgiErrorCode, decodeScgiHead, encodeScgiRequest } from '../protocols/scgi/index.js';
 import { UwsgiDecoder, UwsgiErrorCode, decodeUwsgiHead, encodeUwsgiRequest } from '../protocols/uwsgi/index.js';
@@ -325,6 +327,12 @@ describe('ProtocolError messages', () => {
     cgiEnd.push(Buffer.from('X-A: 1\n'));
     const paramsEnd = new ParamsDecoder();
     paramsEnd.push(Buffer.from([5]));
+    const fcgiResponseEnd = (bytes: Buffer, ids: number[]): void => {
+      const d = new FastcgiResponseDecoder({});
+      for (const id of ids) d.register(id);
+      d.push(bytes);
+      d.end();
+    };
     const uwsgiVars = (...bytes: number[]): Buffer => Buffer.concat([Buffer.from([0, bytes.length & 0xff, bytes.length >> 8, 0]), Buffer.from(bytes)]);
     const errors: Array<[string, ProtocolError]> = [
       ['fastcgi bad version', thrown('fastcgi bad version', () => new RecordDecoder(() => undefined).push(Buffer.from([2, 1, 0, 1, 0, 0, 0, 0])))],
@@ -335,6 +343,13 @@ describe('ProtocolError messages', () => {
       ['fastcgi params truncated', thrown('fastcgi params truncated', () => paramsEnd.end())],
       ['fastcgi params too large', thrown('fastcgi params too large', () => decodeParams(Buffer.from([1, 1, 0x61, 0x62]), { maxParamsBytes: 2 }))],
       ['fastcgi too many params', thrown('fastcgi too many params', () => decodeParams(Buffer.from([1, 1, 0x61, 0x62]), { maxPairs: 0 }))],
+      ['fastcgi unexpected request id', thrown('fastcgi unexpected request id', () => new FastcgiResponseDecoder({}).push(Buffer.from([1, 6, 0, 1, 0, 0, 0, 0])))],
+      ['fastcgi unexpected record type', thrown('fastcgi unexpected record type', () => new FastcgiResponseDecoder({}).push(Buffer.from([1, 1, 0, 1, 0, 8, 0, 0])))],
+      ['fastcgi unknown record type', thrown('fastcgi unknown record type', () => new FastcgiResponseDecoder({}).push(Buffer.from([1, 12, 0, 0, 0, 0, 0, 0])))],
+      ['fastcgi truncated record', thrown('fastcgi truncated record', () => fcgiResponseEnd(Buffer.from([1]), []))],
+      ['fastcgi missing END_REQUEST', thrown('fastcgi missing END_REQUEST', () => fcgiResponseEnd(Buffer.alloc(0), [1]))],
+      ['fastcgi encoder', thrown('fastcgi encoder', () => encodeFastcgiRequest(1, { keepConn: false, params: [['A', '\u0100']] }))],
+      ['fastcgi encoder too large', thrown('fastcgi encoder too large', () => encodeFastcgiRequest(1, { keepConn: false, params: [['A', 'x'.repeat(65536)]] }))],
       ['scgi leading zero', thrown('scgi leading zero', () => decodeScgiHead(Buffer.from('070:')))],
       ['scgi bad length', thrown('scgi bad length', () => decodeScgiHead(Buffer.from('x:')))],
       ['scgi head too large', thrown('scgi head too large', () => decodeScgiHead(Buffer.from('99:'), { maxNetstringLength: 10 }))],
@@ -368,6 +383,13 @@ describe('ProtocolError messages', () => {
       FastcgiErrorCode.ParamsTruncated,
       FastcgiErrorCode.ParamsTooLarge,
       FastcgiErrorCode.TooManyParams,
+      FastcgiErrorCode.UnexpectedRequestId,
+      FastcgiErrorCode.UnexpectedRecordType,
+      FastcgiErrorCode.UnknownRecordType,
+      FastcgiErrorCode.TruncatedRecord,
+      FastcgiErrorCode.MissingEndRequest,
+      FastcgiErrorCode.EncodeInvalid,
+      FastcgiErrorCode.EncodeTooLarge,
       ScgiErrorCode.LeadingZero,
       ScgiErrorCode.BadLength,
       ScgiErrorCode.HeadTooLarge,

@@ -86,8 +86,9 @@ export const DEFAULT_MAX_PAIRS = 1000;
 
 /**
  * Stable error codes of FastCGI (ProtocolError / LimitError `code`). The codec raises the first
- * eight; the last three are stream-order rules the front enforces (src/fronts/fastcgi.ts) on
- * records the codec decoded well.
+ * eight; the next three are stream-order rules the front enforces (src/fronts/fastcgi.ts) on
+ * records the codec decoded well; the last seven are the client side's (protocols/fastcgi/client.ts:
+ * what an application server sends back, and request encoding).
  */
 export const FastcgiErrorCode = {
   /** A record header whose version byte is not 1 (F-2). */
@@ -112,5 +113,22 @@ export const FastcgiErrorCode = {
   DuplicateRequestId: 'FCGI_DUPLICATE_REQUEST_ID',
   /** Front: STDIN for a request whose PARAMS stream has not ended (F-26). */
   StdinBeforeParams: 'FCGI_STDIN_BEFORE_PARAMS',
+  /**
+   * Client side: a STDOUT, STDERR or END_REQUEST record for a request id that is not active (never
+   * begun, or already ended by END_REQUEST), or a management record on an id other than 0 (UP-8).
+   */
+  UnexpectedRequestId: 'FCGI_UNEXPECTED_REQUEST_ID',
+  /** Client side: a record type only a web server sends (BEGIN_REQUEST, PARAMS, STDIN, …) (UP-8). */
+  UnexpectedRecordType: 'FCGI_UNEXPECTED_RECORD_TYPE',
+  /** Client side: a record type FastCGI 1.0 does not define (0, or above 11), any request id (UP-8). */
+  UnknownRecordType: 'FCGI_UNKNOWN_RECORD_TYPE',
+  /** Client side: the connection ended inside a record (raised by `end()`). */
+  TruncatedRecord: 'FCGI_TRUNCATED_RECORD',
+  /** Client side: the connection ended while requests still awaited their END_REQUEST (UP-12). */
+  MissingEndRequest: 'FCGI_MISSING_END_REQUEST',
+  /** Encoder: a param name or value with a char above U+00FF (it has no byte; UP-38). */
+  EncodeInvalid: 'FCGI_ENCODE_INVALID',
+  /** Encoder: a param pair longer than 65535 bytes, which no PARAMS record can carry whole (LimitError, UP-2). */
+  EncodeTooLarge: 'FCGI_ENCODE_TOO_LARGE',
 } as const;
 export type FastcgiErrorCode = (typeof FastcgiErrorCode)[keyof typeof FastcgiErrorCode];

@@ -307,6 +307,25 @@ function lengthSize(length: number): number {
   return length < 0x80 ? 1 : 4;
 }
 
+/**
+ * Bytes one pair takes on the wire (its two lengths, name and value), for latin1 strings (one
+ * byte per char; the caller checks that). The FastCGI client packs whole pairs into records with it.
+ */
+export function pairByteLength(name: string, value: string): number {
+  return lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+}
+
+/**
+ * Writes one pair at `offset` (room for {@link pairByteLength} bytes must be there; latin1
+ * strings, not checked) and returns the offset after it.
+ */
+export function writePair(buf: Buffer, offset: number, name: string, value: string): number {
+  let at = writeLength(buf, offset, name.length);
+  at = writeLength(buf, at, value.length);
+  at += buf.write(name, at, 'latin1');
+  return at + buf.write(value, at, 'latin1');
+}
+
 function writeLength(buf: Buffer, offset: number, length: number): number {
   if (length < 0x80) {
     buf[offset] = length;
@@ -328,16 +347,11 @@ export function encodeParams(pairs: Iterable<readonly [string, string]>): Buffer
     if (NON_LATIN1.test(name) || NON_LATIN1.test(value)) {
       throw new RangeError(`fastcgi: pair ${JSON.stringify(name)} holds a char above U+00FF`);
     }
-    size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+    size += pairByteLength(name, value);
   }
   const buf = Buffer.allocUnsafe(size);
   let offset = 0;
-  for (const [name, value] of list) {
-    offset = writeLength(buf, offset, name.length);
-    offset = writeLength(buf, offset, value.length);
-    offset += buf.write(name, offset, 'latin1');
-    offset += buf.write(value, offset, 'latin1');
-  }
+  for (const [name, value] of list) offset = writePair(buf, offset, name, value);
   return buf;
 }
 
