@@ -12,6 +12,8 @@ import { replyFromApp } from './reply.js';
 import { LoadError, loadService } from './loader.js';
 import type { Logger } from './log.js';
 import type { ServeOptions } from './options.js';
+import { formatUpstream } from './upstream/address.js';
+import { upstreamApp } from './upstream/single-request.js';
 
 const notFound: App = (environ, startResponse) => replyFromApp(startResponse, 404, environ['gatewire.request_id']);
 
@@ -46,9 +48,18 @@ export function parseInterpreters(list: string): Record<string, string | CgiInte
 }
 
 export async function buildService(appSpec: string | undefined, options: ServeOptions, logger: Logger): Promise<Service> {
-  const app = appSpec === undefined ? undefined : await loadService(appSpec, options.interface);
+  if (appSpec !== undefined && options.upstream !== undefined) {
+    throw new LoadError(`serve: give an APP or --upstream URL, not both (got ${appSpec} and ${formatUpstream(options.upstream)})`);
+  }
+  // --upstream: the application server behind gatewire is the app (src/upstream/).
+  const app: Service | undefined =
+    options.upstream !== undefined
+      ? { app: upstreamApp(options.upstream, { logger }), interface: 'environ' }
+      : appSpec === undefined
+        ? undefined
+        : await loadService(appSpec, options.interface);
   if (options.cgiBin === undefined) {
-    if (app === undefined) throw new LoadError('serve: no app given (gatewire serve APP --http ADDR, or --cgi-bin DIR)');
+    if (app === undefined) throw new LoadError('serve: no app given (gatewire serve APP --http ADDR, --upstream URL, or --cgi-bin DIR)');
     return app;
   }
   const cgi = createCgiBinApp({

@@ -39,6 +39,8 @@ export const ServerErrorCode = {
   SpoolLimit: 'GATEWIRE_SPOOL_LIMIT',
   /** PeerGone (src/call.ts, internal): the peer went away while the body was iterated. */
   PeerGone: 'GATEWIRE_PEER_GONE',
+  /** UpstreamError: an SCGI/uwsgi application server gatewire forwards to failed (refused, timed out, bad answer). */
+  Upstream: 'GATEWIRE_UPSTREAM',
 } as const;
 export type ServerErrorCode = (typeof ServerErrorCode)[keyof typeof ServerErrorCode];
 

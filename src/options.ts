@@ -7,6 +7,7 @@ import type { AppInterface } from './app.js';
 import { GatewireError, ServerErrorCode } from './errors.js';
 import { type AllowKey, FRONTS, type FrontName } from './fronts/registry.js';
 import type { LogFormat, LogLevel } from './log.js';
+import type { UpstreamTarget } from './upstream/address.js';
 
 /** A bad option value; the CLI prints the message on one line and exits 2. */
 export class OptionError extends GatewireError {
@@ -145,6 +146,7 @@ interface CommonOptions {
   cgiIndex: string | undefined;
   cgiPassAuth: boolean;
   cgiScriptLog: string | undefined;
+  upstream: UpstreamTarget | undefined;
 }
 
 export interface OptionSpec {
@@ -201,6 +203,8 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'cgiIndex', flags: '--cgi-index <names>', env: 'GATEWIRE_CGI_INDEX', description: 'scripts tried for a directory, e.g. index.cgi (default: none, 403)', default: undefined, parse: (t) => t },
   { key: 'cgiPassAuth', flags: '--cgi-pass-auth', env: 'GATEWIRE_CGI_PASS_AUTH', description: 'pass Authorization to scripts as HTTP_AUTHORIZATION (like Apache CGIPassAuth)', default: 'false', parse: (t, w) => parseBoolean(t, w), boolean: true },
   { key: 'cgiScriptLog', flags: '--cgi-script-log <path>', env: 'GATEWIRE_CGI_SCRIPT_LOG', description: 'Apache ScriptLog-style dump of failing script requests (default: off)', default: undefined, parse: (t) => t },
+  // Loaded lazily: src/upstream/address.ts imports OptionError from this module.
+  { key: 'upstream', flags: '--upstream <url>', env: 'GATEWIRE_UPSTREAM', description: 'serve by forwarding every request to an application server instead of an APP: scgi://HOST:PORT, scgi://unix:/PATH, uwsgi://HOST:PORT or uwsgi://unix:/PATH (default: none)', default: undefined, parse: (t) => (require('./upstream/address.js') as typeof import('./upstream/address.js')).parseUpstreamUrl(t) },
 ];
 
 /**

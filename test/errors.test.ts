@@ -18,6 +18,7 @@ import { AppContractError } from '../src/app.js';
 import { NotCgiError, CgiStalled, CgiTermination } from '../src/fronts/cgi.js';
 import { CloseWithoutReply } from '../src/fronts/single-request.js';
 import { SpoolLimitError } from '../src/cgi-host/spool.js';
+import { UpstreamError } from '../src/upstream/single-request.js';
 import { RequestError } from '../src/environ.js';
 import { type ErrorCode, ListenError, ServerErrorCode } from '../src/errors.js';
 import { BodyLimitError, TruncatedBodyError } from '../src/input.js';
@@ -176,6 +177,7 @@ const SAMPLES: Record<string, { make: () => Error; name: string }> = {
   CgiStalled: { make: () => new CgiStalled('sample'), name: 'CgiStalled' },
   CloseWithoutReply: { make: () => new CloseWithoutReply('sample'), name: 'Error' },
   SpoolLimitError: { make: () => new SpoolLimitError('sample'), name: 'SpoolLimitError' },
+  UpstreamError: { make: () => new UpstreamError('sample', 502), name: 'UpstreamError' },
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,616 @@
+/**
+ * SCGI and uwsgi upstream clients as Apps: gatewire as the web server in front of an
+ * application server (uWSGI `--scgi-socket` / `--uwsgi-socket`, or another gatewire's
+ * `--scgi` / `--uwsgi` front), one connection per request (neither protocol has keep-alive).
+ *
+ *   const app = scgiUpstream({ kind: 'tcp', host: '127.0.0.1', port: 9000 });
+ *   new Gateway({ app, interface: 'environ' }, resolveOptions({ http: ['8080'] }, {}), logger);
+ *
+ * One request:
+ *
+ *   body    CONTENT_LENGTH is always sent (UP-4): a body of known length is streamed from
+ *           gatewire.input with backpressure (pipe), exactly CONTENT_LENGTH bytes (UP-5), while
+ *           the answer is read (UP-6); a body of unknown length (gatewire.input_terminated: HTTP
+ *           chunked, FastCGI without CONTENT_LENGTH) is BUFFERED IN MEMORY first, up to
+ *           `maxBufferedBody` (16 MiB by default; beyond it 413), because neither protocol can
+ *           carry a body without its length
+ *   head    SCGI: CONTENT_LENGTH first, then `SCGI: 1` (UP-13); uwsgi: LE16 sizes, modifier1 0,
+ *           SERVER_PROTOCOL as the front built it (UP-14). Only CGI-shaped keys of the environ go
+ *           out: no `gatewire.*`, no HTTP_PROXY, no hop-by-hop HTTP_* fields
+ *   answer  SCGI: a CGI head (`Status:`, none → 200, a Location without Status → 302, UP-16) or
+ *           a status line (scgi-nph-socket); uwsgi: an HTTP status line. Parsed by
+ *           protocols/cgi/response.ts with a bounded head (UP-10), status 200..599 (UP-15),
+ *           names and values checked (UP-18); `Status`, hop-by-hop fields and the framing
+ *           removed, a valid Content-Length kept for the core to enforce (UP-17); a
+ *           Transfer-Encoding is a 502 (its framing would reach the client as body bytes)
+ *   body    streamed as the exchange takes it: the socket is paused between next() calls;
+ *           bytes past Content-Length are dropped and the connection closed; a close or
+ *           reset before the declared end makes next() throw, so the exchange aborts the
+ *           response (R-11, UP-12); return()/close() destroy the socket (client gone, R-5, UP-31)
+ *
+ * Failures answer through src/reply.ts with one log line: refused, reset, garbage, an oversized
+ * or malformed head → 502; connect timeout, silence before the head → 504 (UP-27).
+ */
+import { Buffer } from 'node:buffer';
+import { createConnection, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
+import { GatewireError, ServerErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { replyFromApp, replyReason } from '../reply.js';
+import { formatUpstream, type UpstreamAddress, type UpstreamProtocol, type UpstreamTarget } from './address.js';
+import { CGI_HEAD_LIMITS, CgiResponseParser, NphResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
+import { isHopByHop } from '../../protocols/cgi/head.js';
+import { LimitError, ProtocolError } from '../../protocols/errors.js';
+import { encodeScgiRequest } from '../../protocols/scgi/encoder.js';
+import { encodeUwsgiRequest } from '../../protocols/uwsgi/encoder.js';
+
+export type { UpstreamAddress, UpstreamTarget } from './address.js';
+
+/** Options of {@link scgiUpstream} and {@link uwsgiUpstream}. Durations in ms, sizes in bytes. */
+export interface UpstreamOptions {
+  /** Time to establish the connection; then 504. @default 5000 */
+  connectTimeout?: number;
+  /**
+   * Longest silence on the connection before the response head is complete (the body upload
+   * counts as activity); then 504. After the head, the longest wait for the next body bytes
+   * while the client is reading; then the response is cut off. @default 60000
+   */
+  readTimeout?: number;
+  /** A request body of unknown length is buffered up to this size to learn its length; beyond it 413. @default 16 MiB */
+  maxBufferedBody?: number;
+  /** Limits on the response head. @default 8 KiB line, 64 KiB head, 100 fields */
+  headLimits?: CgiHeadLimits;
+  /** Where failures are logged (with the request id); @default the request's `gatewire.errors` */
+  logger?: Logger;
+}
+
+export const UPSTREAM_DEFAULTS = {
+  connectTimeout: 5_000,
+  readTimeout: 60_000,
+  maxBufferedBody: 16 * 1024 * 1024,
+  headLimits: CGI_HEAD_LIMITS,
+} as const;
+
+/**
+ * The upstream failed (502, 504), or the request cannot reach it (400 for a failed client body,
+ * 413 for an unknown-length body over the buffer): `status` is what the client gets while the
+ * headers are not out.
+ */
+export class UpstreamError extends GatewireError {
+  override name = 'UpstreamError';
+  override readonly code = ServerErrorCode.Upstream;
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** An App that forwards every request to an SCGI application server. */
+export function scgiUpstream(address: UpstreamAddress, options: UpstreamOptions = {}): App {
+  return upstreamApp({ protocol: 'scgi', address }, options);
+}
+
+/** An App that forwards every request to a uwsgi application server. */
+export function uwsgiUpstream(address: UpstreamAddress, options: UpstreamOptions = {}): App {
+  return upstreamApp({ protocol: 'uwsgi', address }, options);
+}
+
+interface Config {
+  target: UpstreamTarget;
+  label: string;
+  connectTimeout: number;
+  readTimeout: number;
+  maxBufferedBody: number;
+  headLimits: CgiHeadLimits;
+  logger: Logger | undefined;
+}
+
+function positive(name: string, value: number | undefined, def: number): number {
+  const v = value ?? def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TypeError(`Expected the \`${name}\` option to be a positive integer, got ${String(value)}`);
+  return v;
+}
+
+/** The App for a parsed `--upstream` target. */
+export function upstreamApp(target: UpstreamTarget, options: UpstreamOptions = {}): App {
+  const cfg: Config = {
+    target,
+    label: formatUpstream(target),
+    connectTimeout: positive('connectTimeout', options.connectTimeout, UPSTREAM_DEFAULTS.connectTimeout),
+    readTimeout: positive('readTimeout', options.readTimeout, UPSTREAM_DEFAULTS.readTimeout),
+    maxBufferedBody: positive('maxBufferedBody', options.maxBufferedBody, UPSTREAM_DEFAULTS.maxBufferedBody),
+    headLimits: { ...UPSTREAM_DEFAULTS.headLimits, ...(options.headLimits ?? {}) },
+    logger: options.logger,
+  };
+  return (environ, startResponse) => forward(cfg, environ, startResponse);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request
+// ---------------------------------------------------------------------------------------------
+
+/** Never forwarded: httpoxy (UP-24), this hop's framing, and what the encoders write themselves. */
+const NOT_FORWARDED = new Set([
+  'HTTP_PROXY',
+  'HTTP_CONNECTION',
+  'HTTP_KEEP_ALIVE',
+  'HTTP_PROXY_CONNECTION',
+  'HTTP_TE',
+  'HTTP_TRAILER',
+  'HTTP_TRANSFER_ENCODING',
+  'HTTP_UPGRADE',
+  'CONTENT_LENGTH',
+  'SCGI',
+]);
+/** A CGI meta-variable name: server-owned keys have a dot (`gatewire.*`), so they never match. */
+const CGI_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The environ's CGI variables as the front built them, in its order, minus {@link NOT_FORWARDED}. */
+export function upstreamVars(environ: Environ): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const key of Object.keys(environ)) {
+    if (!CGI_NAME.test(key) || NOT_FORWARDED.has(key)) continue;
+    const value = environ[key];
+    if (typeof value === 'string') out.push([key, value]);
+  }
+  return out;
+}
+
+function encodeHead(protocol: UpstreamProtocol, vars: Array<[string, string]>, bodyLength: number): Buffer {
+  if (protocol === 'scgi') return encodeScgiRequest(vars, bodyLength);
+  return encodeUwsgiRequest([['CONTENT_LENGTH', String(bodyLength)], ...vars]);
+}
+
+type Outbound = { kind: 'stream'; length: number; input: Readable } | { kind: 'buffer'; data: Buffer };
+
+/** Reads a body of unknown length to its end, at most `max` bytes (see the file header: buffered on purpose). */
+async function bufferBody(input: Readable, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    length += buf.length;
+    if (length > max) throw new UpstreamError(`request body of unknown length over ${max} bytes`, 413);
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks, length);
+}
+
+/** Reads and drops what is left of the request body (the client's framing stays intact). */
+function drain(input: Readable | undefined): void {
+  if (input === undefined || input.readableEnded || input.destroyed) return;
+  input.on('error', () => undefined);
+  input.resume();
+}
+
+async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promise<Body> {
+  const id = environ['gatewire.request_id'];
+  const input = environ['gatewire.input'];
+  const signal = environ['gatewire.signal'] as AbortSignal | undefined;
+  const log = (level: 'error' | 'warn', message: string): void => {
+    const line = `upstream ${cfg.label}: ${message}`;
+    if (cfg.logger !== undefined) cfg.logger[level](line, { request_id: id });
+    else environ['gatewire.errors'].write(line);
+  };
+  const refuse = (status: number, why: string, level: 'error' | 'warn' = 'error'): Body => {
+    if (signal?.aborted !== true) log(level, `${status} ${why}`);
+    drain(input);
+    return replyFromApp(sr, status, id);
+  };
+
+  // UP-4: the length first. A body of unknown length is buffered to learn it.
+  let outbound: Outbound;
+  const declared = environ.CONTENT_LENGTH;
+  if (typeof declared === 'string' && declared !== '') {
+    if (!/^[0-9]{1,15}$/.test(declared)) return refuse(400, `invalid CONTENT_LENGTH ${JSON.stringify(declared)}`, 'warn');
+    outbound = { kind: 'stream', length: Number(declared), input };
+  } else if (environ['gatewire.input_terminated']) {
+    try {
+      outbound = { kind: 'buffer', data: await bufferBody(input, cfg.maxBufferedBody) };
+    } catch (err) {
+      const tooLarge = err instanceof UpstreamError || (err as { code?: unknown }).code === ServerErrorCode.BodyTooLarge;
+      return refuse(tooLarge ? 413 : 400, `request body: ${(err as Error).message}`, 'warn');
+    }
+  } else {
+    outbound = { kind: 'buffer', data: Buffer.alloc(0) };
+  }
+  const bodyLength = outbound.kind === 'stream' ? outbound.length : outbound.data.length;
+
+  let head: Buffer;
+  try {
+    head = encodeHead(cfg.target.protocol, upstreamVars(environ), bodyLength);
+  } catch (err) {
+    // The request cannot be put on this wire (a NUL in an SCGI value, a uwsgi block over 64 KiB).
+    if (err instanceof LimitError) return refuse(431, `request head does not fit ${cfg.target.protocol}: ${err.message}`, 'warn');
+    if (err instanceof ProtocolError) return refuse(400, `request cannot be sent over ${cfg.target.protocol}: ${err.message}`, 'warn');
+    throw err;
+  }
+
+  if (signal?.aborted === true) return refuse(502, 'client gone before connecting');
+  let socket: Socket;
+  try {
+    socket = await connect(cfg, signal);
+  } catch (err) {
+    const e = err as UpstreamError;
+    return refuse(e.status, e.message);
+  }
+
+  const conn = new UpstreamConnection(socket, cfg, environ.REQUEST_METHOD === 'HEAD', signal, input);
+  conn.send(head, outbound);
+  let answer: Answer;
+  try {
+    answer = await conn.head;
+  } catch (err) {
+    conn.destroy();
+    const e = err instanceof UpstreamError ? err : new UpstreamError(String((err as Error)?.message ?? err), 502);
+    return refuse(e.status, e.message, e.status < 500 ? 'warn' : 'error');
+  }
+  // The exchange sends the head with the first body byte anyway: wait for it here, so an upstream
+  // that fails before any body byte still gets its 502/504 rather than the 500 of a failed app.
+  const early = await conn.firstBody();
+  if (early !== undefined) {
+    conn.destroy();
+    return refuse(early.status, `after the response head: ${early.message}`);
+  }
+  try {
+    sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
+  } catch (err) {
+    conn.destroy();
+    return refuse(502, `unusable response head: ${(err as Error).message}`);
+  }
+  return conn.body();
+}
+
+/** Connects within connectTimeout (504 after it, 502 for a refusal, UP-33: the errno is in the line). */
+function connect(cfg: Config, signal: AbortSignal | undefined): Promise<Socket> {
+  const a = cfg.target.address;
+  return new Promise((resolve, reject) => {
+    const socket = a.kind === 'unix' ? createConnection({ path: a.path }) : createConnection({ host: a.host ?? '127.0.0.1', port: a.port });
+    const done = (err: UpstreamError | undefined): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      socket.removeListener('error', onError);
+      socket.removeListener('connect', onConnect);
+      if (err === undefined) {
+        resolve(socket);
+        return;
+      }
+      socket.on('error', () => undefined);
+      socket.destroy();
+      reject(err);
+    };
+    const onConnect = (): void => done(undefined);
+    const onError = (err: NodeJS.ErrnoException): void => done(new UpstreamError(`cannot connect: ${err.code ?? err.message}`, 502));
+    const onAbort = (): void => done(new UpstreamError('client gone while connecting', 502));
+    const timer = setTimeout(() => done(new UpstreamError(`no connection within ${cfg.connectTimeout} ms`, 504)), cfg.connectTimeout);
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The answer
+// ---------------------------------------------------------------------------------------------
+
+/** A response head ready for start_response. */
+interface Answer {
+  status: number;
+  reason: string;
+  headers: HeaderList;
+  /** The declared body length, -1 when the body ends with the connection. */
+  contentLength: number;
+  rest: Buffer;
+}
+
+const HTTP_PREFIX = Buffer.from('HTTP/', 'latin1');
+
+/**
+ * The head of an upstream answer: a CGI head (SCGI), or an HTTP status line and fields (uwsgi;
+ * SCGI from uWSGI's scgi-nph-socket), chosen by the first bytes for SCGI.
+ */
+class AnswerParser {
+  private parser: CgiResponseParser | NphResponseParser | undefined;
+  private prefix: Buffer = Buffer.alloc(0);
+
+  constructor(
+    protocol: UpstreamProtocol,
+    private readonly limits: CgiHeadLimits,
+  ) {
+    if (protocol === 'uwsgi') this.parser = new NphResponseParser(limits);
+  }
+
+  /** Feeds bytes; the answer once the head is complete. Throws ProtocolError/UpstreamError. */
+  push(chunk: Buffer): Answer | undefined {
+    if (this.parser === undefined) {
+      const seen = this.prefix.length === 0 ? chunk : Buffer.concat([this.prefix, chunk]);
+      const n = Math.min(seen.length, HTTP_PREFIX.length);
+      const nph = seen.subarray(0, n).equals(HTTP_PREFIX.subarray(0, n));
+      if (nph && n < HTTP_PREFIX.length) {
+        this.prefix = seen;
+        return undefined;
+      }
+      this.parser = nph ? new NphResponseParser(this.limits) : new CgiResponseParser(this.limits);
+      chunk = seen;
+      this.prefix = Buffer.alloc(0);
+    }
+    const parser = this.parser;
+    if (parser instanceof CgiResponseParser) {
+      const head = parser.push(chunk);
+      if (head === undefined) return undefined;
+      const headers: HeaderList = head.headers.slice();
+      if (head.contentLength !== undefined) headers.push(['Content-Length', String(head.contentLength)]);
+      return { status: head.status, reason: head.reason, headers, contentLength: head.contentLength ?? -1, rest: head.rest };
+    }
+    const head = parser.push(chunk);
+    if (head === undefined) return undefined;
+    if (head.status < 200) throw new UpstreamError(`status ${head.status}: interim and upgrade responses are not forwarded`, 502);
+    const headers: HeaderList = [];
+    let length = -1;
+    for (const [name, value] of head.headers) {
+      const lower = name.toLowerCase();
+      if (lower === 'transfer-encoding') throw new UpstreamError(`the answer has Transfer-Encoding ${JSON.stringify(value)}: its framing would reach the client as body`, 502);
+      if (lower === 'content-length') {
+        if (!/^[0-9]{1,15}$/.test(value)) continue; // not a length: dropped, the body ends with the connection
+        if (length !== -1 && length !== Number(value)) throw new UpstreamError('two different Content-Length fields in the answer', 502);
+        if (length === -1) headers.push([name, value]);
+        length = Number(value);
+        continue;
+      }
+      if (lower === 'status' || isHopByHop(lower)) continue;
+      headers.push([name, value]);
+    }
+    return { status: head.status, reason: head.reason, headers, contentLength: length, rest: head.rest };
+  }
+
+  /** EOF before the head ended. Throws. */
+  end(): void {
+    if (this.parser === undefined) throw new UpstreamError(this.prefix.length === 0 ? 'the upstream closed the connection without answering' : 'the upstream closed the connection inside the response head', 502);
+    this.parser.end();
+  }
+}
+
+type Phase = 'head' | 'body' | 'done';
+
+/**
+ * One upstream connection: writes the request, parses the head, then hands out the body with
+ * backpressure. Every path ends in destroy(): nothing outlives the exchange.
+ */
+class UpstreamConnection {
+  readonly head: Promise<Answer>;
+  private phase: Phase = 'head';
+  private resolveHead!: (a: Answer) => void;
+  private rejectHead!: (e: Error) => void;
+  private readonly parser: AnswerParser;
+  private readonly queue: Buffer[] = [];
+  /** Body bytes still expected (declared Content-Length), -1 when the body ends with the connection. */
+  private remaining = -1;
+  private ended = false;
+  private failure: Error | undefined;
+  private waiter: (() => void) | undefined;
+  private destroyed = false;
+  private readonly onAbort = (): void => this.fail(new UpstreamError('the client went away', 502));
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly cfg: Config,
+    private readonly isHead: boolean,
+    private readonly signal: AbortSignal | undefined,
+    private readonly input: Readable,
+  ) {
+    this.head = new Promise<Answer>((resolve, reject) => {
+      this.resolveHead = resolve;
+      this.rejectHead = reject;
+    });
+    // A rejection nobody awaits any more (the head came, then the body failed) must not surface.
+    this.head.catch(() => undefined);
+    this.parser = new AnswerParser(cfg.target.protocol, cfg.headLimits);
+    socket.setTimeout(cfg.readTimeout);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(new UpstreamError(`connection error: ${err.code ?? err.message}`, 502)));
+    socket.on('close', () => this.fail(new UpstreamError('the upstream closed the connection', 502)));
+    socket.on('timeout', () => this.onTimeout());
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Writes the request head and body; the body while the answer is read (UP-6). No half-close (UP-13). */
+  send(head: Buffer, body: Outbound): void {
+    const socket = this.socket;
+    socket.write(head);
+    if (body.kind === 'buffer') {
+      if (body.data.length > 0) socket.write(body.data);
+      return;
+    }
+    if (body.length === 0) return;
+    const input = body.input;
+    // The client's body failed (truncated, over a limit): a 400, not the upstream's fault.
+    input.on('error', (err: Error) => this.fail(new UpstreamError(`request body: ${err.message}`, 400)));
+    // pipe() pauses the input while the socket's buffer is full: never buffered whole. An upstream
+    // that answers without reading the body and closes (uWSGI without --post-buffering, when the
+    // app ignores the body) makes its kernel send a reset, which can discard its answer before it
+    // is read here: that is a 502, as nginx reports it ("Connection reset by peer").
+    input.pipe(socket, { end: false });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'head') {
+      let answer: Answer | undefined;
+      try {
+        answer = this.parser.push(chunk);
+      } catch (err) {
+        this.fail(asUpstreamError(err, 'malformed response head'));
+        return;
+      }
+      if (answer === undefined) return;
+      this.phase = 'body';
+      // Nothing follows the head for HEAD, 204 and 304 (R-9): no body is read.
+      const noBody = this.isHead || answer.status === 204 || answer.status === 304;
+      this.remaining = noBody ? 0 : answer.contentLength;
+      this.resolveHead(answer);
+      if (noBody) this.ended = true;
+      else this.take(answer.rest);
+      if (this.remaining === 0) this.ended = true;
+      return;
+    }
+    if (this.phase === 'body') this.take(chunk);
+  }
+
+  /** Body bytes from the upstream: queued (socket paused until the exchange asks), cut at Content-Length. */
+  private take(chunk: Buffer): void {
+    if (this.ended || this.failure !== undefined || chunk.length === 0) return;
+    if (this.remaining >= 0) {
+      if (chunk.length >= this.remaining) {
+        // Bytes past the declared length are never forwarded; the connection has nothing more to give.
+        if (chunk.length > this.remaining) this.warn(`${chunk.length - this.remaining} bytes past the Content-Length dropped`);
+        chunk = chunk.subarray(0, this.remaining);
+        this.remaining = 0;
+        this.ended = true;
+      } else {
+        this.remaining -= chunk.length;
+      }
+    }
+    if (chunk.length > 0) this.queue.push(chunk);
+    if (this.ended) this.destroySocket();
+    else this.socket.pause();
+    this.wake();
+  }
+
+  private onEnd(): void {
+    if (this.phase === 'head') {
+      try {
+        this.parser.end();
+        this.fail(new UpstreamError('the upstream closed the connection inside the response head', 502));
+      } catch (err) {
+        this.fail(asUpstreamError(err, 'incomplete response head'));
+      }
+      return;
+    }
+    if (this.ended) return;
+    if (this.remaining > 0) {
+      this.fail(new UpstreamError(`the upstream closed the connection ${this.remaining} bytes short of its Content-Length`, 502));
+      return;
+    }
+    // No declared length: the close is the end of the body.
+    this.ended = true;
+    this.destroySocket();
+    this.wake();
+  }
+
+  private onTimeout(): void {
+    if (this.phase === 'head') {
+      this.fail(new UpstreamError(`no response head within ${this.cfg.readTimeout} ms of silence`, 504));
+      return;
+    }
+    if (this.waiter !== undefined) {
+      this.fail(new UpstreamError(`the upstream sent no body bytes for ${this.cfg.readTimeout} ms`, 504));
+      return;
+    }
+    // The client is slow, not the upstream (the socket is paused): re-arm.
+    if (!this.destroyed) this.socket.setTimeout(this.cfg.readTimeout);
+  }
+
+  /** The first failure wins; later ones (the close after a reset) change nothing. */
+  private fail(err: Error): void {
+    if (this.phase === 'done') return;
+    if (this.phase === 'head') {
+      this.phase = 'done';
+      this.rejectHead(err);
+      this.destroy();
+      return;
+    }
+    if (this.ended || this.failure !== undefined) return;
+    this.failure = err;
+    this.destroySocket();
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  private warn(message: string): void {
+    this.cfg.logger?.warn(`upstream ${this.cfg.label}: ${message}`);
+  }
+
+  /** Closes the upstream connection; the body queue stays readable. */
+  private destroySocket(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.input.unpipe(this.socket);
+    drain(this.input);
+    this.socket.destroy();
+  }
+
+  /** Ends everything: the connection and the body. */
+  destroy(): void {
+    this.phase = 'done';
+    this.ended = true;
+    this.queue.length = 0;
+    this.destroySocket();
+    this.wake();
+  }
+
+  /** Resolves once body bytes are queued or the body ended: undefined, or the failure that came first. */
+  async firstBody(): Promise<UpstreamError | undefined> {
+    while (this.queue.length === 0 && !this.ended && this.failure === undefined) {
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+        this.socket.resume();
+      });
+    }
+    if (this.queue.length > 0 || this.failure === undefined) return undefined;
+    return this.failure instanceof UpstreamError ? this.failure : new UpstreamError(this.failure.message, 502);
+  }
+
+  /** The response body: one piece when it is already complete (exact Content-Length), else a stream. */
+  body(): Body {
+    if (this.ended && this.failure === undefined) {
+      const all = this.queue.splice(0);
+      this.destroy();
+      return all.length <= 1 ? all : [Buffer.concat(all)];
+    }
+    const iterator: AsyncIterableIterator<Buffer> & { close(): void } = {
+      [Symbol.asyncIterator]: () => iterator,
+      next: () => this.next(),
+      return: () => {
+        this.destroy();
+        return Promise.resolve({ value: undefined, done: true as const });
+      },
+      close: () => this.destroy(),
+    };
+    return iterator;
+  }
+
+  private async next(): Promise<IteratorResult<Buffer>> {
+    for (;;) {
+      const chunk = this.queue.shift();
+      if (chunk !== undefined) return { value: chunk, done: false };
+      if (this.failure !== undefined) {
+        const err = this.failure;
+        this.destroy();
+        throw err;
+      }
+      if (this.ended) {
+        this.destroy();
+        return { value: undefined, done: true };
+      }
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+        this.socket.resume();
+      });
+    }
+  }
+}
+
+function asUpstreamError(err: unknown, what: string): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  if (err instanceof ProtocolError) return new UpstreamError(`${what}: ${err.detail}`, 502);
+  return new UpstreamError(`${what}: ${(err as Error)?.message ?? String(err)}`, 502);
+}
