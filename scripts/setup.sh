@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: npm dependencies and the build. With --peers, also the Debian packages
-# the tests start as real peers (nginx, Apache, libfcgi, spawn-fcgi, fcgiwrap, uWSGI, php-cgi,
+# the tests start as real peers (nginx, Apache, libfcgi, spawn-fcgi, fcgiwrap, uWSGI, php-cgi, php-fpm,
 # gunicorn, wrk); that part needs root (or sudo) and Debian's package lists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PEER_PACKAGES=(nginx apache2 libfcgi-bin spawn-fcgi fcgiwrap uwsgi uwsgi-plugin-python3 php-cgi gunicorn wrk curl python3)
+PEER_PACKAGES=(nginx apache2 libfcgi-bin spawn-fcgi fcgiwrap uwsgi uwsgi-plugin-python3 php-cgi php8.2-fpm gunicorn wrk curl python3)
 
 if [[ "${1:-}" == "--peers" ]]; then
   missing=()
@@ -19,7 +19,7 @@ if [[ "${1:-}" == "--peers" ]]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The Debian packages start their own daemons; the tests start their own copies instead.
-    for svc in nginx apache2 fcgiwrap uwsgi; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+    for svc in nginx apache2 fcgiwrap uwsgi php8.2-fpm; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
   fi
 fi
 

@@ -3,6 +3,8 @@
  * The command line. Thin: parse (commander), resolve options (options.ts), load the app
  * (loader.ts), run a Gateway (server.ts), handle signals and workers. Nothing imports this file.
  *
+ * `gatewire request` has its own exit codes (src/cli-request.ts).
+ *
  * Exit codes: 0 after a clean stop (SIGTERM), 130 after SIGINT, 2 for a usage error (bad option,
  * app that cannot be loaded, address that cannot be bound), 1 for anything unexpected.
  */
@@ -17,6 +19,7 @@ import type * as ServerModule from './server.js';
 import type * as RegistryModule from './fronts/registry.js';
 import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
+import { registerRequestCommand } from './cli-request.js';
 
 // What only `serve` needs (cluster, winston, node:http and the fronts) is loaded when it runs:
 // `gatewire cgi` pays its start-up on every request (K-17).
@@ -71,6 +74,7 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
   }
   serve.action(async (app: string | undefined, parsed: Record<string, string | string[]>) => onServe(app, parsed));
   registerCgiCommand(program);
+  registerRequestCommand(program); // its client (upstream/request.ts) is required when it runs
   return program;
 }
 

@@ -41,6 +41,8 @@ export const ServerErrorCode = {
   PeerGone: 'GATEWIRE_PEER_GONE',
   /** UpstreamError: an SCGI/uwsgi application server gatewire forwards to failed (refused, timed out, bad answer). */
   Upstream: 'GATEWIRE_UPSTREAM',
+  /** RequestFailure: `gatewire request` got no valid answer (refused, reset, timeout, garbage). */
+  RequestFailed: 'GATEWIRE_REQUEST_FAILED',
 } as const;
 export type ServerErrorCode = (typeof ServerErrorCode)[keyof typeof ServerErrorCode];
 

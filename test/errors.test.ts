@@ -19,6 +19,7 @@ import { NotCgiError, CgiStalled, CgiTermination } from '../src/fronts/cgi.js';
 import { CloseWithoutReply } from '../src/fronts/single-request.js';
 import { SpoolLimitError } from '../src/cgi-host/spool.js';
 import { UpstreamError } from '../src/upstream/single-request.js';
+import { RequestFailure } from '../src/upstream/request.js';
 import { RequestError } from '../src/environ.js';
 import { type ErrorCode, ListenError, ServerErrorCode } from '../src/errors.js';
 import { BodyLimitError, TruncatedBodyError } from '../src/input.js';
@@ -178,6 +179,7 @@ const SAMPLES: Record<string, { make: () => Error; name: string }> = {
   CloseWithoutReply: { make: () => new CloseWithoutReply('sample'), name: 'Error' },
   SpoolLimitError: { make: () => new SpoolLimitError('sample'), name: 'SpoolLimitError' },
   UpstreamError: { make: () => new UpstreamError('sample', 502), name: 'UpstreamError' },
+  RequestFailure: { make: () => new RequestFailure('connect', 'sample'), name: 'RequestFailure' },
 };
 
 // ---------------------------------------------------------------------------------------------

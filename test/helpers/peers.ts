@@ -1,6 +1,6 @@
 /**
  * Harness for tests against real peer servers: nginx, Apache httpd, spawn-fcgi + fcgiwrap,
- * cgi-fcgi, uWSGI, php-cgi, python3. Every peer is the Debian binary, started for real in a
+ * cgi-fcgi, uWSGI, php-cgi, php-fpm, python3. Every peer is the Debian binary, started for real in a
  * temporary folder with a config rendered from fixtures/, listening only on 127.0.0.1 or a
  * unix socket, and stopped (whole process group) when the test is done.
  *
@@ -59,6 +59,7 @@ export type PeerName =
   | 'uwsgi'
   | 'uwsgi-python3'
   | 'php-cgi'
+  | 'php-fpm8.2'
   | 'python3';
 
 interface PeerSpec {
@@ -96,6 +97,7 @@ const PEERS: Record<PeerName, PeerSpec> = {
         : `uwsgi python3 plugin not installed (${UWSGI_PLUGINS_DIR}/python3_plugin.so; package uwsgi-plugin-python3)`,
   },
   'php-cgi': { bin: 'php-cgi', pkg: 'php-cgi' },
+  'php-fpm8.2': { bin: 'php-fpm8.2', fixed: ['/usr/sbin/php-fpm8.2'], pkg: 'php8.2-fpm' },
   // Debian's python first: a pyenv python under /root is unreadable once http.server --cgi
   // drops to nobody.
   python3: { bin: 'python3', fixed: ['/usr/bin/python3'], pkg: 'python3' },
