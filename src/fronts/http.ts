@@ -153,16 +153,19 @@ class HttpFront {
       (req as IncomingMessage & { originalUrl?: string | undefined }).originalUrl = req.url;
       req.url = rawPathBelow(vars.REQUEST_URI as string, mount.length);
     }
-    const id = newRequestId();
+    // A request id only when something needs one (a refusal, a failure, the access log): node
+    // handlers never see an environ, so the common path makes none.
+    let requestId: string | undefined;
+    const id = (): string => (requestId ??= newRequestId());
     if (chunked) limitChunkedBody(req, res, this.opts.maxBodyBytes, id);
     const fail = (err: unknown): void => {
-      this.opts.logger.error(`node handler failed: ${(err as Error)?.message ?? String(err)}`, { request_id: id, stack: (err as Error | undefined)?.stack });
-      if (!res.headersSent && !res.destroyed) replyOnNodeRes(res, reply(500, id, req.method));
+      this.opts.logger.error(`node handler failed: ${(err as Error)?.message ?? String(err)}`, { request_id: id(), stack: (err as Error | undefined)?.stack });
+      if (!res.headersSent && !res.destroyed) replyOnNodeRes(res, reply(500, id(), req.method));
       else res.destroy();
     };
     if (started !== 0) {
       // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-".
-      res.on('finish', () => this.accessLog(req, vars, id, res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
+      res.on('finish', () => this.accessLog(req, vars, id(), res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
     }
     try {
       const r = handler(req, res);
@@ -289,14 +292,14 @@ function liveOn(socket: Socket): Set<() => void> {
 }
 
 /** H-6 for chunked bodies on Node's own req: count what the parser pushes, destroy past the limit. */
-function limitChunkedBody(req: IncomingMessage, res: ServerResponse, max: number, requestId: string): void {
+function limitChunkedBody(req: IncomingMessage, res: ServerResponse, max: number, requestId: () => string): void {
   let seen = 0;
   const push = req.push.bind(req);
   req.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
     if (chunk !== null && chunk !== undefined) {
       seen += (chunk as Buffer).length;
       if (seen > max) {
-        if (!res.headersSent) replyOnNodeRes(res, reply(413, requestId, req.method, [['Connection', 'close']]));
+        if (!res.headersSent) replyOnNodeRes(res, reply(413, requestId(), req.method, [['Connection', 'close']]));
         req.destroy(new RequestError(413, 'request body over the limit'));
         return false;
       }
