@@ -87,7 +87,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     if (err instanceof OptionError) usageError(err.message);
     throw err;
   }
-  if (appSpec === undefined && options.cgiBin === undefined && options.upstream === undefined) {
+  if (appSpec === undefined && options.cgiBin === undefined && options.upstream.length === 0) {
     usageError('serve: no app given (gatewire serve APP --http ADDR, --upstream URL, or --cgi-bin DIR)');
   }
   if (listenersOf(options).length === 0) usageError(`serve: nothing to listen on: give at least one of ${frontFlags()} ADDR`);

@@ -13,7 +13,7 @@ import { LoadError, loadService } from './loader.js';
 import type { Logger } from './log.js';
 import type { ServeOptions } from './options.js';
 import { formatUpstream } from './upstream/address.js';
-import { upstreamApp } from './upstream/single-request.js';
+import { upstreamApp } from './upstream/index.js';
 
 const notFound: App = (environ, startResponse) => replyFromApp(startResponse, 404, environ['gatewire.request_id']);
 
@@ -48,16 +48,12 @@ export function parseInterpreters(list: string): Record<string, string | CgiInte
 }
 
 export async function buildService(appSpec: string | undefined, options: ServeOptions, logger: Logger): Promise<Service> {
-  if (appSpec !== undefined && options.upstream !== undefined) {
-    throw new LoadError(`serve: give an APP or --upstream URL, not both (got ${appSpec} and ${formatUpstream(options.upstream)})`);
+  const upstream = options.upstream.length > 0 ? upstreamService(options, logger) : undefined;
+  if (appSpec !== undefined && upstream !== undefined) {
+    throw new LoadError(`serve: give an APP or --upstream URL, not both (got ${appSpec} and ${options.upstream.map(formatUpstream).join(', ')})`);
   }
-  // --upstream: the application server behind gatewire is the app (src/upstream/).
-  const app: Service | undefined =
-    options.upstream !== undefined
-      ? { app: upstreamApp(options.upstream, { logger }), interface: 'environ' }
-      : appSpec === undefined
-        ? undefined
-        : await loadService(appSpec, options.interface);
+  if (options.php !== undefined && upstream === undefined) throw new LoadError('serve: --php ROOT needs a FastCGI --upstream (php-fpm), e.g. --upstream fastcgi+unix:///run/php/php8.2-fpm.sock');
+  const app: Service | undefined = upstream ?? (appSpec === undefined ? undefined : await loadService(appSpec, options.interface));
   if (options.cgiBin === undefined) {
     if (app === undefined) throw new LoadError('serve: no app given (gatewire serve APP --http ADDR, --upstream URL, or --cgi-bin DIR)');
     return app;
@@ -87,4 +83,25 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
   }
   // Node handlers lose the HTTP front's zero-cost path here: the CGI mount must see every request.
   return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ' };
+}
+
+/** --upstream (and --php): the application servers behind gatewire are the app (src/upstream/). */
+function upstreamService(options: ServeOptions, logger: Logger): Service {
+  const protocols = new Set(options.upstream.map((t) => t.protocol));
+  if (protocols.size > 1) throw new LoadError(`serve: several --upstream must speak one protocol, got ${[...protocols].join(' and ')}`);
+  const fastcgi = protocols.has('fastcgi');
+  if (options.php !== undefined && !fastcgi) throw new LoadError('serve: --php ROOT needs a FastCGI --upstream (php-fpm), not scgi:// or uwsgi://');
+  const upstream = upstreamApp(options.upstream, {
+    logger,
+    params: options.upstreamParam,
+    connectTimeout: options.upstreamConnectTimeout,
+    readTimeout: options.upstreamReadTimeout,
+    idleTimeout: options.upstreamIdleTimeout,
+    maxConnections: options.upstreamConns,
+    maxFails: options.upstreamMaxFails,
+    failTimeout: options.upstreamFailTimeout,
+  });
+  if (options.php === undefined) return { app: upstream, interface: 'environ' };
+  const { phpApp } = require('./upstream/php.js') as typeof import('./upstream/php.js');
+  return { app: phpApp({ root: options.php, upstream, logger }), interface: 'environ' };
 }

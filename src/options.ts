@@ -146,7 +146,15 @@ interface CommonOptions {
   cgiIndex: string | undefined;
   cgiPassAuth: boolean;
   cgiScriptLog: string | undefined;
-  upstream: UpstreamTarget | undefined;
+  upstream: UpstreamTarget[];
+  upstreamParam: Array<[string, string]>;
+  upstreamConns: number;
+  upstreamConnectTimeout: number;
+  upstreamReadTimeout: number;
+  upstreamIdleTimeout: number;
+  upstreamMaxFails: number;
+  upstreamFailTimeout: number;
+  php: string | undefined;
 }
 
 export interface OptionSpec {
@@ -204,13 +212,29 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'cgiPassAuth', flags: '--cgi-pass-auth', env: 'GATEWIRE_CGI_PASS_AUTH', description: 'pass Authorization to scripts as HTTP_AUTHORIZATION (like Apache CGIPassAuth)', default: 'false', parse: (t, w) => parseBoolean(t, w), boolean: true },
   { key: 'cgiScriptLog', flags: '--cgi-script-log <path>', env: 'GATEWIRE_CGI_SCRIPT_LOG', description: 'Apache ScriptLog-style dump of failing script requests (default: off)', default: undefined, parse: (t) => t },
   // Loaded lazily: src/upstream/address.ts imports OptionError from this module.
-  { key: 'upstream', flags: '--upstream <url>', env: 'GATEWIRE_UPSTREAM', description: 'serve by forwarding every request to an application server instead of an APP: scgi://HOST:PORT, scgi://unix:/PATH, uwsgi://HOST:PORT or uwsgi://unix:/PATH (default: none)', default: undefined, parse: (t) => (require('./upstream/address.js') as typeof import('./upstream/address.js')).parseUpstreamUrl(t) },
+  { key: 'upstream', flags: '--upstream <url>', env: 'GATEWIRE_UPSTREAM', description: 'forward every request to an application server instead of an APP: fastcgi://HOST:PORT, fastcgi+unix:///PATH (also fastcgi://unix:/PATH), scgi://..., uwsgi://...; repeat for round robin', default: undefined, parse: (t) => (require('./upstream/address.js') as typeof import('./upstream/address.js')).parseUpstreamUrl(t), repeatable: true },
+  { key: 'upstreamParam', flags: '--upstream-param <name=value>', env: 'GATEWIRE_UPSTREAM_PARAM', description: 'a variable sent with every upstream request, replacing the front\'s (e.g. SCRIPT_FILENAME=/srv/app.php, PHP_VALUE=...); repeatable', default: undefined, parse: parseParam, repeatable: true },
+  { key: 'upstreamConns', flags: '--upstream-conns <n>', env: 'GATEWIRE_UPSTREAM_CONNS', description: 'FastCGI connections per upstream (keep-conn pool); at most php-fpm\'s pm.max_children', default: '8', parse: (t, w) => parseCount(t, w, 10_000) },
+  { key: 'upstreamConnectTimeout', flags: '--upstream-connect-timeout <time>', env: 'GATEWIRE_UPSTREAM_CONNECT_TIMEOUT', description: 'time to connect to an upstream; then 504', default: '5s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'upstreamReadTimeout', flags: '--upstream-read-timeout <time>', env: 'GATEWIRE_UPSTREAM_READ_TIMEOUT', description: 'longest silence of an upstream (before its response head: 504)', default: '60s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'upstreamIdleTimeout', flags: '--upstream-idle-timeout <time>', env: 'GATEWIRE_UPSTREAM_IDLE_TIMEOUT', description: 'an idle pooled FastCGI connection is closed after this (php-fpm: keep it well under 5s)', default: '2s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'upstreamMaxFails', flags: '--upstream-max-fails <n>', env: 'GATEWIRE_UPSTREAM_MAX_FAILS', description: 'failures within --upstream-fail-timeout that take an upstream out of the rotation', default: '1', parse: (t, w) => parseCount(t, w, 1_000_000) },
+  { key: 'upstreamFailTimeout', flags: '--upstream-fail-timeout <time>', env: 'GATEWIRE_UPSTREAM_FAIL_TIMEOUT', description: 'how long a failed upstream stays out of the rotation', default: '10s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'php', flags: '--php <root>', env: 'GATEWIRE_PHP', description: 'with a fastcgi --upstream (php-fpm): run ROOT\'s .php files there (SCRIPT_FILENAME, PATH_INFO as nginx/Caddy compute them) and serve its other files', default: undefined, parse: (t) => t },
 ];
 
 /**
  * Resolves every option: the flag's text if given, else the environment variable, else the
  * default. `flags` holds raw texts keyed like ServeOptions (arrays for repeatable options).
  */
+/** `NAME=VALUE` of --upstream-param: NAME a CGI variable name. */
+function parseParam(text: string, what: string): [string, string] {
+  const eq = text.indexOf('=');
+  const name = eq === -1 ? '' : text.slice(0, eq);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected NAME=VALUE with NAME made of letters, digits and _`);
+  return [name, text.slice(eq + 1)];
+}
+
 export function resolveOptions(flags: Partial<Record<keyof ServeOptions, string | string[] | boolean>>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
   const out: Record<string, unknown> = {};
   for (const spec of SERVE_OPTIONS) {

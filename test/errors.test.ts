@@ -18,7 +18,7 @@ import { AppContractError } from '../src/app.js';
 import { NotCgiError, CgiStalled, CgiTermination } from '../src/fronts/cgi.js';
 import { CloseWithoutReply } from '../src/fronts/single-request.js';
 import { SpoolLimitError } from '../src/cgi-host/spool.js';
-import { UpstreamError } from '../src/upstream/single-request.js';
+import { UpstreamError } from '../src/upstream/common.js';
 import { RequestFailure } from '../src/upstream/request.js';
 import { RequestError } from '../src/environ.js';
 import { type ErrorCode, ListenError, ServerErrorCode } from '../src/errors.js';

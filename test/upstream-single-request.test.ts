@@ -14,7 +14,7 @@ import type { App, Body, Environ, Service, StartResponse } from '../src/app.js';
 import type { Gateway } from '../src/server.js';
 import { OptionError } from '../src/options.js';
 import { parseUpstreamUrl } from '../src/upstream/address.js';
-import { scgiUpstream, uwsgiUpstream, type UpstreamAddress, type UpstreamOptions } from '../src/upstream/single-request.js';
+import { scgiUpstream, uwsgiUpstream, type UpstreamAddress, type UpstreamOptions } from '../src/upstream/index.js';
 import { buildService } from '../src/compose.js';
 import { resolveOptions } from '../src/options.js';
 import { LoadError } from '../src/loader.js';
@@ -356,12 +356,36 @@ describe('--upstream', () => {
   test.each(['127.0.0.1:9000', 'http://127.0.0.1:80', 'scgi://9000', 'scgi://host:', 'scgi://unix:', 'uwsgi://h:70000', 'scgi://h:0', 'scgi://h:9000/path'])('bad URL %j → OptionError', (url) => {
     expect(() => parseUpstreamUrl(url)).toThrow(OptionError);
   });
-  test('fastcgi:// is refused, naming what exists', () => {
-    expect(() => parseUpstreamUrl('fastcgi://127.0.0.1:9000')).toThrow(/not built yet.*scgi:\/\/ and uwsgi:\/\//);
+  test('FastCGI forms: fastcgi://, fcgi://, the +unix form (socket path as the URL path) and nginx\'s unix: form', () => {
+    expect(parseUpstreamUrl('fastcgi://127.0.0.1:9000')).toEqual({ protocol: 'fastcgi', address: { kind: 'tcp', host: '127.0.0.1', port: 9000 } });
+    expect(parseUpstreamUrl('fcgi://localhost:9000/')).toEqual({ protocol: 'fastcgi', address: { kind: 'tcp', host: 'localhost', port: 9000 } });
+    expect(parseUpstreamUrl('fastcgi+unix:///run/php/php8.2-fpm.sock')).toEqual({ protocol: 'fastcgi', address: { kind: 'unix', path: '/run/php/php8.2-fpm.sock' } });
+    expect(parseUpstreamUrl('uwsgi+unix:///run/u%20x.sock')).toEqual({ protocol: 'uwsgi', address: { kind: 'unix', path: '/run/u x.sock' } });
+    expect(parseUpstreamUrl('fastcgi://unix:/run/php.sock')).toEqual({ protocol: 'fastcgi', address: { kind: 'unix', path: '/run/php.sock' } });
+    expect(() => parseUpstreamUrl('fastcgi+unix://relative.sock')).toThrow(/absolute socket path/);
+    expect(() => parseUpstreamUrl('fastcgi+unix:///')).toThrow(/needs a socket path/);
+    expect(() => parseUpstreamUrl('gopher://h:70')).toThrow(/unknown protocol "gopher"/);
   });
-  test('GATEWIRE_UPSTREAM resolves like the flag', () => {
-    expect(resolveOptions({}, { GATEWIRE_UPSTREAM: 'uwsgi://127.0.0.1:3031' }).upstream).toEqual({ protocol: 'uwsgi', address: { kind: 'tcp', host: '127.0.0.1', port: 3031 } });
-    expect(resolveOptions({}, {}).upstream).toBeUndefined();
+  test('GATEWIRE_UPSTREAM resolves like the flag; several, comma-separated, make a group', () => {
+    expect(resolveOptions({}, { GATEWIRE_UPSTREAM: 'uwsgi://127.0.0.1:3031' }).upstream).toEqual([{ protocol: 'uwsgi', address: { kind: 'tcp', host: '127.0.0.1', port: 3031 } }]);
+    expect(resolveOptions({}, { GATEWIRE_UPSTREAM: 'scgi://a:1,scgi://b:2' }).upstream.map((t) => t.address)).toEqual([
+      { kind: 'tcp', host: 'a', port: 1 },
+      { kind: 'tcp', host: 'b', port: 2 },
+    ]);
+    expect(resolveOptions({}, {}).upstream).toEqual([]);
+  });
+  test('--upstream-param NAME=VALUE: repeatable, the name checked', () => {
+    expect(resolveOptions({ upstreamParam: ['SCRIPT_FILENAME=/srv/a.php', 'PHP_VALUE=x=1'] }, {}).upstreamParam).toEqual([
+      ['SCRIPT_FILENAME', '/srv/a.php'],
+      ['PHP_VALUE', 'x=1'],
+    ]);
+    expect(() => resolveOptions({ upstreamParam: ['NOEQUALS'] }, {})).toThrow(OptionError);
+    expect(() => resolveOptions({ upstreamParam: ['BAD-NAME=1'] }, {})).toThrow(OptionError);
+  });
+  test('buildService: mixed protocols and --php without FastCGI are refused', async () => {
+    await expect(buildService(undefined, resolveOptions({ upstream: ['scgi://127.0.0.1:1', 'uwsgi://127.0.0.1:2'] }, {}), silentLogger())).rejects.toThrow(/one protocol/);
+    await expect(buildService(undefined, resolveOptions({ upstream: ['scgi://127.0.0.1:1'], php: '/tmp' }, {}), silentLogger())).rejects.toThrow(/--php ROOT needs a FastCGI --upstream/);
+    await expect(buildService(undefined, resolveOptions({ php: '/tmp' }, {}), silentLogger())).rejects.toThrow(/--php ROOT needs a FastCGI --upstream/);
   });
   test('buildService: the upstream is the service; APP and --upstream together are refused', async () => {
     const options = resolveOptions({ upstream: `scgi://127.0.0.1:${backend.scgi}` }, {});

@@ -1,18 +1,21 @@
 /**
- * `--upstream URL`: which application server gatewire forwards every request to, and over which
+ * `--upstream URL`: which application server gatewire forwards requests to, and over which
  * protocol.
  *
- *   scgi://127.0.0.1:9000      scgi://unix:/run/app.sock
- *   uwsgi://[::1]:3031         uwsgi://unix:/run/uwsgi.sock
+ *   fastcgi://127.0.0.1:9000       fastcgi+unix:///run/php/php8.2-fpm.sock   fastcgi://unix:/run/php/php8.2-fpm.sock
+ *   scgi://127.0.0.1:4000          scgi+unix:///run/app.sock                 scgi://unix:/run/app.sock
+ *   uwsgi://[::1]:3031             uwsgi+unix:///run/uwsgi.sock              uwsgi://unix:/run/uwsgi.sock
  *
- * FastCGI (php-fpm) is not built yet: `fastcgi://` is refused with a message saying what exists.
+ * `fcgi` is accepted for `fastcgi`. The `+unix` form takes the socket path as the URL's path
+ * (three slashes for an absolute path, as in Caddy and Docker); the `unix:` form is nginx's
+ * spelling (`fastcgi_pass unix:/path`).
  */
 import { OptionError, parseAddress } from '../options.js';
 
 /** Where an upstream listens: the TCP and unix forms of a listen address (src/options.ts). */
 export type UpstreamAddress = { kind: 'tcp'; host: string | undefined; port: number } | { kind: 'unix'; path: string };
 
-export type UpstreamProtocol = 'scgi' | 'uwsgi';
+export type UpstreamProtocol = 'fastcgi' | 'scgi' | 'uwsgi';
 
 /** A parsed `--upstream` value. */
 export interface UpstreamTarget {
@@ -20,7 +23,9 @@ export interface UpstreamTarget {
   address: UpstreamAddress;
 }
 
-const FORMS = 'scgi://HOST:PORT, scgi://unix:/PATH, uwsgi://HOST:PORT or uwsgi://unix:/PATH';
+const FORMS = 'fastcgi://HOST:PORT, fastcgi+unix:///PATH or fastcgi://unix:/PATH (also scgi and uwsgi)';
+
+const SCHEMES: Record<string, UpstreamProtocol> = { fastcgi: 'fastcgi', fcgi: 'fastcgi', scgi: 'scgi', uwsgi: 'uwsgi' };
 
 /** Parses an upstream URL; throws OptionError naming the accepted forms. */
 export function parseUpstreamUrl(text: string): UpstreamTarget {
@@ -30,25 +35,30 @@ export function parseUpstreamUrl(text: string): UpstreamTarget {
   if (m === null) throw bad(`expected ${FORMS}`);
   const scheme = (m[1] as string).toLowerCase();
   const rest = m[2] as string;
-  if (scheme === 'fastcgi' || scheme === 'fcgi') {
-    throw bad(`FastCGI upstreams (php-fpm) are not built yet; the upstream clients that exist are scgi:// and uwsgi:// (${FORMS})`);
+  const unixSuffix = scheme.endsWith('+unix');
+  const protocol = SCHEMES[unixSuffix ? scheme.slice(0, -5) : scheme];
+  if (protocol === undefined) throw bad(`unknown protocol ${JSON.stringify(scheme)}: expected ${FORMS}`);
+  if (unixSuffix) {
+    // fastcgi+unix:///run/php.sock: an empty authority, then the socket path.
+    if (!rest.startsWith('/')) throw bad(`${scheme}:// takes an absolute socket path after the empty host, e.g. ${scheme}:///run/app.sock`);
+    if (rest === '/') throw bad(`${scheme}:// needs a socket path`);
+    return { protocol, address: { kind: 'unix', path: decodeURIComponent(rest) } };
   }
-  if (scheme !== 'scgi' && scheme !== 'uwsgi') throw bad(`unknown protocol ${JSON.stringify(scheme)}: expected ${FORMS}`);
   if (rest.startsWith('unix:')) {
     const path = rest.slice(5);
     if (path === '') throw bad('unix: needs a socket path');
-    return { protocol: scheme, address: { kind: 'unix', path } };
+    return { protocol, address: { kind: 'unix', path } };
   }
   let address;
   try {
-    address = parseAddress(rest);
+    address = parseAddress(rest.replace(/\/$/, ''));
   } catch (err) {
     if (err instanceof OptionError) throw bad(`expected ${FORMS}`);
     throw err;
   }
   if (address.kind !== 'tcp' || address.host === undefined || address.host === '') throw bad(`a TCP upstream needs HOST:PORT (${FORMS})`);
   if (address.port === 0) throw bad('port 0 is not a port an upstream listens on');
-  return { protocol: scheme, address: { kind: 'tcp', host: address.host, port: address.port } };
+  return { protocol, address: { kind: 'tcp', host: address.host, port: address.port } };
 }
 
 /** The URL form of a target, for log lines. */

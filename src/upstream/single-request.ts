@@ -32,14 +32,30 @@
  * or malformed head → 502; connect timeout, silence before the head → 504 (UP-27).
  */
 import { Buffer } from 'node:buffer';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
-import { GatewireError, ServerErrorCode } from '../errors.js';
+import type { Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
 import { replyFromApp, replyReason } from '../reply.js';
-import { formatUpstream, type UpstreamAddress, type UpstreamProtocol, type UpstreamTarget } from './address.js';
-import { CGI_HEAD_LIMITS, CgiResponseParser, NphResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
+import type { UpstreamAddress, UpstreamProtocol, UpstreamTarget } from './address.js';
+import {
+  asUpstreamError,
+  cgiAnswer,
+  connectTo,
+  drain,
+  outboundBody,
+  outboundLength,
+  positive,
+  UPSTREAM_DEFAULTS,
+  UpstreamError,
+  upstreamVars,
+  type Answer,
+  type Outbound,
+  type UpstreamApp,
+  type UpstreamOptions,
+} from './common.js';
+import { type GroupOptions, type Peer, UpstreamGroup } from './group.js';
+import { CgiResponseParser, NphResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
 import { isHopByHop } from '../../protocols/cgi/head.js';
 import { LimitError, ProtocolError } from '../../protocols/errors.js';
 import { encodeScgiRequest } from '../../protocols/scgi/encoder.js';
@@ -47,151 +63,66 @@ import { encodeUwsgiRequest } from '../../protocols/uwsgi/encoder.js';
 
 export type { UpstreamAddress, UpstreamTarget } from './address.js';
 
-/** Options of {@link scgiUpstream} and {@link uwsgiUpstream}. Durations in ms, sizes in bytes. */
-export interface UpstreamOptions {
-  /** Time to establish the connection; then 504. @default 5000 */
-  connectTimeout?: number;
-  /**
-   * Longest silence on the connection before the response head is complete (the body upload
-   * counts as activity); then 504. After the head, the longest wait for the next body bytes
-   * while the client is reading; then the response is cut off. @default 60000
-   */
-  readTimeout?: number;
-  /** A request body of unknown length is buffered up to this size to learn its length; beyond it 413. @default 16 MiB */
-  maxBufferedBody?: number;
-  /** Limits on the response head. @default 8 KiB line, 64 KiB head, 100 fields */
-  headLimits?: CgiHeadLimits;
-  /** Where failures are logged (with the request id); @default the request's `gatewire.errors` */
-  logger?: Logger;
-}
-
-export const UPSTREAM_DEFAULTS = {
-  connectTimeout: 5_000,
-  readTimeout: 60_000,
-  maxBufferedBody: 16 * 1024 * 1024,
-  headLimits: CGI_HEAD_LIMITS,
-} as const;
-
-/**
- * The upstream failed (502, 504), or the request cannot reach it (400 for a failed client body,
- * 413 for an unknown-length body over the buffer): `status` is what the client gets while the
- * headers are not out.
- */
-export class UpstreamError extends GatewireError {
-  override name = 'UpstreamError';
-  override readonly code = ServerErrorCode.Upstream;
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-}
+/** Options of {@link scgiUpstream} and {@link uwsgiUpstream}. */
+export type SingleRequestOptions = UpstreamOptions & GroupOptions;
 
 /** An App that forwards every request to an SCGI application server. */
-export function scgiUpstream(address: UpstreamAddress, options: UpstreamOptions = {}): App {
-  return upstreamApp({ protocol: 'scgi', address }, options);
+export function scgiUpstream(address: UpstreamAddress, options: SingleRequestOptions = {}): UpstreamApp {
+  return singleRequestUpstream([{ protocol: 'scgi', address }], options);
 }
 
 /** An App that forwards every request to a uwsgi application server. */
-export function uwsgiUpstream(address: UpstreamAddress, options: UpstreamOptions = {}): App {
-  return upstreamApp({ protocol: 'uwsgi', address }, options);
+export function uwsgiUpstream(address: UpstreamAddress, options: SingleRequestOptions = {}): UpstreamApp {
+  return singleRequestUpstream([{ protocol: 'uwsgi', address }], options);
 }
 
 interface Config {
-  target: UpstreamTarget;
-  label: string;
+  protocol: 'scgi' | 'uwsgi';
+  group: UpstreamGroup;
   connectTimeout: number;
   readTimeout: number;
   maxBufferedBody: number;
   headLimits: CgiHeadLimits;
+  params: ReadonlyArray<readonly [string, string]> | undefined;
   logger: Logger | undefined;
 }
 
-function positive(name: string, value: number | undefined, def: number): number {
-  const v = value ?? def;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TypeError(`Expected the \`${name}\` option to be a positive integer, got ${String(value)}`);
-  return v;
-}
-
-/** The App for a parsed `--upstream` target. */
-export function upstreamApp(target: UpstreamTarget, options: UpstreamOptions = {}): App {
+/** The App for SCGI or uwsgi targets (one protocol; several targets are a round-robin group). */
+export function singleRequestUpstream(targets: readonly UpstreamTarget[], options: SingleRequestOptions = {}): UpstreamApp {
+  const protocol = targets[0]?.protocol;
+  if (protocol !== 'scgi' && protocol !== 'uwsgi') throw new TypeError(`singleRequestUpstream takes scgi or uwsgi targets, got ${String(protocol)}`);
+  for (const t of targets) if (t.protocol !== protocol) throw new TypeError(`an upstream group speaks one protocol: ${protocol} and ${t.protocol} given`);
   const cfg: Config = {
-    target,
-    label: formatUpstream(target),
+    protocol,
+    group: new UpstreamGroup(targets, options),
     connectTimeout: positive('connectTimeout', options.connectTimeout, UPSTREAM_DEFAULTS.connectTimeout),
     readTimeout: positive('readTimeout', options.readTimeout, UPSTREAM_DEFAULTS.readTimeout),
     maxBufferedBody: positive('maxBufferedBody', options.maxBufferedBody, UPSTREAM_DEFAULTS.maxBufferedBody),
     headLimits: { ...UPSTREAM_DEFAULTS.headLimits, ...(options.headLimits ?? {}) },
+    params: options.params,
     logger: options.logger,
   };
-  return (environ, startResponse) => forward(cfg, environ, startResponse);
+  const app = ((environ: Environ, startResponse: StartResponse) => forward(cfg, environ, startResponse)) as UpstreamApp;
+  app.close = () => Promise.resolve(); // nothing is pooled: every connection belongs to a request
+  return app;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The request
 // ---------------------------------------------------------------------------------------------
 
-/** Never forwarded: httpoxy (UP-24), this hop's framing, and what the encoders write themselves. */
-const NOT_FORWARDED = new Set([
-  'HTTP_PROXY',
-  'HTTP_CONNECTION',
-  'HTTP_KEEP_ALIVE',
-  'HTTP_PROXY_CONNECTION',
-  'HTTP_TE',
-  'HTTP_TRAILER',
-  'HTTP_TRANSFER_ENCODING',
-  'HTTP_UPGRADE',
-  'CONTENT_LENGTH',
-  'SCGI',
-]);
-/** A CGI meta-variable name: server-owned keys have a dot (`gatewire.*`), so they never match. */
-const CGI_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** The environ's CGI variables as the front built them, in its order, minus {@link NOT_FORWARDED}. */
-export function upstreamVars(environ: Environ): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const key of Object.keys(environ)) {
-    if (!CGI_NAME.test(key) || NOT_FORWARDED.has(key)) continue;
-    const value = environ[key];
-    if (typeof value === 'string') out.push([key, value]);
-  }
-  return out;
-}
-
 function encodeHead(protocol: UpstreamProtocol, vars: Array<[string, string]>, bodyLength: number): Buffer {
   if (protocol === 'scgi') return encodeScgiRequest(vars, bodyLength);
   return encodeUwsgiRequest([['CONTENT_LENGTH', String(bodyLength)], ...vars]);
-}
-
-type Outbound = { kind: 'stream'; length: number; input: Readable } | { kind: 'buffer'; data: Buffer };
-
-/** Reads a body of unknown length to its end, at most `max` bytes (see the file header: buffered on purpose). */
-async function bufferBody(input: Readable, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of input as AsyncIterable<Buffer | string>) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    length += buf.length;
-    if (length > max) throw new UpstreamError(`request body of unknown length over ${max} bytes`, 413);
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, length);
-}
-
-/** Reads and drops what is left of the request body (the client's framing stays intact). */
-function drain(input: Readable | undefined): void {
-  if (input === undefined || input.readableEnded || input.destroyed) return;
-  input.on('error', () => undefined);
-  input.resume();
 }
 
 async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promise<Body> {
   const id = environ['gatewire.request_id'];
   const input = environ['gatewire.input'];
   const signal = environ['gatewire.signal'] as AbortSignal | undefined;
+  let label = (cfg.group.peers[0] as Peer).label;
   const log = (level: 'error' | 'warn', message: string): void => {
-    const line = `upstream ${cfg.label}: ${message}`;
+    const line = `upstream ${label}: ${message}`;
     if (cfg.logger !== undefined) cfg.logger[level](line, { request_id: id });
     else environ['gatewire.errors'].write(line);
   };
@@ -203,42 +134,44 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
 
   // UP-4: the length first. A body of unknown length is buffered to learn it.
   let outbound: Outbound;
-  const declared = environ.CONTENT_LENGTH;
-  if (typeof declared === 'string' && declared !== '') {
-    if (!/^[0-9]{1,15}$/.test(declared)) return refuse(400, `invalid CONTENT_LENGTH ${JSON.stringify(declared)}`, 'warn');
-    outbound = { kind: 'stream', length: Number(declared), input };
-  } else if (environ['gatewire.input_terminated']) {
-    try {
-      outbound = { kind: 'buffer', data: await bufferBody(input, cfg.maxBufferedBody) };
-    } catch (err) {
-      const tooLarge = err instanceof UpstreamError || (err as { code?: unknown }).code === ServerErrorCode.BodyTooLarge;
-      return refuse(tooLarge ? 413 : 400, `request body: ${(err as Error).message}`, 'warn');
-    }
-  } else {
-    outbound = { kind: 'buffer', data: Buffer.alloc(0) };
+  try {
+    outbound = await outboundBody(environ, cfg.maxBufferedBody);
+  } catch (err) {
+    const e = err as UpstreamError;
+    return refuse(e.status, e.message, 'warn');
   }
-  const bodyLength = outbound.kind === 'stream' ? outbound.length : outbound.data.length;
 
   let head: Buffer;
   try {
-    head = encodeHead(cfg.target.protocol, upstreamVars(environ), bodyLength);
+    head = encodeHead(cfg.protocol, upstreamVars(environ, cfg.params), outboundLength(outbound));
   } catch (err) {
     // The request cannot be put on this wire (a NUL in an SCGI value, a uwsgi block over 64 KiB).
-    if (err instanceof LimitError) return refuse(431, `request head does not fit ${cfg.target.protocol}: ${err.message}`, 'warn');
-    if (err instanceof ProtocolError) return refuse(400, `request cannot be sent over ${cfg.target.protocol}: ${err.message}`, 'warn');
+    if (err instanceof LimitError) return refuse(431, `request head does not fit ${cfg.protocol}: ${err.message}`, 'warn');
+    if (err instanceof ProtocolError) return refuse(400, `request cannot be sent over ${cfg.protocol}: ${err.message}`, 'warn');
     throw err;
   }
 
-  if (signal?.aborted === true) return refuse(502, 'client gone before connecting');
-  let socket: Socket;
-  try {
-    socket = await connect(cfg, signal);
-  } catch (err) {
-    const e = err as UpstreamError;
-    return refuse(e.status, e.message);
+  // A connection that cannot be made is tried on the next upstream of the group (nothing was sent).
+  const tried = new Set<Peer>();
+  let socket: Socket | undefined;
+  let peer: Peer | undefined;
+  while (socket === undefined) {
+    if (signal?.aborted === true) return refuse(502, 'client gone before connecting');
+    peer = cfg.group.pick(tried);
+    if (peer === undefined) return refuse(502, 'no upstream could be reached');
+    label = peer.label;
+    try {
+      socket = await connectTo(peer.target.address, cfg.connectTimeout, signal);
+    } catch (err) {
+      const e = err as UpstreamError;
+      tried.add(peer);
+      if (cfg.group.failed(peer)) log('error', `marked down for its failures (${e.message})`);
+      if (cfg.group.pick(tried) === undefined) return refuse(e.status, e.message);
+      log('warn', `${e.message}; trying the next upstream`);
+    }
   }
 
-  const conn = new UpstreamConnection(socket, cfg, environ.REQUEST_METHOD === 'HEAD', signal, input);
+  const conn = new UpstreamConnection(socket, cfg, environ.REQUEST_METHOD === 'HEAD', signal, input, log);
   conn.send(head, outbound);
   let answer: Answer;
   try {
@@ -246,6 +179,7 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
   } catch (err) {
     conn.destroy();
     const e = err instanceof UpstreamError ? err : new UpstreamError(String((err as Error)?.message ?? err), 502);
+    if (e.status >= 502) cfg.group.failed(peer as Peer);
     return refuse(e.status, e.message, e.status < 500 ? 'warn' : 'error');
   }
   // The exchange sends the head with the first body byte anyway: wait for it here, so an upstream
@@ -255,6 +189,7 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
     conn.destroy();
     return refuse(early.status, `after the response head: ${early.message}`);
   }
+  cfg.group.succeeded(peer as Peer);
   try {
     sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
   } catch (err) {
@@ -264,47 +199,10 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
   return conn.body();
 }
 
-/** Connects within connectTimeout (504 after it, 502 for a refusal, UP-33: the errno is in the line). */
-function connect(cfg: Config, signal: AbortSignal | undefined): Promise<Socket> {
-  const a = cfg.target.address;
-  return new Promise((resolve, reject) => {
-    const socket = a.kind === 'unix' ? createConnection({ path: a.path }) : createConnection({ host: a.host ?? '127.0.0.1', port: a.port });
-    const done = (err: UpstreamError | undefined): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      socket.removeListener('error', onError);
-      socket.removeListener('connect', onConnect);
-      if (err === undefined) {
-        resolve(socket);
-        return;
-      }
-      socket.on('error', () => undefined);
-      socket.destroy();
-      reject(err);
-    };
-    const onConnect = (): void => done(undefined);
-    const onError = (err: NodeJS.ErrnoException): void => done(new UpstreamError(`cannot connect: ${err.code ?? err.message}`, 502));
-    const onAbort = (): void => done(new UpstreamError('client gone while connecting', 502));
-    const timer = setTimeout(() => done(new UpstreamError(`no connection within ${cfg.connectTimeout} ms`, 504)), cfg.connectTimeout);
-    socket.once('connect', onConnect);
-    socket.once('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // The answer
 // ---------------------------------------------------------------------------------------------
 
-/** A response head ready for start_response. */
-interface Answer {
-  status: number;
-  reason: string;
-  headers: HeaderList;
-  /** The declared body length, -1 when the body ends with the connection. */
-  contentLength: number;
-  rest: Buffer;
-}
 
 const HTTP_PREFIX = Buffer.from('HTTP/', 'latin1');
 
@@ -340,10 +238,7 @@ class AnswerParser {
     const parser = this.parser;
     if (parser instanceof CgiResponseParser) {
       const head = parser.push(chunk);
-      if (head === undefined) return undefined;
-      const headers: HeaderList = head.headers.slice();
-      if (head.contentLength !== undefined) headers.push(['Content-Length', String(head.contentLength)]);
-      return { status: head.status, reason: head.reason, headers, contentLength: head.contentLength ?? -1, rest: head.rest };
+      return head === undefined ? undefined : cgiAnswer(head);
     }
     const head = parser.push(chunk);
     if (head === undefined) return undefined;
@@ -400,6 +295,7 @@ class UpstreamConnection {
     private readonly isHead: boolean,
     private readonly signal: AbortSignal | undefined,
     private readonly input: Readable,
+    private readonly log: (level: 'error' | 'warn', message: string) => void,
   ) {
     this.head = new Promise<Answer>((resolve, reject) => {
       this.resolveHead = resolve;
@@ -407,7 +303,7 @@ class UpstreamConnection {
     });
     // A rejection nobody awaits any more (the head came, then the body failed) must not surface.
     this.head.catch(() => undefined);
-    this.parser = new AnswerParser(cfg.target.protocol, cfg.headLimits);
+    this.parser = new AnswerParser(cfg.protocol, cfg.headLimits);
     socket.setTimeout(cfg.readTimeout);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -535,7 +431,7 @@ class UpstreamConnection {
   }
 
   private warn(message: string): void {
-    this.cfg.logger?.warn(`upstream ${this.cfg.label}: ${message}`);
+    this.log('warn', message);
   }
 
   /** Closes the upstream connection; the body queue stays readable. */
@@ -607,10 +503,4 @@ class UpstreamConnection {
       });
     }
   }
-}
-
-function asUpstreamError(err: unknown, what: string): UpstreamError {
-  if (err instanceof UpstreamError) return err;
-  if (err instanceof ProtocolError) return new UpstreamError(`${what}: ${err.detail}`, 502);
-  return new UpstreamError(`${what}: ${(err as Error)?.message ?? String(err)}`, 502);
 }
