@@ -5,9 +5,11 @@
 // To add a target: write one entry with the helpers below. To add a group: add an
 // entry to GROUPS. See bench/README.md, "Adding a target or a group".
 
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOST } from './net.mjs';
-import { nginxService, passTo, returnHello, PARAMS } from './nginx.mjs';
+import { nginxService, passTo, returnHello, PARAMS, FASTCGI_CONF } from './nginx.mjs';
+import { HELLO } from './runner.mjs';
 
 export { HOST };
 
@@ -301,6 +303,216 @@ Object.assign(TARGETS, {
   'fcgiwrap-c4': fcgiwrapTarget('fcgiwrap-c4', 4),
 });
 
+// ------------------------------------------------------------ php: fronts for php-fpm
+// Three HTTP fronts, each in front of its own fresh php-fpm pool (php-fpm8.2, pm = static,
+// pm.max_children = 2, bench/servers/php/fpm.conf), each loaded on two pages:
+// /hello.php (the hello response) and /page64k.php (65536 bytes). The pool is a service
+// of the target like the front, so it is started and stopped with it and never runs while
+// another target is loaded; its CPU shows as `php-fpm`, the front's as `front`.
+//
+// The pool listens on a unix socket in the target's temp directory (Debian's way:
+// /run/php/php8.2-fpm.sock), or on 127.0.0.1:<port> with BENCH_FPM_LISTEN=tcp. Over TCP,
+// php-fpm's multi-write answers (the 64 KiB page) meet Nagle + delayed ACK on a kept
+// connection (~40 ms per request for a keep-conn client); README, "php".
+
+const fpmReq = { cmd: 'php-fpm8.2', hint: 'apt-get install php8.2-fpm' };
+const phpRoot = (ctx) => join(ctx.bench, 'servers/php');
+const fpmUnix = () => process.env.BENCH_FPM_LISTEN !== 'tcp';
+const fpmSocket = (ctx) => join(ctx.tmp, 'php-fpm.sock');
+
+/** What page64k.php answers (1024 lines of 64 bytes); checked like the hello response. */
+export const PAGE64K = {
+  status: 200,
+  contentType: 'text/plain',
+  body: 'Hello, World! This line is 64 bytes long, 1024 of them = 64 KiB\n'.repeat(1024),
+};
+
+/** The php-fpm pool: bench/servers/php/fpm.conf with the temp dir and listen address filled in. */
+function phpFpmService() {
+  return {
+    name: 'php-fpm',
+    start: (ctx) => {
+      const listen = fpmUnix() ? fpmSocket(ctx) : `${HOST}:${ctx.ports.fpm}`;
+      const conf = join(ctx.tmp, 'php-fpm.conf');
+      const text = readFileSync(join(ctx.bench, 'servers/php/fpm.conf'), 'utf8')
+        .replaceAll('@TMP@', ctx.tmp)
+        .replaceAll('@LISTEN@', listen);
+      writeFileSync(conf, text);
+      // nginx started as root runs its worker as nobody: it must reach the socket
+      // (listen.mode 0666) through the temp directory (mkdtemp makes it 0700).
+      if (fpmUnix()) chmodSync(ctx.tmp, 0o711);
+      // -F: foreground (the harness owns its process group); -R: allowed to run as root
+      // (workers then stay root; without root the pool runs as the calling user).
+      const asRoot = process.getuid?.() === 0 ? ['-R'] : [];
+      // SIGTERM: php-fpm's immediate shutdown (SIGQUIT would be the graceful one).
+      return { cmd: 'php-fpm8.2', args: ['-F', ...asRoot, '-p', ctx.tmp, '-y', conf], stopSignal: 'SIGTERM' };
+    },
+    ready: (ctx) => (fpmUnix() ? { path: fpmSocket(ctx) } : { port: ctx.ports.fpm }),
+  };
+}
+
+/** The pool's address in the forms the fronts take. */
+const fpmAddr = {
+  gatewire: (ctx) => (fpmUnix() ? `fastcgi://unix:${fpmSocket(ctx)}` : `fastcgi://${HOST}:${ctx.ports.fpm}`),
+  client: (ctx) => (fpmUnix() ? `unix:${fpmSocket(ctx)}` : `${HOST}:${ctx.ports.fpm}`),
+};
+
+const PHP_FRONTS = {
+  'nginx-fpm': {
+    label: 'nginx fastcgi_pass (keep-conn, upstream keepalive 8, fastcgi.conf) → php-fpm',
+    requires: [nginxReq, { file: FASTCGI_CONF }],
+    service: () =>
+      nginxService(
+        (ctx) =>
+          passTo('fastcgi', ctx.ports.fpm, {
+            keepConn: true,
+            keepalive: 8,
+            params: FASTCGI_CONF,
+            socket: fpmUnix() ? fpmSocket(ctx) : undefined,
+            before: [`root ${phpRoot(ctx)};`],
+          }),
+        { name: 'front' },
+      ),
+  },
+  // nginx's default for FastCGI (and Debian's snippets/fastcgi-php.conf): no keep-conn,
+  // one connection per request, which php-fpm's workers take from the listen queue in order.
+  'nginx-fpm-nokeep': {
+    label: 'nginx fastcgi_pass, no keep-conn (a connection per request), fastcgi.conf → php-fpm',
+    requires: [nginxReq, { file: FASTCGI_CONF }],
+    service: () =>
+      nginxService(
+        (ctx) =>
+          passTo('fastcgi', ctx.ports.fpm, {
+            params: FASTCGI_CONF,
+            socket: fpmUnix() ? fpmSocket(ctx) : undefined,
+            before: [`root ${phpRoot(ctx)};`],
+          }),
+        { name: 'front' },
+      ),
+  },
+  'gatewire-php': {
+    label: 'gatewire --http --upstream fastcgi://… --php ROOT --upstream-conns 2 → php-fpm',
+    requires: [builtCli],
+    service: () => ({
+      name: 'front',
+      start: (ctx) =>
+        gatewire(null, [
+          '--http', `${HOST}:${ctx.ports.http}`,
+          '--upstream', fpmAddr.gatewire(ctx),
+          '--php', phpRoot(ctx),
+          '--upstream-conns', '2',
+          '--log-level', 'warn',
+        ]),
+      ready: (ctx) => ({ port: ctx.ports.http }),
+    }),
+  },
+  'fastcgi-client': {
+    label: 'node:http + npm fastcgi-client 0.2.0 (bench/servers/fastcgi-client-server.mjs) → php-fpm',
+    requires: [{ file: 'node_modules/fastcgi-client/package.json', hint: 'npm ci' }],
+    service: () => ({
+      name: 'front',
+      start: (ctx) => ({
+        cmd: node,
+        args: [
+          join(ctx.bench, 'servers/fastcgi-client-server.mjs'), String(ctx.ports.http), HOST,
+          '--fpm', fpmAddr.client(ctx),
+          '--root', phpRoot(ctx),
+        ],
+      }),
+      ready: (ctx) => ({ port: ctx.ports.http }),
+    }),
+  },
+};
+
+const PHP_PAGES = {
+  hello: { suffix: '', path: '/hello.php', expect: null, what: 'hello.php' },
+  '64k': { suffix: '-64k', path: '/page64k.php', expect: PAGE64K, what: 'page64k.php (64 KiB)' },
+};
+
+function phpTarget(front, page) {
+  const f = PHP_FRONTS[front];
+  const p = PHP_PAGES[page];
+  const name = `${front}${p.suffix}`;
+  return {
+    name,
+    label: `${f.label}, ${p.what}`,
+    requires: [fpmReq, { file: 'bench/servers/php/fpm.conf' }, ...f.requires],
+    ports: ['http', 'fpm'],
+    services: [phpFpmService(), f.service()],
+    url: (ctx) => `http://${HOST}:${ctx.ports.http}${p.path}`,
+    holdPort: (ctx) => ctx.ports.http,
+    ...(p.expect ? { expect: p.expect } : {}),
+  };
+}
+
+for (const page of Object.keys(PHP_PAGES)) {
+  for (const front of Object.keys(PHP_FRONTS)) {
+    const t = phpTarget(front, page);
+    TARGETS[t.name] = t;
+  }
+}
+
+// ------------------------------------------------------------ bridge: fronts for uWSGI
+// One uWSGI app server (master + 2 worker processes, Python hello, bench/servers/hello.py)
+// per target, with an HTTP front before it: gatewire --upstream or nginx. uWSGI listens
+// with --uwsgi-socket (or --scgi-socket for the SCGI pair). Both protocols carry one
+// request per connection from either front. CPU: `uwsgi` and `front`.
+// These names are the bridge group's own (the uwsgi group's gatewire-uwsgi is nginx →
+// gatewire), so the targets are listed in the group directly, not in TARGETS.
+
+function uwsgiAppService(socketFlag) {
+  return {
+    name: 'uwsgi',
+    start: (ctx) => ({
+      cmd: 'uwsgi',
+      args: [
+        '--plugin', 'python3',
+        socketFlag, `${HOST}:${ctx.ports.app}`,
+        '--wsgi-file', join(ctx.bench, 'servers/hello.py'),
+        '--master',
+        '--processes', '2',
+        '--need-app',
+        '--die-on-term',
+        '--disable-logging',
+        '--listen', '1024',
+      ],
+      env: python,
+      // SIGINT: uWSGI's immediate shutdown, master and workers (the group gets it).
+      stopSignal: 'SIGINT',
+    }),
+    ready: (ctx) => ({ port: ctx.ports.app }),
+  };
+}
+
+function bridgeTarget(name, label, proto, front) {
+  const socketFlag = proto === 'scgi' ? '--scgi-socket' : '--uwsgi-socket';
+  const frontService =
+    front === 'nginx'
+      ? nginxService((ctx) => passTo(proto, ctx.ports.app), { name: 'front' })
+      : {
+          name: 'front',
+          start: (ctx) =>
+            gatewire(null, ['--http', `${HOST}:${ctx.ports.http}`, '--upstream', `${proto}://${HOST}:${ctx.ports.app}`, '--log-level', 'warn']),
+          ready: (ctx) => ({ port: ctx.ports.http }),
+        };
+  return {
+    name,
+    label,
+    requires: [uwsgiReq, ...(front === 'nginx' ? [nginxReq, { file: PARAMS[proto] }] : [builtCli])],
+    ports: ['http', 'app'],
+    services: [uwsgiAppService(socketFlag), frontService],
+    url: (ctx) => `http://${HOST}:${ctx.ports.http}/`,
+    holdPort: (ctx) => ctx.ports.http,
+  };
+}
+
+export const BRIDGE_TARGETS = {
+  'gatewire-uwsgi': bridgeTarget('gatewire-uwsgi', 'gatewire --http --upstream uwsgi://… → uWSGI --uwsgi-socket (master + 2 processes)', 'uwsgi', 'gatewire'),
+  'nginx-uwsgi': bridgeTarget('nginx-uwsgi', 'nginx uwsgi_pass (uwsgi_params) → uWSGI --uwsgi-socket (master + 2 processes)', 'uwsgi', 'nginx'),
+  'gatewire-uwsgi-scgi': bridgeTarget('gatewire-uwsgi-scgi', 'gatewire --http --upstream scgi://… → uWSGI --scgi-socket (master + 2 processes)', 'scgi', 'gatewire'),
+  'nginx-uwsgi-scgi': bridgeTarget('nginx-uwsgi-scgi', 'nginx scgi_pass (scgi_params) → uWSGI --scgi-socket (master + 2 processes)', 'scgi', 'nginx'),
+};
+
 /**
  * Groups: `targets` run in this order, one at a time; `ratios` are num/den of
  * requests/s (and CPU per request), with optional `min`/`goal` from the issue's
@@ -361,6 +573,34 @@ export const GROUPS = {
     ],
   },
 
+  // HTTP fronts for php-fpm (one fresh pool of 2 static workers per target), two pages.
+  php: {
+    title: 'HTTP fronts for php-fpm (pm static, 2 workers): gatewire --upstream fastcgi:// --php vs nginx vs node + fastcgi-client',
+    targets: [
+      'nginx-fpm', 'nginx-fpm-nokeep', 'gatewire-php', 'fastcgi-client',
+      'nginx-fpm-64k', 'nginx-fpm-nokeep-64k', 'gatewire-php-64k', 'fastcgi-client-64k',
+    ],
+    ratios: [
+      { num: 'gatewire-php', den: 'nginx-fpm', min: 0.9 },
+      { num: 'gatewire-php', den: 'nginx-fpm-nokeep' },
+      { num: 'gatewire-php', den: 'fastcgi-client', min: 3 },
+      { num: 'gatewire-php-64k', den: 'nginx-fpm-64k', min: 0.9 },
+      { num: 'gatewire-php-64k', den: 'nginx-fpm-nokeep-64k' },
+      { num: 'gatewire-php-64k', den: 'fastcgi-client-64k', min: 3 },
+    ],
+  },
+
+  // HTTP fronts for a uWSGI app server (master + 2 workers): gatewire --upstream vs nginx.
+  bridge: {
+    title: 'HTTP fronts for uWSGI (master + 2 workers): gatewire --upstream uwsgi:// | scgi:// vs nginx uwsgi_pass | scgi_pass',
+    targets: Object.values(BRIDGE_TARGETS),
+    ratios: [
+      { num: 'gatewire-uwsgi', den: 'nginx-uwsgi' },
+      { num: 'gatewire-uwsgi-scgi', den: 'nginx-uwsgi-scgi' },
+      { num: 'gatewire-uwsgi-scgi', den: 'gatewire-uwsgi' },
+    ],
+  },
+
   // Memory: idle, and under 256 concurrent keep-alive connections.
   rss: {
     title: 'RSS idle and under 256 concurrent keep-alive connections',
@@ -379,13 +619,35 @@ export const GROUPS = {
  */
 export function resolveTargets(group, baseline) {
   const targets = group.targets.map((t) => (typeof t === 'string' ? TARGETS[t] : t)).filter(Boolean);
-  if (!baseline) return targets;
-  return targets.flatMap((t) => (t.name.startsWith('gatewire-') ? [t, baselineTwin(t, baseline)] : [t]));
+  if (!baseline) return targets.map(withExpect);
+  return targets.flatMap((t) => (t.name.startsWith('gatewire-') ? [t, baselineTwin(t, baseline)] : [t])).map(withExpect);
+}
+
+/**
+ * A target may set `expect` ({ status, contentType, body }) when its first response is
+ * not the hello one (the php group's 64 KiB page). The runner checks every target's first
+ * response (and the held connections' bodies) against its exported HELLO object, so each
+ * target's url() — called by the runner just before that check — sets HELLO to the
+ * target's expectation, or back to the hello response. (A runner that read
+ * `target.expect` itself would make this wrapper unnecessary.)
+ */
+const HELLO_DEFAULT = { ...HELLO };
+function withExpect(target) {
+  return {
+    ...target,
+    url: (ctx) => {
+      Object.assign(HELLO, HELLO_DEFAULT, target.expect ?? {});
+      return target.url(ctx);
+    },
+  };
 }
 
 /** before/after ratios for the baseline twins, in group order. */
 export function baselineRatios(group) {
-  return group.targets.filter((t) => typeof t === 'string' && t.startsWith('gatewire-')).map((t) => ({ num: t, den: `${t}@base` }));
+  return group.targets
+    .map((t) => (typeof t === 'string' ? t : t.name))
+    .filter((t) => t.startsWith('gatewire-'))
+    .map((t) => ({ num: t, den: `${t}@base` }));
 }
 
 function baselineTwin(target, baseline) {

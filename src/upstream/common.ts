@@ -62,6 +62,8 @@ export class UpstreamError extends GatewireError {
   constructor(
     message: string,
     readonly status: number,
+    /** No connection could be made: nothing was sent, so another upstream may be tried. */
+    readonly connectFailed = false,
   ) {
     super(message);
   }
@@ -206,9 +208,9 @@ export function connectTo(address: UpstreamAddress, timeout: number, signal: Abo
       reject(err);
     };
     const onConnect = (): void => done(undefined);
-    const onError = (err: NodeJS.ErrnoException): void => done(new UpstreamError(`cannot connect: ${err.code ?? err.message}`, 502));
+    const onError = (err: NodeJS.ErrnoException): void => done(new UpstreamError(`cannot connect: ${err.code ?? err.message}`, 502, true));
     const onAbort = (): void => done(new UpstreamError('client gone while connecting', 502));
-    const timer = setTimeout(() => done(new UpstreamError(`no connection within ${timeout} ms`, 504)), timeout);
+    const timer = setTimeout(() => done(new UpstreamError(`no connection within ${timeout} ms`, 504, true)), timeout);
     socket.once('connect', onConnect);
     socket.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });

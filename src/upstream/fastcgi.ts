@@ -43,6 +43,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Body, Environ, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
+import { noteBodyBytes } from '../memory.js';
 import { replyFromApp, replyReason } from '../reply.js';
 import { CgiResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
 import {
@@ -63,6 +64,7 @@ import {
   connectTo,
   drain,
   outboundBody,
+  outboundLength,
   positive,
   UPSTREAM_DEFAULTS,
   UpstreamError,
@@ -175,7 +177,10 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
     const e = err as UpstreamError;
     return refuse(e.status, e.message, 'warn');
   }
+  // UP-4: CONTENT_LENGTH always, the real length (php-fpm reads exactly that many bytes; without
+  // it the script sees an empty body).
   const params = upstreamVars(environ, cfg.params);
+  params.push(['CONTENT_LENGTH', String(outboundLength(outbound))]);
   try {
     // Checked before connecting (UP-2): a pair over 65535 bytes or a char above U+00FF cannot go out.
     encodeFastcgiRequest(1, { keepConn: cfg.keepConn, params });
@@ -199,7 +204,7 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
       conn = await pool.acquire(signal, retried);
     } catch (err) {
       const e = err as UpstreamError;
-      if (e instanceof ConnectFailure) {
+      if (e.connectFailed) {
         tried.add(peer);
         if (group.failed(peer)) log('error', `marked down for its failures (${e.message})`);
         if (group.pick(tried) !== undefined) {
@@ -248,9 +253,6 @@ interface RequestSpec {
   input: Readable;
   log(level: 'error' | 'warn', message: string): void;
 }
-
-/** A connection could not be made (nothing was sent): the next upstream may be tried. */
-class ConnectFailure extends UpstreamError {}
 
 // ---------------------------------------------------------------------------------------------
 // The pool of one upstream
@@ -322,9 +324,6 @@ class Pool {
     let socket: Socket;
     try {
       socket = await connectTo(this.peer.target.address, this.cfg.connectTimeout, signal);
-    } catch (err) {
-      const e = err as UpstreamError;
-      throw new ConnectFailure(e.message, e.status);
     } finally {
       this.opening--;
     }
@@ -532,15 +531,19 @@ class Connection {
     const [begin, params] = encodeFastcgiRequest(id, { keepConn: this.pool.cfg.keepConn, params: request.params });
     const body = request.outbound;
     const socket = this.socket;
-    socket.cork();
-    socket.write(begin);
-    socket.write(params);
     if (body.kind === 'buffer') {
-      for (const piece of encodeStdin(id, body.data)) socket.write(piece);
-      socket.write(encodeStdinEnd(id));
-      socket.uncork();
+      // One write: a GET is a few hundred bytes, and one buffer is cheaper than a writev of five.
+      const pieces: Uint8Array[] = [begin, params];
+      encodeStdin(id, body.data, pieces);
+      pieces.push(encodeStdinEnd(id));
+      if (body.data.length <= 64 * 1024) socket.write(Buffer.concat(pieces));
+      else {
+        socket.cork();
+        for (const piece of pieces) socket.write(piece);
+        socket.uncork();
+      }
     } else {
-      socket.uncork();
+      socket.write(Buffer.concat([begin, params]));
       exchange.upload(body.input);
     }
     return exchange;
@@ -549,8 +552,13 @@ class Connection {
   /** Writes STDIN records; false when the socket's buffer is full. */
   writeStdin(id: number, data: Buffer): boolean {
     if (this.dead) return true;
+    // Header, content and padding of each record leave in one writev: uWSGI's FastCGI socket
+    // loses the body (it times out at once) when a record header arrives on its own.
+    const socket = this.socket;
+    socket.cork();
     let ok = true;
-    for (const piece of encodeStdin(id, data)) ok = this.socket.write(piece);
+    for (const piece of encodeStdin(id, data)) ok = socket.write(piece);
+    socket.uncork();
     return ok;
   }
 
@@ -695,6 +703,7 @@ class Exchange {
       this.bodyTaken = true;
       this.lastActivity = Date.now();
       const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+      noteBodyBytes(buf.length); // the read buffers are freed while young (src/memory.ts)
       if (this.phase === 'done') return;
       if (!this.conn.writeStdin(this.id, buf)) {
         input.pause();
@@ -746,6 +755,7 @@ class Exchange {
       }
     }
     if (chunk.length > 0) {
+      noteBodyBytes(chunk.length);
       this.queue.push(chunk);
       this.queued += chunk.length;
       if (this.queued > FASTCGI_DEFAULTS.highWaterMark && !this.ended) this.conn.pauseFor(this);

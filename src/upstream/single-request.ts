@@ -36,6 +36,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
+import { noteBodyBytes } from '../memory.js';
 import { replyFromApp, replyReason } from '../reply.js';
 import type { UpstreamAddress, UpstreamProtocol, UpstreamTarget } from './address.js';
 import {
@@ -330,6 +331,7 @@ class UpstreamConnection {
     // app ignores the body) makes its kernel send a reset, which can discard its answer before it
     // is read here: that is a 502, as nginx reports it ("Connection reset by peer").
     input.pipe(socket, { end: false });
+    input.on('data', (chunk: Buffer) => noteBodyBytes(chunk.length)); // src/memory.ts
   }
 
   private onData(chunk: Buffer): void {
@@ -369,7 +371,10 @@ class UpstreamConnection {
         this.remaining -= chunk.length;
       }
     }
-    if (chunk.length > 0) this.queue.push(chunk);
+    if (chunk.length > 0) {
+      noteBodyBytes(chunk.length);
+      this.queue.push(chunk);
+    }
     if (this.ended) this.destroySocket();
     else this.socket.pause();
     this.wake();
