@@ -1,7 +1,8 @@
 /**
  * The behaviour matrix: one list of cases, run over every front (test/helpers/fronts.ts: the
- * registry's listeners, inject() and `gatewire cgi`) for every app flavour (environ, plain node,
- * Express, Koa, Hono). The same app must give the same observable result whatever carries it,
+ * registry's listeners, inject() and `gatewire cgi`), and through every upstream client
+ * (test/helpers/upstream-harness.ts: HTTP front → client → gatewire front → app), for every app
+ * flavour (environ, plain node, Express, Koa, Hono). The same app must give the same observable result whatever carries it,
  * and gatewire's own responses (src/reply.ts) must be the same bytes on every front apart from
  * the framing.
  *
@@ -15,6 +16,10 @@ import { createHash } from 'node:crypto';
 import { FRONT_NAMES } from '../src/fronts/registry.js';
 import { FRONTS, REGISTRY_HARNESSES, type MatrixFront, type MatrixRequest, type MatrixResult, type MatrixServer, type Need, type StartOptions } from './helpers/fronts.js';
 import { type ContractWatch, type Flavour, gate, probe, resetProbe, validatedService } from './helpers/behaviour-apps.js';
+import { VIA_HARNESSES } from './helpers/upstream-harness.js';
+
+/** The direct fronts, then gatewire to gatewire through each upstream client (front → client → front → app). */
+const HARNESSES: readonly MatrixFront[] = [...FRONTS, ...Object.values(VIA_HARNESSES)];
 
 const FLAVOURS: Flavour[] = ['environ', 'node', 'express', 'koa', 'hono'];
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -405,17 +410,18 @@ async function settle(watch: ContractWatch, before: number): Promise<void> {
   await until(() => watch.openBodies() <= before, 'the bodies to be closed', 2000).catch(() => undefined);
 }
 
-test('the harness list covers every front of the registry, inject() and gatewire cgi', () => {
-  const names = FRONTS.map((f) => f.name);
+test('the harness list covers every front of the registry, inject(), gatewire cgi and every upstream client', () => {
+  const names = HARNESSES.map((f) => f.name);
   expect(new Set(names).size).toBe(names.length);
   for (const front of FRONT_NAMES) {
     expect(REGISTRY_HARNESSES[front].length).toBeGreaterThan(0);
     for (const h of REGISTRY_HARNESSES[front]) expect(names).toContain(h.name);
   }
   expect(names).toEqual(expect.arrayContaining(['http', 'fastcgi', 'scgi', 'uwsgi', 'auto-http', 'auto-fastcgi', 'auto-scgi', 'auto-uwsgi', 'inject', 'cgi']));
+  expect(names).toEqual(expect.arrayContaining(['via-scgi', 'via-uwsgi', 'via-fastcgi']));
 });
 
-describe.each(FRONTS.map((f) => [f.name, f] as const))('behaviour matrix over %s', (_name, front) => {
+describe.each(HARNESSES.map((f) => [f.name, f] as const))('behaviour matrix over %s', (_name, front) => {
   describe.each(FLAVOURS)('%s app', (flavour) => {
     const { service, watch } = validatedService(flavour);
     const servers = new Map<ServerKind, Promise<MatrixServer>>();

@@ -191,9 +191,9 @@ export function asUpstreamError(err: unknown, what: string): UpstreamError {
  * Opens a connection within `timeout` ms: 504 after it, 502 for a refusal with the errno in the
  * message (UP-33: ECONNREFUSED, ENOENT, EACCES, EAGAIN stay apart), 502 when `signal` aborts.
  */
-export function connectTo(address: UpstreamAddress, timeout: number, signal: AbortSignal | undefined): Promise<Socket> {
+export function connectTo(address: UpstreamAddress, timeout: number, signal: AbortSignal | undefined, allowHalfOpen = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = address.kind === 'unix' ? createConnection({ path: address.path }) : createConnection({ host: address.host ?? '127.0.0.1', port: address.port });
+    const socket = address.kind === 'unix' ? createConnection({ path: address.path, allowHalfOpen }) : createConnection({ host: address.host ?? '127.0.0.1', port: address.port, allowHalfOpen });
     const done = (err: UpstreamError | undefined): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

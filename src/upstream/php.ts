@@ -226,7 +226,17 @@ interface Config {
   index: string;
   frontController: boolean;
   logger: Logger | undefined;
+  /** What recent lookups found (see {@link lookup}). */
+  cache: Map<string, { at: number; entry: Entry }>;
 }
+
+/**
+ * How long a lookup of a script, a directory or a missing path is remembered (nginx's
+ * `open_file_cache valid=`): a new, removed or replaced .php file is seen within this time.
+ * Static files are looked up every time (send() checks their identity when it opens them).
+ */
+const LOOKUP_CACHE_MS = 1000;
+const LOOKUP_CACHE_MAX = 4096;
 
 type Entry =
   | { kind: 'file'; real: string; st: Stats }
@@ -248,6 +258,18 @@ function join(root: string, urlPath: string): string {
  * the rest of the request (12 % of the main thread in `npm run bench -- php`, 2026-12-02).
  */
 async function lookup(cfg: Config, urlPath: string): Promise<Entry> {
+  const now = Date.now();
+  const hit = cfg.cache.get(urlPath);
+  if (hit !== undefined && now - hit.at < LOOKUP_CACHE_MS) return hit.entry;
+  const entry = lookupNow(cfg, urlPath);
+  if (entry.kind !== 'file' || isPhpScript(entry.real)) {
+    if (cfg.cache.size >= LOOKUP_CACHE_MAX) cfg.cache.clear();
+    cfg.cache.set(urlPath, { at: now, entry });
+  }
+  return entry;
+}
+
+function lookupNow(cfg: Config, urlPath: string): Entry {
   let realBuf: Buffer;
   let st: Stats;
   try {
@@ -303,6 +325,7 @@ export function phpApp(options: PhpOptions): App {
     index: Buffer.from(index, 'utf8').toString('latin1'),
     frontController: options.frontController ?? true,
     logger: options.logger,
+    cache: new Map(),
   };
   return (environ, startResponse) => route(cfg, environ, startResponse);
 }

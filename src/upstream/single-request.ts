@@ -162,7 +162,7 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
     if (peer === undefined) return refuse(502, 'no upstream could be reached');
     label = peer.label;
     try {
-      socket = await connectTo(peer.target.address, cfg.connectTimeout, signal);
+      socket = await connectTo(peer.target.address, cfg.connectTimeout, signal, true);
     } catch (err) {
       const e = err as UpstreamError;
       tried.add(peer);
@@ -270,6 +270,8 @@ class AnswerParser {
 }
 
 type Phase = 'head' | 'body' | 'done';
+
+const END_PROBE = Buffer.from([0]);
 
 /**
  * One upstream connection: writes the request, parses the head, then hands out the body with
@@ -395,10 +397,21 @@ class UpstreamConnection {
       this.fail(new UpstreamError(`the upstream closed the connection ${this.remaining} bytes short of its Content-Length`, 502));
       return;
     }
-    // No declared length: the close is the end of the body.
-    this.ended = true;
-    this.destroySocket();
-    this.wake();
+    // No declared length: the close is the end of the body, unless it was a reset (R-11) that
+    // libuv reported as a plain EOF (its POLLHUP shortcut after a short read). The kernel still
+    // knows: a write to a reset connection fails, a write after a FIN does not.
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    socket.write(END_PROBE, (err) => {
+      if (err) {
+        this.fail(new UpstreamError(`connection reset at the end of the body: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 502));
+        return;
+      }
+      if (this.ended || this.failure !== undefined) return;
+      this.ended = true;
+      this.destroySocket();
+      this.wake();
+    });
   }
 
   private onTimeout(): void {
