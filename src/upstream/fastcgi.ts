@@ -8,7 +8,11 @@
  * Connections (one pool per upstream, UP-28):
  *
  *   keep-conn   every BEGIN_REQUEST has FCGI_KEEP_CONN; after END_REQUEST the connection serves
- *               the next request. A connection the upstream closed is never reused (UP-29)
+ *               the next request. A connection the upstream closed is never reused (UP-29),
+ *               nor one whose END_REQUEST came before all of the request body went out: the
+ *               rest is not sent (it would reach the next request of that id), the connection
+ *               closes. The close() of a body the client got whole gives nothing up, also when
+ *               its END_REQUEST is still due
  *   cap         at most `maxConnections` per upstream; further requests wait here, in order,
  *               up to the read timeout (504), rather than in the upstream's listen backlog
  *   idle        an idle connection is closed after `idleTimeout` (2 s: php-fpm gives each
@@ -17,23 +21,28 @@
  *               another request to that upstream still waits for its answer to start: that one
  *               may sit in the listen backlog behind the worker our idle connection pins
  *   recycling   a connection is closed after `maxRequestsPerConnection` requests (nginx's
- *               keepalive_requests), which also lets queued connections of a too-small pool in
+ *               keepalive_requests), once no request is on it (a multiplexed one may carry
+ *               several), which also lets queued connections of a too-small pool in
  *   multiplex   one FCGI_GET_VALUES probe per upstream, on its own short connection; only an
  *               answer FCGI_MPXS_CONNS=1 lets several requests share a connection (UP-7);
- *               until it came, and for php-fpm (which says 0), one request per connection
+ *               until it came, and for php-fpm (which says 0), one request per connection. A
+ *               multiplexed connection taken up again is no longer idle (its timer stops)
  *   retry       a request whose reused connection failed before any byte of the answer, while
  *               none of the request body was taken from the client, is sent once more on a
- *               fresh connection; nothing else is retried (UP-30)
+ *               fresh connection (the body stays unread, paused, until it goes); nothing else
+ *               is retried (UP-30)
  *
  * One request: BEGIN_REQUEST, PARAMS in whole pairs (protocols/fastcgi/client.ts), STDIN with
  * backpressure both ways (UP-5, UP-6; a body of unknown length is buffered to learn it, UP-4),
  * then STDOUT through the bounded CGI head parser (UP-10; the same rules as every CGI-style
  * answer, UP-15..UP-18), the body queued for the exchange with the socket paused while it is
- * full (UP-32). STDERR goes to the error log line by line with the request id, capped, never
- * into the body (UP-11). END_REQUEST ends the body; one that comes before a complete head is a
- * 502 (503 when protocolStatus says OVERLOADED). A close before END_REQUEST fails the request:
- * a 502 before the head, a cut-off response after it (UP-12). A client that goes away closes
- * the connection, or sends FCGI_ABORT_REQUEST when the connection is multiplexed (UP-31).
+ * full (UP-32); bytes past a declared Content-Length are dropped, with one warn line. STDERR
+ * goes to the error log line by line with the request id, capped, never into the body (UP-11).
+ * END_REQUEST ends the body; one that comes before a complete head is a 502 (503 when
+ * protocolStatus says OVERLOADED). A close before END_REQUEST fails the request: a 502 before
+ * the head, a cut-off response after it (UP-12). A client that goes away closes the
+ * connection, or sends FCGI_ABORT_REQUEST when the connection is multiplexed (UP-31); it does
+ * not count as a failure of its upstream (src/upstream/group.ts).
  *
  * Failures answer through src/reply.ts with one log line: refused, reset, garbage → 502;
  * connect or read timeout → 504 (UP-27, UP-33).
@@ -225,7 +234,8 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
         log('warn', `reused connection failed before the answer (${e.message}); sending the request once more on a new connection`);
         continue;
       }
-      if (e.status >= 502) group.failed(peer);
+      // A client that went away says nothing about the upstream: its peer is not marked.
+      if (e.status >= 502 && !exchange.clientGone) group.failed(peer);
       return refuse(e.status, e.message, e.status < 500 ? 'warn' : 'error');
     }
     // As for SCGI and uwsgi: an upstream that fails before the first body byte still gets its 502.
@@ -299,14 +309,22 @@ class Pool {
       }
       if (this.conns.size + this.opening < this.maxConnections) return this.open(signal);
       const granted = await this.wait(signal);
-      if (granted !== null && !fresh) return granted;
-      if (granted !== null) this.release(granted); // a retry wants a new connection, not this one
+      // Gone or full again by the time this runs (a record after END_REQUEST, another taker): look again.
+      if (granted === null || !granted.usable || granted.active >= this.capacity) continue;
+      if (!fresh || granted.active > 0) return granted;
+      // A retry wants a new connection, not an idle one: this one makes room for it.
+      granted.destroy();
     }
   }
 
   private reusable(): Connection | undefined {
     if (this.mpx === 'yes') {
-      for (const c of this.conns) if (c.usable && c.active < this.mpxLimit) return c;
+      for (const c of this.conns) {
+        if (c.usable && c.active < this.mpxLimit) {
+          this.unidle(c);
+          return c;
+        }
+      }
       return undefined;
     }
     while (this.idle.length > 0) {
@@ -317,6 +335,13 @@ class Pool {
       }
     }
     return undefined;
+  }
+
+  /** `conn` is in use again: off the idle list, its idle timer stopped. */
+  private unidle(conn: Connection): void {
+    const i = this.idle.indexOf(conn);
+    if (i !== -1) this.idle.splice(i, 1);
+    conn.unidle();
   }
 
   private async open(signal: AbortSignal | undefined): Promise<Connection> {
@@ -357,7 +382,8 @@ class Pool {
   /** A request ended on `conn` (END_REQUEST): give the slot to a waiter, idle the connection, or close it. */
   release(conn: Connection): void {
     if (!conn.usable) {
-      conn.destroy();
+      // Used up or retired: closed once no request is on it (a multiplexed one may carry others).
+      if (conn.active === 0) conn.destroy();
       return;
     }
     const waiter = this.waiters.shift();
@@ -458,12 +484,15 @@ export async function getValues(target: UpstreamTarget, connectTimeout: number, 
 // One connection
 // ---------------------------------------------------------------------------------------------
 
+
 class Connection {
   private readonly exchanges = new Map<number, Exchange>();
   private readonly decoder: FastcgiResponseDecoder;
   /** Requests started on this connection. */
   private served = 0;
   private dead = false;
+  /** No new request on it: it closes once the ones on it are over. */
+  private retired = false;
   private finished = false;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Exchanges whose queue is full: the socket stays paused while any is. */
@@ -494,9 +523,9 @@ class Connection {
     socket.on('close', () => this.fail(new UpstreamError('the upstream closed the connection', 502)));
   }
 
-  /** Open, not failed, and below its request count. */
+  /** Open, not failed or retired, and below its request count. */
   get usable(): boolean {
-    return !this.dead && this.pool.cfg.keepConn && this.served < this.pool.cfg.maxRequestsPerConnection;
+    return !this.dead && !this.retired && this.pool.cfg.keepConn && this.served < this.pool.cfg.maxRequestsPerConnection;
   }
 
   get active(): number {
@@ -510,6 +539,7 @@ class Connection {
   }
 
   idleFor(ms: number): void {
+    clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.destroy(), ms);
     this.idleTimer.unref();
   }
@@ -575,6 +605,9 @@ class Connection {
     this.exchanges.delete(id);
     this.full.delete(exchange as Exchange);
     if (protocolStatus === ProtocolStatus.CantMpxConn) this.pool.stopMultiplexing();
+    // The upstream ended the request before all of its body went out: the rest is not sent, and
+    // the connection is not reused (those STDIN records would reach the next request of that id).
+    if (exchange?.stopUpload() === true) this.retired = true;
     exchange?.end(appStatus, protocolStatus);
     this.resumeIfRoom();
     if (!this.pool.cfg.keepConn) {
@@ -616,7 +649,8 @@ class Connection {
 
   /** The client of `exchange` went away (UP-31). */
   abandon(exchange: Exchange): void {
-    if (!this.exchanges.has(exchange.id)) return;
+    // By identity: after its END_REQUEST the id may already carry the next request.
+    if (this.exchanges.get(exchange.id) !== exchange) return;
     if (this.pool.multiplexed && !this.dead) {
       // Its END_REQUEST will free the id; what comes before it is dropped.
       this.socket.write(encodeAbortRequest(exchange.id));
@@ -661,11 +695,15 @@ class Exchange {
   /** Any byte of the answer (STDOUT, STDERR or END_REQUEST) came. */
   answered = false;
   private bodyTaken = false;
+  /** Detaches the upload from the client's body while it runs; undefined once it ended or stopped. */
+  private detachUpload: (() => void) | undefined;
   private readonly queue: Buffer[] = [];
   private queued = 0;
   /** Body bytes still expected (declared Content-Length), -1 when END_REQUEST ends the body. */
   private remaining = -1;
   private ended = false;
+  /** Bytes that came past the declared Content-Length (-1 while it was not reached). */
+  private pastLength = -1;
   private failure: UpstreamError | undefined;
   private waiter: (() => void) | undefined;
   private abandoned = false;
@@ -694,12 +732,16 @@ class Exchange {
 
   /** Whether a failure may be retried on a fresh connection (UP-30, see the file header). */
   get retryable(): boolean {
-    return this.reused && !this.answered && !this.bodyTaken && this.request.signal?.aborted !== true;
+    return this.reused && !this.answered && !this.bodyTaken && !this.clientGone;
+  }
+
+  get clientGone(): boolean {
+    return this.request.signal?.aborted === true;
   }
 
   /** Streams a body of known length as STDIN records with backpressure, then its end record. */
   upload(input: Readable): void {
-    input.on('data', (chunk: Buffer | string) => {
+    const onData = (chunk: Buffer | string): void => {
       this.bodyTaken = true;
       this.lastActivity = Date.now();
       const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
@@ -709,12 +751,33 @@ class Exchange {
         input.pause();
         this.conn.onDrain(() => input.resume());
       }
-    });
-    input.once('end', () => {
+    };
+    const onEnd = (): void => {
+      this.detachUpload?.();
       if (this.phase !== 'done') this.conn.writeStdinEnd(this.id);
-    });
+    };
     // The client's body failed (truncated, over a limit): a 400, not the upstream's fault.
-    input.once('error', (err: Error) => this.failAndClose(new UpstreamError(`request body: ${err.message}`, 400)));
+    const onError = (err: Error): void => {
+      this.detachUpload?.();
+      this.failAndClose(new UpstreamError(`request body: ${err.message}`, 400));
+    };
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    this.detachUpload = () => {
+      this.detachUpload = undefined;
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+    };
+    input.resume(); // paused by an earlier attempt that may be retried (settle)
+  }
+
+  /** Stops an upload still running (END_REQUEST came first); true when there was one. */
+  stopUpload(): boolean {
+    if (this.detachUpload === undefined) return false;
+    this.detachUpload();
+    return true;
   }
 
   stdout(data: Buffer): void {
@@ -743,10 +806,14 @@ class Exchange {
   }
 
   private take(chunk: Buffer): void {
-    if (this.ended || this.failure !== undefined || chunk.length === 0) return;
+    if (this.failure !== undefined || chunk.length === 0) return;
+    if (this.ended) {
+      if (this.pastLength >= 0) this.pastLength += chunk.length; // logged once, at the end
+      return;
+    }
     if (this.remaining >= 0) {
       if (chunk.length >= this.remaining) {
-        if (chunk.length > this.remaining) this.request.log('warn', `${chunk.length - this.remaining} bytes past the Content-Length dropped`);
+        this.pastLength = chunk.length - this.remaining;
         chunk = chunk.subarray(0, this.remaining);
         this.remaining = 0;
         this.ended = true;
@@ -826,6 +893,7 @@ class Exchange {
       return;
     }
     if (protocolStatus !== ProtocolStatus.RequestComplete || appStatus !== 0) this.request.log('warn', how);
+    this.notePastLength();
     if (this.remaining > 0) {
       this.fail(new UpstreamError(`${how} ${this.remaining} bytes short of the Content-Length`, 502));
       return;
@@ -845,10 +913,17 @@ class Exchange {
       this.settle();
       return;
     }
+    this.notePastLength();
     if (this.ended || this.failure !== undefined) return;
     this.failure = err;
     this.settle();
     this.wake();
+  }
+
+  /** One warn line for the bytes past the Content-Length, however many records brought them. */
+  private notePastLength(): void {
+    if (this.pastLength > 0) this.request.log('warn', `${this.pastLength} bytes past the Content-Length dropped`);
+    this.pastLength = -1;
   }
 
   /** Fails this exchange and gives up its connection (a bad answer, a failed request body). */
@@ -857,17 +932,29 @@ class Exchange {
     this.conn.abandon(this);
   }
 
-  /** The exchange is over: listeners off, the rest of the client's body drained. */
+  /**
+   * The exchange is over: listeners off, the rest of the client's body drained; but a request
+   * that may be sent once more (UP-30) leaves the body unread, paused, for its next exchange.
+   */
   private settle(): void {
     if (this.phase !== 'body') this.phase = 'done';
     this.request.signal?.removeEventListener('abort', this.onAbort);
+    if (this.retryable) {
+      this.stopUpload();
+      this.request.input.pause();
+      return;
+    }
     drain(this.request.input);
   }
 
-  /** The client went away or the exchange stopped reading: drop the answer (UP-31). */
+  /**
+   * The client went away or the exchange stopped reading: drop the answer (UP-31). The close()
+   * of a body the client got whole (R-5) gives nothing up: only END_REQUEST may still be due.
+   */
   close(): void {
     if (this.abandoned) return;
     this.abandoned = true;
+    const complete = this.phase === 'body' && this.ended && this.failure === undefined;
     const wasHead = this.phase === 'head';
     this.queue.length = 0;
     this.queued = 0;
@@ -876,6 +963,7 @@ class Exchange {
       this.phase = 'done';
       this.rejectHead(new UpstreamError('the client went away', 502));
     }
+    if (complete) return;
     this.disarm();
     this.settle();
     this.conn.abandon(this);
