@@ -17,11 +17,35 @@ export function newRequestId(): string {
   return `${idPrefix}-${idCounter.toString(36)}`;
 }
 
-export class RequestContext implements ErrorSink {
+/**
+ * The abort of a request without an AbortSignal: what gatewire's own code (the upstream
+ * clients) listens to, so that forwarding a request does not create the signal (see
+ * RequestContext). Listeners run once, at the abort.
+ */
+export interface AbortWatch {
+  readonly aborted: boolean;
+  add(fn: () => void): void;
+  remove(fn: () => void): void;
+}
+
+export class RequestContext implements ErrorSink, AbortWatch {
   readonly id = newRequestId();
   /** Why the request was aborted, once it was. */
   abortReason: string | undefined;
   private controller: AbortController | undefined;
+  private listeners: Set<() => void> | undefined;
+
+  get aborted(): boolean {
+    return this.abortReason !== undefined;
+  }
+
+  add(fn: () => void): void {
+    (this.listeners ??= new Set()).add(fn);
+  }
+
+  remove(fn: () => void): void {
+    this.listeners?.delete(fn);
+  }
 
   constructor(private readonly logger: Logger) {}
 
@@ -38,6 +62,9 @@ export class RequestContext implements ErrorSink {
     if (this.abortReason !== undefined) return;
     this.abortReason = reason;
     this.controller?.abort(new Error(reason));
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners !== undefined) for (const fn of listeners) fn();
   }
 
   /** `environ['gatewire.errors'].write(...)`: app diagnostics, one log line each. */
@@ -73,6 +100,24 @@ const ENVIRON_PROTO: object = Object.create(Object.prototype, {
     configurable: false,
   },
 });
+
+/**
+ * How to learn that `environ`'s request was aborted: its RequestContext when a front built it
+ * (no AbortController made), else its `gatewire.signal`; undefined when it has neither.
+ */
+export function abortWatch(environ: Environ): AbortWatch | undefined {
+  const ctx = (environ as unknown as { [kContext]?: unknown })[kContext];
+  if (ctx instanceof RequestContext) return ctx;
+  const signal = environ['gatewire.signal'] as unknown;
+  if (!(signal instanceof AbortSignal)) return undefined;
+  return {
+    get aborted() {
+      return signal.aborted;
+    },
+    add: (fn) => signal.addEventListener('abort', fn, { once: true }),
+    remove: (fn) => signal.removeEventListener('abort', fn),
+  };
+}
 
 /** An empty CGI variable object for a request, ready to become its environ (fast path). */
 export function newVars(ctx: RequestContext): CgiVars {

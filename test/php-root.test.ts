@@ -342,15 +342,20 @@ describe('UP-19 UP-23 the split and the forwarded environ', () => {
     expect(env.SCRIPT_FILENAME).toBe(`${ROOT}/hello.php`);
   });
 
-  test('UP-25 the incoming environ is not modified (the copy is shallow, its own)', async () => {
+  test('UP-25 the environ is changed in place, as --mount does: the client\'s PHP_VALUE is gone from it, its gatewire.signal stays', async () => {
     const s = setup();
     let incoming: Environ | undefined;
     const app: App = (environ, sr) => {
-      incoming = { ...environ, PHP_VALUE: 'x' };
-      return s.app(incoming, sr);
+      incoming = environ;
+      environ.PHP_VALUE = 'auto_prepend_file=php://input';
+      return s.app(environ, sr);
     };
     await inject(app, { url: '/blog/index.php/p' });
-    expect([incoming?.PHP_VALUE, incoming?.SCRIPT_NAME, incoming?.PATH_INFO, 'SCRIPT_FILENAME' in (incoming ?? {})]).toEqual(['x', '', '/blog/index.php/p', false]);
+    const forwarded = s.fake.calls[s.fake.calls.length - 1] as Environ;
+    expect(forwarded).toBe(incoming);
+    expect([forwarded.PHP_VALUE, forwarded.SCRIPT_NAME, forwarded.PATH_INFO]).toEqual([undefined, '/blog/index.php', '/p']);
+    // A copy ({...environ}) would have lost the inherited accessor: the upstream could not see the client go.
+    expect(forwarded['gatewire.signal']).toBeInstanceOf(AbortSignal);
   });
 });
 

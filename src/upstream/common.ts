@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import type { App, Environ, HeaderList } from '../app.js';
 import { GatewireError, ServerErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { AbortWatch } from '../request.js';
 import { CGI_HEAD_LIMITS, type CgiHeadLimits, type CgiResponseHead } from '../../protocols/cgi/response.js';
 import { ProtocolError } from '../../protocols/errors.js';
 import type { UpstreamAddress } from './address.js';
@@ -191,12 +192,12 @@ export function asUpstreamError(err: unknown, what: string): UpstreamError {
  * Opens a connection within `timeout` ms: 504 after it, 502 for a refusal with the errno in the
  * message (UP-33: ECONNREFUSED, ENOENT, EACCES, EAGAIN stay apart), 502 when `signal` aborts.
  */
-export function connectTo(address: UpstreamAddress, timeout: number, signal: AbortSignal | undefined, allowHalfOpen = false): Promise<Socket> {
+export function connectTo(address: UpstreamAddress, timeout: number, signal: AbortWatch | undefined, allowHalfOpen = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = address.kind === 'unix' ? createConnection({ path: address.path, allowHalfOpen }) : createConnection({ host: address.host ?? '127.0.0.1', port: address.port, allowHalfOpen });
     const done = (err: UpstreamError | undefined): void => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      signal?.remove(onAbort);
       socket.removeListener('error', onError);
       socket.removeListener('connect', onConnect);
       if (err === undefined) {
@@ -213,6 +214,6 @@ export function connectTo(address: UpstreamAddress, timeout: number, signal: Abo
     const timer = setTimeout(() => done(new UpstreamError(`no connection within ${timeout} ms`, 504, true)), timeout);
     socket.once('connect', onConnect);
     socket.once('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.add(onAbort);
   });
 }

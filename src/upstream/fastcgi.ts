@@ -52,6 +52,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Body, Environ, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
+import { abortWatch, type AbortWatch } from '../request.js';
 import { noteBodyBytes } from '../memory.js';
 import { replyFromApp, replyReason } from '../reply.js';
 import { CgiResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
@@ -166,7 +167,7 @@ export function fastcgiUpstream(targets: UpstreamTarget | readonly UpstreamTarge
 async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>, environ: Environ, sr: StartResponse): Promise<Body> {
   const id = environ['gatewire.request_id'];
   const input = environ['gatewire.input'];
-  const signal = environ['gatewire.signal'] as AbortSignal | undefined;
+  const signal = abortWatch(environ); // not gatewire.signal: that would create an AbortController
   let label = group.peers.length === 1 ? (group.peers[0] as Peer).label : 'fastcgi';
   const log = (level: 'error' | 'warn', message: string): void => {
     const line = `upstream ${label}: ${message}`;
@@ -259,7 +260,7 @@ interface RequestSpec {
   params: Array<[string, string]>;
   outbound: Outbound;
   isHead: boolean;
-  signal: AbortSignal | undefined;
+  signal: AbortWatch | undefined;
   input: Readable;
   log(level: 'error' | 'warn', message: string): void;
 }
@@ -299,7 +300,7 @@ class Pool {
   }
 
   /** A connection with a free request slot: an idle one, a new one, or the next one freed. */
-  async acquire(signal: AbortSignal | undefined, fresh: boolean): Promise<Connection> {
+  async acquire(signal: AbortWatch | undefined, fresh: boolean): Promise<Connection> {
     if (this.mpx === 'unknown') void this.probe();
     for (;;) {
       if (this.closed) throw new UpstreamError('the server is shutting down', 503);
@@ -344,7 +345,7 @@ class Pool {
     conn.unidle();
   }
 
-  private async open(signal: AbortSignal | undefined): Promise<Connection> {
+  private async open(signal: AbortWatch | undefined): Promise<Connection> {
     this.opening++;
     let socket: Socket;
     try {
@@ -361,20 +362,20 @@ class Pool {
     return conn;
   }
 
-  private wait(signal: AbortSignal | undefined): Promise<Connection | null> {
+  private wait(signal: AbortWatch | undefined): Promise<Connection | null> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => settle(new UpstreamError(`no free connection within ${this.cfg.readTimeout} ms (${this.maxConnections} in use)`, 504)), this.cfg.readTimeout);
       const onAbort = (): void => settle(new UpstreamError('client gone while waiting for a connection', 502));
       const waiter: Waiter = { grant: (c) => settle(undefined, c), fail: (e) => settle(e) };
       const settle = (err: UpstreamError | undefined, conn: Connection | null = null): void => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        signal?.remove(onAbort);
         const i = this.waiters.indexOf(waiter);
         if (i !== -1) this.waiters.splice(i, 1);
         if (err !== undefined) reject(err);
         else resolve(conn);
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.add(onAbort);
       this.waiters.push(waiter);
     });
   }
@@ -726,7 +727,7 @@ class Exchange {
     });
     this.head.catch(() => undefined);
     this.parser = new CgiResponseParser(conn.pool.cfg.headLimits);
-    request.signal?.addEventListener('abort', this.onAbort, { once: true });
+    request.signal?.add(this.onAbort);
     this.arm();
   }
 
@@ -938,7 +939,7 @@ class Exchange {
    */
   private settle(): void {
     if (this.phase !== 'body') this.phase = 'done';
-    this.request.signal?.removeEventListener('abort', this.onAbort);
+    this.request.signal?.remove(this.onAbort);
     if (this.retryable) {
       this.stopUpload();
       this.request.input.pause();

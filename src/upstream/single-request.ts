@@ -36,6 +36,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
+import { abortWatch, type AbortWatch } from '../request.js';
 import { noteBodyBytes } from '../memory.js';
 import { replyFromApp, replyReason } from '../reply.js';
 import type { UpstreamAddress, UpstreamProtocol, UpstreamTarget } from './address.js';
@@ -120,7 +121,7 @@ function encodeHead(protocol: UpstreamProtocol, vars: Array<[string, string]>, b
 async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promise<Body> {
   const id = environ['gatewire.request_id'];
   const input = environ['gatewire.input'];
-  const signal = environ['gatewire.signal'] as AbortSignal | undefined;
+  const signal = abortWatch(environ); // not gatewire.signal: that would create an AbortController
   let label = (cfg.group.peers[0] as Peer).label;
   const log = (level: 'error' | 'warn', message: string): void => {
     const line = `upstream ${label}: ${message}`;
@@ -296,7 +297,7 @@ class UpstreamConnection {
     private readonly socket: Socket,
     private readonly cfg: Config,
     private readonly isHead: boolean,
-    private readonly signal: AbortSignal | undefined,
+    private readonly signal: AbortWatch | undefined,
     private readonly input: Readable,
     private readonly log: (level: 'error' | 'warn', message: string) => void,
   ) {
@@ -313,7 +314,7 @@ class UpstreamConnection {
     socket.on('error', (err: NodeJS.ErrnoException) => this.fail(new UpstreamError(`connection error: ${err.code ?? err.message}`, 502)));
     socket.on('close', () => this.fail(new UpstreamError('the upstream closed the connection', 502)));
     socket.on('timeout', () => this.onTimeout());
-    signal?.addEventListener('abort', this.onAbort, { once: true });
+    signal?.add(this.onAbort);
   }
 
   /** Writes the request head and body; the body while the answer is read (UP-6). No half-close (UP-13). */
@@ -456,7 +457,7 @@ class UpstreamConnection {
   private destroySocket(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.signal?.removeEventListener('abort', this.onAbort);
+    this.signal?.remove(this.onAbort);
     this.input.unpipe(this.socket);
     drain(this.input);
     this.socket.destroy();
