@@ -445,6 +445,27 @@ function phpTarget(front, page) {
   };
 }
 
+// The Node floor (hello only: it answers a fixed body without reading php-fpm's): see the file.
+TARGETS['node-fpm-floor'] = {
+  name: 'node-fpm-floor',
+  label: 'Node floor: node:http + 2 kept connections, a fixed pre-encoded FastCGI request, the answer not parsed (bench/servers/fpm-floor.mjs) → php-fpm, hello.php',
+  requires: [fpmReq, { file: 'bench/servers/php/fpm.conf' }],
+  ports: ['http', 'fpm'],
+  services: [
+    phpFpmService(),
+    {
+      name: 'front',
+      start: (ctx) => ({
+        cmd: node,
+        args: [join(ctx.bench, 'servers/fpm-floor.mjs'), String(ctx.ports.http), HOST, '--fpm', fpmAddr.client(ctx), '--script', join(phpRoot(ctx), 'hello.php'), '--conns', '2'],
+      }),
+      ready: (ctx) => ({ port: ctx.ports.http }),
+    },
+  ],
+  url: (ctx) => `http://${HOST}:${ctx.ports.http}/hello.php`,
+  holdPort: (ctx) => ctx.ports.http,
+};
+
 for (const page of Object.keys(PHP_PAGES)) {
   for (const front of Object.keys(PHP_FRONTS)) {
     const t = phpTarget(front, page);
@@ -577,13 +598,15 @@ export const GROUPS = {
   php: {
     title: 'HTTP fronts for php-fpm (pm static, 2 workers): gatewire --upstream fastcgi:// --php vs nginx vs node + fastcgi-client',
     targets: [
-      'nginx-fpm', 'nginx-fpm-nokeep', 'gatewire-php', 'fastcgi-client',
+      'nginx-fpm', 'nginx-fpm-nokeep', 'gatewire-php', 'fastcgi-client', 'node-fpm-floor',
       'nginx-fpm-64k', 'nginx-fpm-nokeep-64k', 'gatewire-php-64k', 'fastcgi-client-64k',
     ],
     ratios: [
       { num: 'gatewire-php', den: 'nginx-fpm', min: 0.9 },
       { num: 'gatewire-php', den: 'nginx-fpm-nokeep' },
       { num: 'gatewire-php', den: 'fastcgi-client', min: 3 },
+      { num: 'node-fpm-floor', den: 'nginx-fpm' },
+      { num: 'gatewire-php', den: 'node-fpm-floor' },
       { num: 'gatewire-php-64k', den: 'nginx-fpm-64k', min: 0.9 },
       { num: 'gatewire-php-64k', den: 'nginx-fpm-nokeep-64k' },
       { num: 'gatewire-php-64k', den: 'fastcgi-client-64k', min: 3 },
