@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import type { App, Environ, Service } from '../src/app.js';
 import type { Logger } from '../src/logger.js';
 import type { Gateway } from '../src/server.js';
-import { fastcgiUpstream, type FastcgiUpstreamOptions, type UpstreamAddress, type UpstreamApp, type UpstreamTarget } from '../src/upstream/index.js';
+import { FASTCGI_DEFAULTS, fastcgiUpstream, type FastcgiUpstreamOptions, type UpstreamAddress, type UpstreamApp, type UpstreamTarget } from '../src/upstream/index.js';
 import { Flag, ProtocolStatus, RecordType } from '../protocols/fastcgi/constants.js';
 import { encodeEndRequest, encodeRecord, encodeStdout } from '../protocols/fastcgi/encoder.js';
 import { httpRequest, type MatrixRequest, type MatrixResult } from './helpers/fronts.js';
@@ -580,6 +580,24 @@ describe('multiplexing', () => {
     expect(r.fake.requestConns).toHaveLength(1);
     expect(new Set(r.fake.requests.slice(1).map((q) => q.id)).size).toBe(4);
   });
+
+  test('UP-7: a probe that could not connect is not a "no": once the upstream is up, it is asked again and multiplexing starts', async () => {
+    const port = await freePort();
+    const app = upstream(target(tcp(port)), { readTimeout: 2000, connectTimeout: 1000, logger: capture() });
+    const front = await httpFront(app);
+    expect((await front.send({ path: '/down' })).status).toBe(502);
+    const f = await FakeFastcgi.start({ mpxs: '1', onRequest: slowly(80) }, port);
+    perTest.fakes.push(f);
+    echoOf(await front.send({ path: '/up' }));
+    expect(f.probes).toHaveLength(0); // within the retry delay the pool has not asked again
+    await new Promise((resolve) => setTimeout(resolve, FASTCGI_DEFAULTS.probeRetry + 50));
+    echoOf(await front.send({ path: '/ask' }));
+    await probed(f);
+    const before = f.requestConns.length;
+    const results = await Promise.all(Array.from({ length: 3 }, (_, i) => front.send({ path: `/m${i}` })));
+    results.forEach((res, i) => expect(echoOf(res).params.PATH_INFO).toBe(`/m${i}`));
+    expect(f.requestConns.length).toBe(before); // they shared the connection already open
+  }, 20_000);
 
   test('UP-7: an upstream that never answers GET_VALUES: no multiplexing, requests still answered', async () => {
     const r = await rig({ mpxs: 'silent', onRequest: slowly(50) });

@@ -26,6 +26,7 @@
  *   multiplex   one FCGI_GET_VALUES probe per upstream, on its own short connection; only an
  *               answer FCGI_MPXS_CONNS=1 lets several requests share a connection (UP-7);
  *               until it came, and for php-fpm (which says 0), one request per connection. A
+ *               probe that could not connect is asked again 5 s later, not taken as a no. A
  *               multiplexed connection taken up again is no longer idle (its timer stops)
  *   retry       a request whose reused connection failed before any byte of the answer, while
  *               none of the request body was taken from the client, is sent once more on a
@@ -109,6 +110,8 @@ export const FASTCGI_DEFAULTS = {
   maxStderrBytes: 64 * 1024,
   /** How long the GET_VALUES probe waits for its answer. */
   probeTimeout: 1_000,
+  /** How long after a probe that could not connect the next one may go. */
+  probeRetry: 5_000,
   /** Requests per multiplexed connection, when the upstream's FCGI_MAX_REQS is larger or absent. */
   maxMultiplex: 100,
   /** Body bytes queued for a slow client before the connection is paused. */
@@ -279,6 +282,8 @@ class Pool {
   private readonly waiters: Waiter[] = [];
   private mpx: 'unknown' | 'probing' | 'yes' | 'no';
   private mpxLimit = 1;
+  /** After a probe that could not connect: not before this time (ms since the epoch) again. */
+  private nextProbe = 0;
   private maxConnections: number;
   private closed = false;
 
@@ -301,7 +306,7 @@ class Pool {
 
   /** A connection with a free request slot: an idle one, a new one, or the next one freed. */
   async acquire(signal: AbortWatch | undefined, fresh: boolean): Promise<Connection> {
-    if (this.mpx === 'unknown') void this.probe();
+    if (this.mpx === 'unknown' && Date.now() >= this.nextProbe) void this.probe();
     for (;;) {
       if (this.closed) throw new UpstreamError('the server is shutting down', 503);
       if (!fresh) {
@@ -422,7 +427,13 @@ class Pool {
     let answer: Map<string, string> | undefined;
     try {
       answer = await getValues(this.peer.target, this.cfg.connectTimeout, FASTCGI_DEFAULTS.probeTimeout);
-    } catch {
+    } catch (err) {
+      if (err instanceof UpstreamError && err.connectFailed && !this.closed) {
+        // The upstream was not there (yet): it is asked again later, not taken as a "no".
+        this.mpx = 'unknown';
+        this.nextProbe = Date.now() + FASTCGI_DEFAULTS.probeRetry;
+        return;
+      }
       answer = undefined;
     }
     if (this.closed) return;
