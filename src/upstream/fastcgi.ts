@@ -1043,7 +1043,9 @@ class Exchange {
 
   private async next(): Promise<IteratorResult<Buffer>> {
     for (;;) {
-      const chunk = this.queue.shift();
+      // Everything queued goes as one piece: php-fpm writes 8 KiB records, and a write per
+      // record to the client costs more than copying them together.
+      const chunk = this.queue.length > 1 ? Buffer.concat(this.queue.splice(0), this.queued) : this.queue.shift();
       if (chunk !== undefined) {
         this.queued -= chunk.length;
         if (this.queued <= FASTCGI_DEFAULTS.highWaterMark / 2) this.conn.resumeFor(this);
