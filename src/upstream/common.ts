@@ -7,10 +7,11 @@
 import { Buffer } from 'node:buffer';
 import { createConnection, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { App, Environ, HeaderList } from '../app.js';
+import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
 import { GatewireError, ServerErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { AbortWatch } from '../request.js';
+import { abortWatch, type AbortWatch } from '../request.js';
+import { replyFromApp, replyReason } from '../reply.js';
 import { CGI_HEAD_LIMITS, type CgiHeadLimits, type CgiResponseHead } from '../../protocols/cgi/response.js';
 import { ProtocolError } from '../../protocols/errors.js';
 import type { UpstreamAddress } from './address.js';
@@ -216,4 +217,66 @@ export function connectTo(address: UpstreamAddress, timeout: number, signal: Abo
     socket.once('error', onError);
     signal?.add(onAbort);
   });
+}
+
+/** What the clients' connection objects offer once the head is parsed (see {@link UpstreamRequest.answer}). */
+export interface AnsweredBody {
+  firstBody(): Promise<UpstreamError | undefined>;
+  /** Gives up the rest of the answer and what it holds. */
+  close(): void;
+  body(): Body;
+}
+
+/**
+ * One forwarded request's log lines and refusals: every line names the upstream and carries the
+ * request id; a refusal drains the client's body and answers through src/reply.ts, and says
+ * nothing when the client is already gone.
+ */
+export class UpstreamRequest {
+  readonly id: string;
+  /** The client going away; not gatewire.signal, which would create an AbortController. */
+  readonly signal: AbortWatch | undefined;
+  constructor(
+    readonly environ: Environ,
+    private readonly sr: StartResponse,
+    private readonly logger: Logger | undefined,
+    /** The upstream named in the lines: the one being tried. */
+    public label: string,
+  ) {
+    this.id = environ['gatewire.request_id'];
+    this.signal = abortWatch(environ);
+  }
+
+  log(level: 'error' | 'warn', message: string): void {
+    const line = `upstream ${this.label}: ${message}`;
+    if (this.logger !== undefined) this.logger[level](line, { request_id: this.id });
+    else this.environ['gatewire.errors'].write(line);
+  }
+
+  refuse(status: number, why: string, level: 'error' | 'warn' = 'error'): Body {
+    if (this.signal?.aborted !== true) this.log(level, `${status} ${why}`);
+    drain(this.environ['gatewire.input']);
+    return replyFromApp(this.sr, status, this.id);
+  }
+
+  /**
+   * Passes a parsed head on. The exchange sends the head with the first body byte anyway: it is
+   * waited for here, so an upstream that fails before any body byte still gets its 502/504
+   * rather than the 500 of a failed app. `ok` runs once the answer is known good.
+   */
+  async answer(answer: Answer, from: AnsweredBody, ok: () => void): Promise<Body> {
+    const early = await from.firstBody();
+    if (early !== undefined) {
+      from.close();
+      return this.refuse(early.status, `after the response head: ${early.message}`);
+    }
+    ok();
+    try {
+      this.sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
+    } catch (err) {
+      from.close();
+      return this.refuse(502, `unusable response head: ${(err as Error).message}`);
+    }
+    return from.body();
+  }
 }

@@ -53,9 +53,8 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Body, Environ, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
-import { abortWatch, type AbortWatch } from '../request.js';
+import type { AbortWatch } from '../request.js';
 import { noteBodyBytes } from '../memory.js';
-import { replyFromApp, replyReason } from '../reply.js';
 import { CgiResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
 import {
   encodeAbortRequest,
@@ -79,6 +78,7 @@ import {
   positive,
   UPSTREAM_DEFAULTS,
   UpstreamError,
+  UpstreamRequest,
   upstreamVars,
   type Answer,
   type Outbound,
@@ -168,20 +168,11 @@ export function fastcgiUpstream(targets: UpstreamTarget | readonly UpstreamTarge
 // ---------------------------------------------------------------------------------------------
 
 async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>, environ: Environ, sr: StartResponse): Promise<Body> {
-  const id = environ['gatewire.request_id'];
+  const req = new UpstreamRequest(environ, sr, cfg.logger, group.peers.length === 1 ? (group.peers[0] as Peer).label : 'fastcgi');
+  const { signal } = req;
   const input = environ['gatewire.input'];
-  const signal = abortWatch(environ); // not gatewire.signal: that would create an AbortController
-  let label = group.peers.length === 1 ? (group.peers[0] as Peer).label : 'fastcgi';
-  const log = (level: 'error' | 'warn', message: string): void => {
-    const line = `upstream ${label}: ${message}`;
-    if (cfg.logger !== undefined) cfg.logger[level](line, { request_id: id });
-    else environ['gatewire.errors'].write(line);
-  };
-  const refuse = (status: number, why: string, level: 'error' | 'warn' = 'error'): Body => {
-    if (signal?.aborted !== true) log(level, `${status} ${why}`);
-    drain(input);
-    return replyFromApp(sr, status, id);
-  };
+  const log = (level: 'error' | 'warn', message: string): void => req.log(level, message);
+  const refuse = (status: number, why: string, level?: 'error' | 'warn'): Body => req.refuse(status, why, level);
 
   let outbound: Outbound;
   try {
@@ -210,7 +201,7 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
     if (signal?.aborted === true) return refuse(502, 'client gone before the request was sent');
     const peer = group.pick(tried);
     if (peer === undefined) return refuse(502, 'no upstream could be reached');
-    label = peer.label;
+    req.label = peer.label;
     const pool = pools.get(peer) as Pool;
     let conn: Connection;
     try {
@@ -242,20 +233,7 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
       if (e.status >= 502 && !exchange.clientGone) group.failed(peer);
       return refuse(e.status, e.message, e.status < 500 ? 'warn' : 'error');
     }
-    // As for SCGI and uwsgi: an upstream that fails before the first body byte still gets its 502.
-    const early = await exchange.firstBody();
-    if (early !== undefined) {
-      exchange.close();
-      return refuse(early.status, `after the response head: ${early.message}`);
-    }
-    group.succeeded(peer);
-    try {
-      sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
-    } catch (err) {
-      exchange.close();
-      return refuse(502, `unusable response head: ${(err as Error).message}`);
-    }
-    return exchange.body();
+    return req.answer(answer, exchange, () => group.succeeded(peer));
   }
 }
 

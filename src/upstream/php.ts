@@ -86,6 +86,7 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { realpathSync, statSync, type Stats } from 'node:fs';
+import { isUnder, resolveDotSegments } from '../cgi-host/select.js';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import send, { type SendResult } from '@fastify/send';
@@ -124,20 +125,9 @@ export function hasForbiddenByte(path: string): boolean {
  */
 export function normalizePath(path: string): string | null {
   if (path === '') return '';
-  const raw = path.split('/');
-  const segments: string[] = [];
-  for (const seg of raw) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') {
-      if (segments.length === 0) return null;
-      segments.pop();
-      continue;
-    }
-    segments.push(seg);
-  }
-  const last = raw[raw.length - 1];
-  const trailing = segments.length > 0 && (last === '' || last === '.' || last === '..');
-  return `/${segments.join('/')}${trailing ? '/' : ''}`;
+  const r = resolveDotSegments(path);
+  if (r === null) return null;
+  return `/${r.segments.join('/')}${r.trailingSlash && r.segments.length > 0 ? '/' : ''}`;
 }
 
 /** True when a segment of the (normalized) path starts with `.`, `.well-known` excepted. */
@@ -170,11 +160,8 @@ export function isPhpSource(name: string): boolean {
   return /\.(?:php[0-9]?|phtml|pht|phps|phar|inc)$/i.test(name);
 }
 
-/** True when `real` is `root` or lies below it, on a separator boundary. */
-export function isUnder(real: string, root: string): boolean {
-  if (root === '/') return real.startsWith('/');
-  return real === root || (real.startsWith(root) && real.charCodeAt(root.length) === 0x2f);
-}
+/** True when `real` is `root` or lies below it, on a separator boundary (the CGI host's rule). */
+export { isUnder };
 
 /** What a request path asks for, before the filesystem is consulted. */
 export type RoutePlan =

@@ -36,9 +36,8 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
-import { abortWatch, type AbortWatch } from '../request.js';
+import type { AbortWatch } from '../request.js';
 import { noteBodyBytes } from '../memory.js';
-import { replyFromApp, replyReason } from '../reply.js';
 import type { UpstreamAddress, UpstreamProtocol, UpstreamTarget } from './address.js';
 import {
   asUpstreamError,
@@ -50,6 +49,7 @@ import {
   positive,
   UPSTREAM_DEFAULTS,
   UpstreamError,
+  UpstreamRequest,
   upstreamVars,
   type Answer,
   type Outbound,
@@ -119,20 +119,11 @@ function encodeHead(protocol: UpstreamProtocol, vars: Array<[string, string]>, b
 }
 
 async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promise<Body> {
-  const id = environ['gatewire.request_id'];
+  const req = new UpstreamRequest(environ, sr, cfg.logger, (cfg.group.peers[0] as Peer).label);
+  const { signal } = req;
   const input = environ['gatewire.input'];
-  const signal = abortWatch(environ); // not gatewire.signal: that would create an AbortController
-  let label = (cfg.group.peers[0] as Peer).label;
-  const log = (level: 'error' | 'warn', message: string): void => {
-    const line = `upstream ${label}: ${message}`;
-    if (cfg.logger !== undefined) cfg.logger[level](line, { request_id: id });
-    else environ['gatewire.errors'].write(line);
-  };
-  const refuse = (status: number, why: string, level: 'error' | 'warn' = 'error'): Body => {
-    if (signal?.aborted !== true) log(level, `${status} ${why}`);
-    drain(input);
-    return replyFromApp(sr, status, id);
-  };
+  const log = (level: 'error' | 'warn', message: string): void => req.log(level, message);
+  const refuse = (status: number, why: string, level?: 'error' | 'warn'): Body => req.refuse(status, why, level);
 
   // UP-4: the length first. A body of unknown length is buffered to learn it.
   let outbound: Outbound;
@@ -161,7 +152,7 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
     if (signal?.aborted === true) return refuse(502, 'client gone before connecting');
     peer = cfg.group.pick(tried);
     if (peer === undefined) return refuse(502, 'no upstream could be reached');
-    label = peer.label;
+    req.label = peer.label;
     try {
       socket = await connectTo(peer.target.address, cfg.connectTimeout, signal, true);
     } catch (err) {
@@ -184,21 +175,7 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
     if (e.status >= 502) cfg.group.failed(peer as Peer);
     return refuse(e.status, e.message, e.status < 500 ? 'warn' : 'error');
   }
-  // The exchange sends the head with the first body byte anyway: wait for it here, so an upstream
-  // that fails before any body byte still gets its 502/504 rather than the 500 of a failed app.
-  const early = await conn.firstBody();
-  if (early !== undefined) {
-    conn.destroy();
-    return refuse(early.status, `after the response head: ${early.message}`);
-  }
-  cfg.group.succeeded(peer as Peer);
-  try {
-    sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
-  } catch (err) {
-    conn.destroy();
-    return refuse(502, `unusable response head: ${(err as Error).message}`);
-  }
-  return conn.body();
+  return req.answer(answer, conn, () => cfg.group.succeeded(peer as Peer));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,6 +438,11 @@ class UpstreamConnection {
     this.input.unpipe(this.socket);
     drain(this.input);
     this.socket.destroy();
+  }
+
+  /** {@link destroy}, as {@link UpstreamRequest.answer} calls it. */
+  close(): void {
+    this.destroy();
   }
 
   /** Ends everything: the connection and the body. */

@@ -401,7 +401,7 @@ function noting<T>(note: (err: unknown) => void, run: () => T): T {
 }
 
 /** The validated body, with its iteration watched for ValidationErrors (chunk checks) and its close() kept. */
-function watchBody(body: Body, note: (err: unknown) => void): Body {
+export function watchBody(body: Body, note: (err: unknown) => void): Body {
   const close = (): void => {
     (body as { close?: () => void }).close?.();
   };

@@ -15,12 +15,13 @@
  * What reaches the inner app is the environ the outer front built, forwarded as CGI variables:
  * REMOTE_ADDR, SERVER_PORT, SERVER_PROTOCOL, SCRIPT_NAME and PATH_INFO are the outer front's.
  */
-import type { App, Body, Chunk, Service } from '../../src/app.js';
+import type { App, Body, Service } from '../../src/app.js';
 import type { ServeOptions } from '../../src/options.js';
 import type { Gateway } from '../../src/server.js';
 import type { UpstreamProtocol } from '../../src/upstream/address.js';
 import { type UpstreamApp, upstreamApp } from '../../src/upstream/index.js';
 import { ValidationError, validateApp } from '../../src/validate.js';
+import { watchBody } from './behaviour-apps.js';
 import { type MatrixFront, type MatrixResult, type Need, type OptionTexts, httpRequest } from './fronts.js';
 import { captureLogger, startGateway } from './scgi-client.js';
 
@@ -74,43 +75,11 @@ function checkedClient(client: App): { app: App; slips: string[]; openBodies: ()
       note(err);
       throw err;
     }
-    return watched(body, note);
+    return watchBody(body, note);
   };
   return { app, slips, openBodies: () => validated.openBodies() };
 }
 
-/** The validated body with its chunk checks noted; close() passed on. */
-function watched(body: Body, note: (err: unknown) => void): Body {
-  const close = (): void => {
-    (body as { close?: () => void }).close?.();
-  };
-  if (typeof (body as Iterable<Chunk>)[Symbol.iterator] === 'function') {
-    const inner = body as Iterable<Chunk>;
-    return {
-      *[Symbol.iterator]() {
-        try {
-          yield* inner;
-        } catch (err) {
-          note(err);
-          throw err;
-        }
-      },
-      close,
-    } as Iterable<Chunk> & { close(): void };
-  }
-  const inner = body as AsyncIterable<Chunk>;
-  return {
-    async *[Symbol.asyncIterator]() {
-      try {
-        yield* inner;
-      } catch (err) {
-        note(err);
-        throw err;
-      }
-    },
-    close,
-  } as AsyncIterable<Chunk> & { close(): void };
-}
 
 /**
  * Where each kind of case applies through a hop, decided per Need (a Need added to fronts.ts does
