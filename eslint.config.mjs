@@ -164,6 +164,15 @@ const NODE_GLOBALS = Object.fromEntries(
 );
 const COMMONJS_GLOBALS = { require: 'readonly', module: 'writable', exports: 'writable', __filename: 'readonly', __dirname: 'readonly' };
 
+// The page assets (assets/: inlined into the `gatewire compare` HTML report) are classic browser
+// scripts: the browser's globals they use and Chart.js's `Chart`, and none of Node's.
+const BROWSER_GLOBALS = {
+  ...Object.fromEntries(Object.keys({ ...NODE_GLOBALS, ...COMMONJS_GLOBALS }).map((name) => [name, 'off'])),
+  ...Object.fromEntries(
+    'Chart console document fetch getComputedStyle globalThis TextDecoder TextEncoder window'.split(' ').map((name) => [name, 'readonly']),
+  ),
+};
+
 export default defineConfig(
   globalIgnores(['dist/', 'build/', 'node_modules/', 'coverage/']),
 
@@ -226,6 +235,10 @@ export default defineConfig(
   {
     files: ['**/*.{js,cjs}'],
     languageOptions: { sourceType: 'commonjs', globals: { ...NODE_GLOBALS, ...COMMONJS_GLOBALS } },
+  },
+  {
+    files: ['assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: BROWSER_GLOBALS },
   },
 
   // Architecture, from the general to the particular (the last match sets the rule).

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: npm dependencies and the build. With --peers, also the Debian packages
 # the tests start as real peers (nginx, Apache, libfcgi, spawn-fcgi, fcgiwrap, uWSGI, php-cgi, php-fpm,
-# gunicorn, wrk); that part needs root (or sudo) and Debian's package lists.
+# gunicorn, wrk, chromium for the browser tests); that part needs root (or sudo) and Debian's package lists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PEER_PACKAGES=(nginx apache2 libfcgi-bin spawn-fcgi fcgiwrap uwsgi uwsgi-plugin-python3 php-cgi php8.2-fpm gunicorn wrk curl python3)
+PEER_PACKAGES=(nginx apache2 libfcgi-bin spawn-fcgi fcgiwrap uwsgi uwsgi-plugin-python3 php-cgi php8.2-fpm gunicorn wrk curl python3 chromium fonts-dejavu-core)
 
 if [[ "${1:-}" == "--peers" ]]; then
   missing=()

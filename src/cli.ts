@@ -20,6 +20,7 @@ import type * as RegistryModule from './fronts/registry.js';
 import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
 import { registerRequestCommand } from './cli-request.js';
+import { registerCompareCommand } from './cli-compare.js';
 
 // What only `serve` needs (cluster, winston, node:http and the fronts) is loaded when it runs:
 // `gatewire cgi` pays its start-up on every request (K-17).
@@ -75,6 +76,7 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
   serve.action(async (app: string | undefined, parsed: Record<string, string | string[]>) => onServe(app, parsed));
   registerCgiCommand(program);
   registerRequestCommand(program); // its client (upstream/request.ts) is required when it runs
+  registerCompareCommand(program); // its engine (compare/run.ts) too
   return program;
 }
 

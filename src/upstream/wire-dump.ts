@@ -23,10 +23,29 @@
  * lines, then the body length. Values are escaped (`\r`, `\n`, `\t`, `\\`, `\xNN` for other bytes
  * outside printable ASCII) and cut after `maxValue` chars with their length; at most
  * `maxRecords` FastCGI records are listed per direction.
+ *
+ * The bytes are parsed once, by the wire annotator of `gatewire compare` (src/compare/annotate.ts:
+ * parseFastcgi, scgiNetstring and scgiStrings, uwsgiVars, nextLine); this module only words what
+ * that parse found, so `--raw` and the compare report cannot disagree about the bytes.
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { FCGI_HEADER_LEN, Flag, RecordType, Role } from '../../protocols/fastcgi/constants.js';
 import { protocolStatusName } from '../../protocols/fastcgi/client.js';
+import {
+  decodePairSpans,
+  escapeBytes,
+  fastcgiRecordName,
+  nextLine,
+  pairText,
+  parseFastcgi,
+  scgiNetstring,
+  scgiStrings,
+  uwsgiVars,
+  type PairSpan,
+} from '../compare/annotate.js';
+
+// Shared with the annotator, which owns them now; exported here as they always were.
+export { escapeBytes, fastcgiRecordName };
 
 export type WireDirection = '>' | '<';
 
@@ -50,27 +69,6 @@ function limitsOf(options: WireDumpOptions): Limits {
 }
 
 const INDENT = '    ';
-
-/**
- * Escapes bytes (a Buffer, or a latin1 string: one char per byte) for one line; cuts after `max`
- * bytes, saying how many there were. `quoted`: `"` is escaped too, for text shown in quotes.
- */
-export function escapeBytes(data: Buffer | string, max = 120, quoted = false): string {
-  const text = typeof data === 'string' ? data : data.toString('latin1');
-  const shown = text.length > max ? text.slice(0, max) : text;
-  let out = '';
-  for (let i = 0; i < shown.length; i++) {
-    const c = shown.charCodeAt(i);
-    if (c === 0x5c) out += '\\\\';
-    else if (c === 0x22 && quoted) out += '\\"';
-    else if (c === 0x0d) out += '\\r';
-    else if (c === 0x0a) out += '\\n';
-    else if (c === 0x09) out += '\\t';
-    else if (c >= 0x20 && c < 0x7f) out += shown[i] as string;
-    else out += `\\x${c.toString(16).padStart(2, '0')}`;
-  }
-  return text.length > max ? `${out}… (${text.length} bytes)` : out;
-}
 
 /** Hex and ASCII of the first `max` bytes, 16 per line, indented; a note when more bytes follow. */
 export function hexDump(data: Buffer, max = 32): string[] {
@@ -98,52 +96,16 @@ function pairLine(name: string, value: string, limits: Limits): string {
 
 // ---- FastCGI ------------------------------------------------------------------------------
 
-const RECORD_NAMES: Record<number, string> = {
-  [RecordType.BeginRequest]: 'BEGIN_REQUEST',
-  [RecordType.AbortRequest]: 'ABORT_REQUEST',
-  [RecordType.EndRequest]: 'END_REQUEST',
-  [RecordType.Params]: 'PARAMS',
-  [RecordType.Stdin]: 'STDIN',
-  [RecordType.Stdout]: 'STDOUT',
-  [RecordType.Stderr]: 'STDERR',
-  [RecordType.Data]: 'DATA',
-  [RecordType.GetValues]: 'GET_VALUES',
-  [RecordType.GetValuesResult]: 'GET_VALUES_RESULT',
-  [RecordType.UnknownType]: 'UNKNOWN_TYPE',
-};
-
 const ROLE_NAMES: Record<number, string> = { [Role.Responder]: 'RESPONDER', [Role.Authorizer]: 'AUTHORIZER', [Role.Filter]: 'FILTER' };
-
-/** The name of a FastCGI record type: `STDOUT`, or `type 12` for one FastCGI 1.0 lacks. */
-export function fastcgiRecordName(type: number): string {
-  return RECORD_NAMES[type] ?? `type ${type}`;
-}
 
 /**
  * The complete name-value pairs at the start of `buf` (spec §3.4 lengths: 1 byte up to 127, else
  * 4 bytes with the top bit set) and the bytes after the last complete pair.
  */
 export function takePairs(buf: Buffer): { pairs: Array<[string, string]>; rest: Buffer } {
-  const pairs: Array<[string, string]> = [];
-  let at = 0;
-  const readLength = (pos: number): [number, number] | undefined => {
-    const b = buf[pos];
-    if (b === undefined) return undefined;
-    if (b < 0x80) return [b, pos + 1];
-    if (pos + 4 > buf.length) return undefined;
-    return [buf.readUInt32BE(pos) & 0x7fffffff, pos + 4];
-  };
-  for (;;) {
-    const n = readLength(at);
-    if (n === undefined) break;
-    const v = readLength(n[1]);
-    if (v === undefined) break;
-    const end = v[1] + n[0] + v[0];
-    if (end > buf.length) break;
-    pairs.push([buf.toString('latin1', v[1], v[1] + n[0]), buf.toString('latin1', v[1] + n[0], end)]);
-    at = end;
-  }
-  return { pairs, rest: buf.subarray(at) };
+  const spans = decodePairSpans(buf).filter((p) => p.complete);
+  const pairs = spans.map((p): [string, string] => [buf.toString('latin1', p.cuts[2], p.cuts[3]), buf.toString('latin1', p.cuts[3], p.cuts[4])]);
+  return { pairs, rest: buf.subarray(spans.length === 0 ? 0 : (spans[spans.length - 1] as PairSpan).cuts[4]) };
 }
 
 /**
@@ -153,36 +115,16 @@ export function takePairs(buf: Buffer): { pairs: Array<[string, string]>; rest: 
  */
 export function dumpFastcgi(direction: WireDirection, bytes: Buffer, options: WireDumpOptions = {}): string[] {
   const limits = limitsOf(options);
+  // A count that is not a whole number >= 0 never matched the record count: no limit.
+  const wire = parseFastcgi(bytes, Number.isInteger(limits.maxRecords) && limits.maxRecords >= 0 ? limits.maxRecords : Number.POSITIVE_INFINITY);
   const lines: string[] = [];
-  /** PARAMS bytes of a pair that runs into the next record (F-17), per request id. */
-  const carry = new Map<string, Buffer>();
-  let at = 0;
-  let records = 0;
-  while (at < bytes.length) {
-    const left = bytes.length - at;
-    if (records === limits.maxRecords) {
-      lines.push(`${direction} … ${left} more bytes not shown (the first ${limits.maxRecords} records are)`);
-      break;
-    }
-    const version = bytes[at] as number;
-    if (version !== 1) {
-      lines.push(`${direction} (not a FastCGI record: version byte ${version}, expected 1; ${left} bytes from here)`, ...hexDump(bytes.subarray(at), Math.max(limits.hexBytes, 64)));
-      break;
-    }
-    if (left < FCGI_HEADER_LEN) {
-      lines.push(`${direction} (truncated record header: ${left} of ${FCGI_HEADER_LEN} bytes)`, ...hexDump(bytes.subarray(at), limits.hexBytes));
-      break;
-    }
-    const type = bytes[at + 1] as number;
-    const id = bytes.readUInt16BE(at + 2);
-    const len = bytes.readUInt16BE(at + 4);
-    const pad = bytes[at + 6] as number;
+  wire.records.forEach((r, index) => {
+    const { type, requestId: id, contentLength: len, paddingLength: pad } = r;
     const total = FCGI_HEADER_LEN + len + pad;
-    const record = bytes.subarray(at, Math.min(bytes.length, at + total));
-    const content = record.subarray(FCGI_HEADER_LEN, FCGI_HEADER_LEN + len);
+    const record = bytes.subarray(r.start, r.end);
+    const content = bytes.subarray(r.start + FCGI_HEADER_LEN, r.contentEnd);
     const truncated = record.length < total ? ` (truncated: ${record.length} of ${total} bytes)` : '';
-    const name = fastcgiRecordName(type);
-    let head = `${direction} ${name} id=${id} len=${len} pad=${pad}`;
+    let head = `${direction} ${fastcgiRecordName(type)} id=${id} len=${len} pad=${pad}`;
     const detail: string[] = [];
     const whole = content.length === len;
     switch (type) {
@@ -202,18 +144,24 @@ export function dumpFastcgi(direction: WireDirection, bytes: Buffer, options: Wi
       case RecordType.Params:
       case RecordType.GetValues:
       case RecordType.GetValuesResult: {
-        const key = `${type}/${id}`;
+        const entry = wire.streams.get(index);
         if (len === 0) {
           head += ' (end of stream)';
-          const left = carry.get(key);
-          if (left !== undefined && left.length > 0) detail.push(`${INDENT}(${left.length} bytes of an incomplete pair before the end of the stream)`);
-          carry.delete(key);
+          const left = entry === undefined ? 0 : entry.stream.data.length - entry.stream.done;
+          if (left > 0) detail.push(`${INDENT}(${left} bytes of an incomplete pair before the end of the stream)`);
           break;
         }
-        const { pairs, rest } = takePairs(Buffer.concat([carry.get(key) ?? Buffer.alloc(0), content]));
-        for (const [n, v] of pairs) detail.push(pairLine(n, v, limits));
-        if (rest.length > 0) detail.push(`${INDENT}(${rest.length} bytes of a pair that continues in the next record)`);
-        if (type === RecordType.Params) carry.set(key, Buffer.from(rest));
+        if (entry === undefined || entry.segment === null) break;
+        // A pair is shown once, in the record where it ends (F-17: it may begin records earlier).
+        const { stream, segment } = entry;
+        const segEnd = segment.at + segment.length;
+        let done = 0;
+        for (const pair of stream.pairs) {
+          if (!pair.complete || pair.cuts[4] > segEnd) break;
+          done = pair.cuts[4];
+          if (done > segment.at) detail.push(pairLine(pairText(stream, pair, 'name'), pairText(stream, pair, 'value'), limits));
+        }
+        if (segEnd > done) detail.push(`${INDENT}(${segEnd - done} bytes of a pair that continues in the next record)`);
         break;
       }
       case RecordType.Stdin:
@@ -227,8 +175,14 @@ export function dumpFastcgi(direction: WireDirection, bytes: Buffer, options: Wi
         break;
     }
     lines.push(head + truncated, ...detail, ...hexDump(record, limits.hexBytes));
-    records++;
-    at += record.length;
+  });
+  const stop = wire.stop;
+  if (stop !== null) {
+    const left = bytes.length - stop.at;
+    if (stop.reason === 'limit') lines.push(`${direction} … ${left} more bytes not shown (the first ${limits.maxRecords} records are)`);
+    else if (stop.reason === 'version') {
+      lines.push(`${direction} (not a FastCGI record: version byte ${bytes[stop.at] as number}, expected 1; ${left} bytes from here)`, ...hexDump(bytes.subarray(stop.at), Math.max(limits.hexBytes, 64)));
+    } else lines.push(`${direction} (truncated record header: ${left} of ${FCGI_HEADER_LEN} bytes)`, ...hexDump(bytes.subarray(stop.at), limits.hexBytes));
   }
   if (bytes.length === 0) lines.push(`${direction} (nothing)`);
   return lines;
@@ -244,15 +198,13 @@ function bodyLines(direction: WireDirection, label: string, body: Buffer, limits
 /** An SCGI request as written: the netstring (its length and pairs), then the body. */
 export function dumpScgiRequest(bytes: Buffer, options: WireDumpOptions = {}): string[] {
   const limits = limitsOf(options);
-  const colon = bytes.indexOf(0x3a);
-  const digits = colon === -1 ? '' : bytes.toString('latin1', 0, colon);
-  if (!/^[0-9]{1,9}$/.test(digits)) return ['> (not an SCGI netstring)', ...hexDump(bytes, 64)];
-  const len = Number(digits);
-  const start = colon + 1;
-  const block = bytes.subarray(start, start + len);
-  const lines = [`> SCGI netstring len=${len} ("${digits}:" + ${len} header bytes + ",")${block.length < len ? ` (truncated: ${block.length} of ${len} bytes)` : ''}`];
-  const fields = block.toString('latin1').split('\0');
-  if (fields[fields.length - 1] === '') fields.pop();
+  const ns = scgiNetstring(bytes);
+  if (ns === null) return ['> (not an SCGI netstring)', ...hexDump(bytes, 64)];
+  const { digits, length: len, blockStart: start } = ns;
+  const have = Math.min(bytes.length, start + len) - start;
+  const lines = [`> SCGI netstring len=${len} ("${digits}:" + ${len} header bytes + ",")${have < len ? ` (truncated: ${have} of ${len} bytes)` : ''}`];
+  // Names and values alternate, whether or not the last has its NUL; a name alone is said to be.
+  const fields = [...scgiStrings(bytes, start, start + have)].map((f) => bytes.toString('latin1', f.start, f.end));
   for (let i = 0; i + 1 < fields.length; i += 2) lines.push(pairLine(fields[i] as string, fields[i + 1] as string, limits));
   if (fields.length % 2 === 1) lines.push(`${INDENT}(a name without a value: ${escapeBytes(fields[fields.length - 1] as string, limits.maxValue)})`);
   const comma = bytes[start + len];
@@ -267,19 +219,10 @@ export function dumpUwsgiRequest(bytes: Buffer, options: WireDumpOptions = {}): 
   if (bytes.length < 4) return ['> (truncated uwsgi header)', ...hexDump(bytes, 64)];
   const size = bytes.readUInt16LE(1);
   const lines = [`> uwsgi modifier1=${bytes[0] as number} datasize=${size} modifier2=${bytes[3] as number}`, ...hexDump(bytes.subarray(0, 4), 4)];
-  const vars = bytes.subarray(4, 4 + size);
-  let at = 0;
-  while (at + 2 <= vars.length) {
-    const kl = vars.readUInt16LE(at);
-    if (at + 2 + kl + 2 > vars.length) break;
-    const key = vars.toString('latin1', at + 2, at + 2 + kl);
-    const vl = vars.readUInt16LE(at + 2 + kl);
-    const vs = at + 4 + kl;
-    if (vs + vl > vars.length) break;
-    lines.push(pairLine(key, vars.toString('latin1', vs, vs + vl), limits));
-    at = vs + vl;
-  }
-  if (at < vars.length || vars.length < size) lines.push(`${INDENT}(${size - at} bytes of the vars block not decoded)`);
+  const blockEnd = Math.min(bytes.length, 4 + size);
+  const { vars, decoded } = uwsgiVars(bytes, 4, blockEnd);
+  for (const v of vars) lines.push(pairLine(bytes.toString('latin1', v.start + 2, v.keyEnd), bytes.toString('latin1', v.valueStart, v.end), limits));
+  if (decoded < blockEnd || blockEnd - 4 < size) lines.push(`${INDENT}(${size - (decoded - 4)} bytes of the vars block not decoded)`);
   lines.push(...bodyLines('>', 'uwsgi body', bytes.subarray(4 + size), limits));
   return lines;
 }
@@ -295,16 +238,14 @@ export function dumpHead(direction: WireDirection, bytes: Buffer, options: WireD
   let at = 0;
   let ended = false;
   while (at < bytes.length) {
-    const nl = bytes.indexOf(0x0a, at);
-    if (nl === -1) break;
-    const raw = bytes.subarray(at, nl);
-    const line = raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
-    at = nl + 1;
-    if (line.length === 0) {
+    const line = nextLine(bytes, at);
+    if (line === null) break;
+    at = line.end;
+    if (line.textEnd === line.start) {
       ended = true;
       break;
     }
-    lines.push(`${direction} ${escapeBytes(line, Math.max(limits.maxValue, 256))}${raw === line ? ' (bare LF)' : ''}`);
+    lines.push(`${direction} ${escapeBytes(bytes.subarray(line.start, line.textEnd), Math.max(limits.maxValue, 256))}${line.end - line.textEnd === 1 ? ' (bare LF)' : ''}`);
     if (lines.length > 500) break;
   }
   if (!ended) {

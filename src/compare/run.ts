@@ -1,0 +1,847 @@
+/**
+ * `gatewire compare`'s engine: one request over HTTP, FastCGI, SCGI, uwsgi and CGI, captured
+ * byte for byte, then timed. The pieces, started once by {@link CompareSession.start} and
+ * reused by every run (the `--serve` page runs many):
+ *
+ *   compare process ── gatewire's clients (src/upstream/request.ts) ──► child gatewire (child.ts)
+ *        │                                                              HTTP FastCGI SCGI uwsgi
+ *        ├── HTTP ──► nginx (--nginx) ── proxy/fastcgi/scgi/uwsgi_pass ──► tap ──► same listeners
+ *        └── spawn per request: `gatewire cgi APP` (env block + stdin ► stdout)
+ *
+ * - The "gatewire" columns: the compare process is the web server, sending with the clients of
+ *   `gatewire request` with the app mounted at the root (SCRIPT_NAME "", PATH_INFO the path, as
+ *   gatewire's upstream client sends them). Their bytes are seen by the client's wire listener.
+ * - The "nginx" columns: a real nginx (Debian's), started on temporary ports in a temporary
+ *   folder with its own fastcgi_params, scgi_params and uwsgi_params, forwards to a tap: a relay
+ *   that keeps the bytes each way and passes them on to the child's listeners.
+ * - CGI: the compare process is the CGI host. The environment is built by the CGI host's own
+ *   builder (src/cgi-host/env.ts) from the environ gatewire's HTTP front made for the same
+ *   request, the program is `gatewire cgi APP`, its "request bytes" the environment block
+ *   (NAME=VALUE\0 each) followed by stdin.
+ *
+ * What the app saw comes from a recorder around it (child.ts; for CGI a generated module writing
+ * a file), armed only for the capture. Costs: without `--load`, a short sequential sample per
+ * column; with it, a closed loop of `concurrency` clients for the duration, each request a new
+ * connection (every client here is one-connection-per-request, so the columns compare alike).
+ * CPU time is the serving side's, read from /proc: the child's threads (and nginx's worker)
+ * from schedstat in ns, the CGI processes from this process's reaped-children times.
+ */
+import { Buffer } from 'node:buffer';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { AppInterface, Environ } from '../app.js';
+import { baseEnv, buildChildEnv } from '../cgi-host/env.js';
+import { SERVER_SOFTWARE } from '../environ.js';
+import { buildHttpRequest, buildRequestParams, sendHttpRequest, sendRequest, type RequestInput, type RequestResult, type RequestTarget } from '../upstream/request.js';
+import { decodeParams } from '../../protocols/fastcgi/params.js';
+import { decodeScgiHead } from '../../protocols/scgi/decoder.js';
+import { decodeUwsgiHead } from '../../protocols/uwsgi/decoder.js';
+import { annotateWire } from './annotate.js';
+import type { ChildReply, ChildRequest } from './child.js';
+import { environRows } from './explain.js';
+import type { CompareReport, CompareRequest, Latency, ProtocolName, ProtocolResult, ResponseFraming, TimelinePoint, Via } from './types.js';
+
+/** The package root: the first folder up from here with a package.json (src/compare or dist/src/compare). */
+export function packageRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) return __dirname;
+    dir = up;
+  }
+  return dir;
+}
+
+/** A built file of the package (`src/cli.js` → dist/src/cli.js): processes are started from dist/ even under ts-jest. */
+function distFile(relative: string): string {
+  return join(packageRoot(), 'dist', relative);
+}
+
+/** The app served when none is given: examples/echo.mjs, which answers with its environ and body. */
+export const ECHO_APP = 'examples/echo.mjs';
+
+/** The request sent when none is given: a small POST with a query, a cookie and a form body. */
+export const DEFAULT_REQUEST: CompareRequest = {
+  method: 'POST',
+  path: '/greet/world',
+  query: 'lang=en&n=2',
+  headers: [
+    ['Cookie', 'session=8f2c; theme=dark'],
+    ['Content-Type', 'application/x-www-form-urlencoded'],
+  ],
+  body: 'name=gatewire&note=hello+world',
+};
+
+export interface CompareSessionOptions {
+  /** App module (PATH[:export]); default: the bundled echo app. */
+  app?: string;
+  interface?: AppInterface;
+  /** Start a real nginx too: true finds it on PATH or in /usr/sbin; a string is its path. */
+  nginx?: boolean | string;
+  /** Leave a protocol out (e.g. CGI on a machine where spawning node is slow). */
+  protocols?: readonly ProtocolName[];
+}
+
+export interface RunOptions {
+  /** Load phase per column in ms; undefined: only the sequential sample. */
+  loadMs?: number;
+  /** Clients at once in the load phase. @default 8 */
+  concurrency?: number;
+  /** Sequential requests timed per column without --load (CGI: a fifth of them, at least 3). @default 30 */
+  samples?: number;
+  /** Progress of the costs phase, 0..1, with the column being measured. */
+  onProgress?: (fraction: number, column: string) => void;
+}
+
+/** One column's transport: sends the request once, with the wire seen or not. */
+interface Column {
+  name: ProtocolName;
+  via: Via;
+  id: string;
+  send(request: CompareRequest, capture: boolean): Promise<Exchange>;
+  /** CPU µs of the serving side so far. */
+  cpu(): number;
+}
+
+interface Exchange {
+  status: number;
+  request: Buffer;
+  response: Buffer;
+  /** CGI: the length of the environment block at the start of `request`. */
+  envBytes?: number;
+}
+
+const PROTOCOLS: readonly ProtocolName[] = ['http', 'fastcgi', 'scgi', 'uwsgi', 'cgi'];
+
+// ---- CPU time, from /proc ----------------------------------------------------------------
+
+/** ns on CPU of every thread of `pid` (schedstat's first field), as µs; 0 when unreadable. */
+function threadsCpuUs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+      } catch {
+        // the thread ended between the listing and the read
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return ns / 1000;
+}
+
+/** User + system time of this process's reaped children (the CGI runs), µs; clock ticks of 10 ms. */
+function reapedChildrenCpuUs(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After the command: state is field 3, so cutime (16) and cstime (17) are at 13 and 14 here.
+    return (Number(fields[13]) + Number(fields[14])) * 10_000;
+  } catch {
+    return 0;
+  }
+}
+
+// ---- the child gatewire --------------------------------------------------------------------
+
+class ChildServer {
+  private waiting: Array<(reply: ChildReply) => void> = [];
+  private constructor(
+    readonly process: ChildProcess,
+    readonly ports: Record<'http' | 'fastcgi' | 'scgi' | 'uwsgi', number>,
+  ) {
+    process.on('message', (reply: ChildReply) => this.waiting.shift()?.(reply));
+  }
+
+  static start(app: string, forced: AppInterface | undefined): Promise<ChildServer> {
+    const child = fork(distFile('src/compare/child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    return new Promise((resolvePromise, reject) => {
+      const failed = (why: string): void => {
+        child.kill('SIGKILL');
+        reject(new Error(`compare: the gatewire child did not start: ${why}`));
+      };
+      const timer = setTimeout(() => failed('no answer in 15 s'), 15_000);
+      child.once('error', (err) => failed(err.message));
+      child.once('exit', (code) => failed(`it exited with ${code}`));
+      child.once('message', (reply: ChildReply) => {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        if (reply.type === 'ready') resolvePromise(new ChildServer(child, reply.ports));
+        else failed(reply.type === 'failed' ? reply.message : `unexpected message ${reply.type}`);
+      });
+      child.send({ type: 'start', app, ...(forced === undefined ? {} : { interface: forced }) } satisfies ChildRequest);
+    });
+  }
+
+  arm(): void {
+    this.process.send({ type: 'arm' } satisfies ChildRequest);
+  }
+
+  /** The environs recorded since arm(). */
+  take(): Promise<Array<Record<string, string>>> {
+    return new Promise((resolvePromise) => {
+      this.waiting.push((reply) => resolvePromise(reply.type === 'environs' ? reply.list : []));
+      this.process.send({ type: 'take' } satisfies ChildRequest);
+    });
+  }
+
+  cpu(): number {
+    return threadsCpuUs(this.process.pid);
+  }
+
+  stop(): void {
+    if (this.process.connected) this.process.disconnect();
+    setTimeout(() => this.process.kill('SIGKILL'), 2000).unref();
+  }
+}
+
+// ---- taps: the relays between nginx and the child, which keep the bytes --------------------
+
+class Tap {
+  /** The bytes of the connection being captured; undefined while not capturing. */
+  capture: { request: Buffer[]; response: Buffer[] } | undefined;
+  port = 0;
+  private readonly sockets = new Set<Socket>();
+  private readonly server: Server;
+
+  private constructor(private readonly targetPort: number) {
+    this.server = createServer((downstream) => this.relay(downstream));
+  }
+
+  static start(targetPort: number): Promise<Tap> {
+    const tap = new Tap(targetPort);
+    return new Promise((resolvePromise, reject) => {
+      tap.server.once('error', reject);
+      tap.server.listen(0, '127.0.0.1', () => {
+        const address = tap.server.address();
+        tap.port = typeof address === 'object' && address !== null ? address.port : 0;
+        resolvePromise(tap);
+      });
+    });
+  }
+
+  /** One connection from nginx: passed on to the child as is, its bytes kept while capturing. */
+  private relay(downstream: Socket): void {
+    const upstream = connect(this.targetPort, '127.0.0.1');
+    const seen = this.capture;
+    for (const s of [downstream, upstream]) {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+      s.on('error', () => {
+        downstream.destroy();
+        upstream.destroy();
+      });
+    }
+    downstream.on('data', (chunk: Buffer) => {
+      seen?.request.push(chunk);
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      seen?.response.push(chunk);
+      downstream.write(chunk);
+    });
+    downstream.on('end', () => upstream.end());
+    upstream.on('end', () => downstream.end());
+  }
+
+  close(): void {
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+  }
+}
+
+// ---- nginx -------------------------------------------------------------------------------
+
+/** nginx's binary: the given path, else `nginx` on PATH or /usr/sbin/nginx; undefined when there is none. */
+export function findNginx(given: boolean | string | undefined): string | undefined {
+  if (typeof given === 'string') return existsSync(given) ? given : undefined;
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'];
+  for (const dir of dirs) {
+    if (dir !== '' && existsSync(join(dir, 'nginx'))) return join(dir, 'nginx');
+  }
+  return undefined;
+}
+
+/** The folder of nginx's own fastcgi_params, scgi_params and uwsgi_params (from `nginx -V`'s --conf-path). */
+function nginxConfDir(binary: string): string {
+  const out = spawnSync(binary, ['-V'], { encoding: 'latin1' });
+  const conf = /--conf-path=(\S+)/.exec(`${out.stderr}${out.stdout}`)?.[1];
+  return conf === undefined ? '/etc/nginx' : dirname(conf);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolvePromise(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+class Nginx {
+  private constructor(
+    readonly process: ChildProcess,
+    readonly ports: Record<'http' | 'fastcgi' | 'scgi' | 'uwsgi', number>,
+    readonly version: string,
+  ) {}
+
+  static async start(binary: string, dir: string, taps: Record<'http' | 'fastcgi' | 'scgi' | 'uwsgi', Tap>): Promise<Nginx> {
+    const params = nginxConfDir(binary);
+    const ports = { http: await freePort(), fastcgi: await freePort(), scgi: await freePort(), uwsgi: await freePort() };
+    const pass: Record<keyof typeof ports, string> = {
+      http: `proxy_pass http://127.0.0.1:${taps.http.port};`,
+      fastcgi: `include ${params}/fastcgi_params; fastcgi_pass 127.0.0.1:${taps.fastcgi.port};`,
+      scgi: `include ${params}/scgi_params; scgi_pass 127.0.0.1:${taps.scgi.port};`,
+      uwsgi: `include ${params}/uwsgi_params; uwsgi_pass 127.0.0.1:${taps.uwsgi.port};`,
+    };
+    const servers = (Object.keys(ports) as Array<keyof typeof ports>).map((p) => `  server { listen 127.0.0.1:${ports[p]}; server_name localhost; location / { ${pass[p]} } }`);
+    const temp = ['client_body', 'proxy', 'fastcgi', 'scgi', 'uwsgi'].map((t) => `  ${t}_temp_path ${dir}/${t};`);
+    const conf = [
+      // As root, nginx would drop its worker to nobody, who cannot enter the temporary folder.
+      ...(process.getuid?.() === 0 ? ['user root root;'] : []),
+      'daemon off;',
+      'worker_processes 1;',
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log warn;`,
+      'events { worker_connections 512; }',
+      'http {',
+      '  access_log off;',
+      ...temp,
+      ...servers,
+      '}',
+      '',
+    ].join('\n');
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    const child = spawn(binary, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('latin1')));
+    const version = /nginx\/([0-9.]+)/.exec(spawnSync(binary, ['-v'], { encoding: 'latin1' }).stderr)?.[1] ?? '';
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${stderr.trim() || readLog(join(dir, 'error.log'))}`);
+      if (await canConnect(ports.uwsgi)) break;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`nginx did not listen within 10 s: ${readLog(join(dir, 'error.log'))}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return new Nginx(child, ports, version);
+  }
+
+  /** The worker's pid (the master's only child). */
+  workerPids(): number[] {
+    const master = this.process.pid;
+    const pids: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^[0-9]+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === master) pids.push(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return pids;
+  }
+
+  stop(): void {
+    this.process.kill('SIGQUIT');
+    setTimeout(() => this.process.kill('SIGKILL'), 2000).unref();
+  }
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+  } catch {
+    return '(no error log)';
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolvePromise(true);
+    });
+    s.once('error', () => resolvePromise(false));
+  });
+}
+
+// ---- the requests ------------------------------------------------------------------------
+
+/** A target on 127.0.0.1:port that names `localhost` (Host, SERVER_NAME) without a port, as a public site would. */
+function targetOf(protocol: RequestTarget['protocol'], port: number, request: CompareRequest): RequestTarget {
+  return { protocol, address: { kind: 'tcp', host: '127.0.0.1', port }, host: 'localhost', port: undefined, path: request.path, query: request.query === '' ? undefined : request.query };
+}
+
+function inputOf(request: CompareRequest): RequestInput {
+  return { method: request.method, headers: request.headers, ...(request.body === '' ? {} : { body: Buffer.from(request.body, 'latin1') }) };
+}
+
+/** The app is mounted at the root over every protocol: SCRIPT_NAME "", PATH_INFO the path (FastCGI too, without php-fpm's SCRIPT_FILENAME). */
+function appParams(target: RequestTarget, request: CompareRequest): Array<[string, string]> {
+  const built = buildRequestParams(target, inputOf(request));
+  if (target.protocol !== 'fastcgi') return built;
+  const out = built.filter(([name]) => name !== 'SCRIPT_FILENAME');
+  const at = out.findIndex(([name]) => name === 'SCRIPT_NAME');
+  out.splice(at, 1, ['SCRIPT_NAME', ''], ['PATH_INFO', target.path]);
+  return out;
+}
+
+const TIMEOUT = 10_000;
+
+function wireSink(capture: boolean): { onWire?: (d: '>' | '<', chunk: Buffer) => void; request: Buffer[]; response: Buffer[] } {
+  const request: Buffer[] = [];
+  const response: Buffer[] = [];
+  if (!capture) return { request, response };
+  return { request, response, onWire: (d, chunk) => (d === '>' ? request : response).push(Buffer.from(chunk)) };
+}
+
+function gatewireColumn(name: Exclude<ProtocolName, 'cgi'>, child: ChildServer): Column {
+  const port = child.ports[name];
+  return {
+    name,
+    via: 'gatewire',
+    id: name,
+    cpu: () => child.cpu(),
+    async send(request, capture) {
+      const target = targetOf(name, port, request);
+      const sink = wireSink(capture);
+      const options = { timeout: TIMEOUT, ...(sink.onWire === undefined ? {} : { onWire: sink.onWire }) };
+      const body = request.body === '' ? undefined : Buffer.from(request.body, 'latin1');
+      const result: RequestResult =
+        name === 'http' ? await sendHttpRequest(target, buildHttpRequest(target, inputOf(request)), body, options) : await sendRequest(target, appParams(target, request), body, options);
+      return { status: result.status, request: Buffer.concat(sink.request), response: Buffer.concat(sink.response) };
+    },
+  };
+}
+
+function nginxColumn(name: Exclude<ProtocolName, 'cgi'>, nginx: Nginx, tap: Tap, child: ChildServer): Column {
+  return {
+    name,
+    via: 'nginx',
+    id: `${name}-nginx`,
+    cpu: () => child.cpu() + nginx.workerPids().reduce((sum, pid) => sum + threadsCpuUs(pid), 0),
+    async send(request, capture) {
+      const target = targetOf('http', nginx.ports[name], request);
+      tap.capture = capture ? { request: [], response: [] } : undefined;
+      const seen = tap.capture;
+      try {
+        const body = request.body === '' ? undefined : Buffer.from(request.body, 'latin1');
+        const result = await sendHttpRequest(target, buildHttpRequest(target, inputOf(request)), body, { timeout: TIMEOUT });
+        return { status: result.status, request: Buffer.concat(seen?.request ?? []), response: Buffer.concat(seen?.response ?? []) };
+      } finally {
+        tap.capture = undefined;
+      }
+    },
+  };
+}
+
+/** The CGI column: `gatewire cgi APP` spawned per request, with the environment the CGI host builds. */
+function cgiColumn(appPath: string, dir: string, httpEnviron: () => Record<string, string> | undefined): Column {
+  const cli = distFile('src/cli.js');
+  const environFile = join(dir, 'cgi-environ.json');
+  const recorder = join(dir, 'cgi-recorded-app.mjs');
+  writeFileSync(
+    recorder,
+    [
+      `import { cgiRecorder } from ${JSON.stringify(pathToFileURL(distFile('src/compare/child.js')).href)};`,
+      "export const gatewireInterface = 'environ';",
+      `export default await cgiRecorder(${JSON.stringify(appPath)}, ${JSON.stringify(environFile)});`,
+      '',
+    ].join('\n'),
+  );
+  return {
+    name: 'cgi',
+    via: 'gatewire',
+    id: 'cgi',
+    cpu: reapedChildrenCpuUs,
+    async send(request, capture) {
+      const environ = httpEnviron();
+      if (environ === undefined) throw new Error('no HTTP environ to build the CGI environment from (the HTTP column failed)');
+      const body = Buffer.from(request.body, 'latin1');
+      const built = buildChildEnv(
+        environ as unknown as Environ, // its CGI variables: what buildChildEnv reads of an environ
+        { scriptName: '', pathInfo: environ.PATH_INFO ?? request.path, scriptFilename: appPath, contentLength: body.length > 0 ? String(body.length) : undefined, interpreterEnv: undefined },
+        { base: baseEnv(process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', ['LANG', 'LC_ALL', 'TZ'], {}, process.env), passAuthorization: false, rejectFunctionDefinitions: false, documentRoot: dirname(appPath) },
+      );
+      if ('status' in built) throw new Error(`the CGI host would answer 400: ${built.reason}`);
+      const block = Buffer.from(Object.entries(built.env).map(([k, v]) => `${k}=${v}\0`).join(''), 'utf8');
+      const stdout = await runProgram(process.execPath, [cli, 'cgi', capture ? recorder : appPath], built.env, body, dirname(appPath));
+      return { status: cgiStatus(stdout), request: Buffer.concat([block, body]), response: stdout, envBytes: block.length };
+    },
+  };
+}
+
+function runProgram(command: string, args: string[], env: Record<string, string>, stdin: Buffer, cwd: string): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'ignore'] });
+    const out: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT);
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (signal !== null) reject(new Error(`the CGI program was killed by ${signal}`));
+      else if (out.length === 0) reject(new Error(`the CGI program wrote nothing (exit ${code})`));
+      else resolvePromise(Buffer.concat(out));
+    });
+  });
+}
+
+/** The status of a CGI answer: its Status field, 302 for a Location alone, else 200. */
+function cgiStatus(stdout: Buffer): number {
+  const head = headLines(stdout);
+  const status = head.find((l) => /^status:/i.test(l));
+  if (status !== undefined) return Number(/^status:\s*([0-9]{3})/i.exec(status)?.[1] ?? 0);
+  return head.some((l) => /^location:/i.test(l)) ? 302 : 200;
+}
+
+// ---- what the answer looked like ------------------------------------------------------------
+
+function headLines(bytes: Buffer): string[] {
+  const text = bytes.toString('latin1');
+  const end = /\r?\n\r?\n/.exec(text);
+  return (end === null ? text : text.slice(0, end.index)).split(/\r?\n/);
+}
+
+/** The STDOUT content of FastCGI response records, in order. */
+function fastcgiStdout(bytes: Buffer): { stdout: Buffer; appStatus: number | undefined } {
+  const parts: Buffer[] = [];
+  let appStatus: number | undefined;
+  for (let at = 0; at + 8 <= bytes.length; ) {
+    const type = bytes[at + 1] as number;
+    const len = bytes.readUInt16BE(at + 4);
+    const content = bytes.subarray(at + 8, at + 8 + len);
+    if (type === 6) parts.push(content);
+    if (type === 3 && content.length >= 4) appStatus = content.readUInt32BE(0);
+    at += 8 + len + (bytes[at + 6] as number);
+  }
+  return { stdout: Buffer.concat(parts), appStatus };
+}
+
+export function framingOf(name: ProtocolName, response: Buffer): ResponseFraming {
+  const fastcgi = name === 'fastcgi' ? fastcgiStdout(response) : undefined;
+  const lines = headLines(fastcgi?.stdout ?? response);
+  const first = lines[0] ?? '';
+  const statusField = lines.find((l) => /^status:/i.test(l));
+  const status: ResponseFraming['status'] = /^HTTP\/[0-9.]+ /.test(first) ? 'status line' : statusField !== undefined ? 'Status field' : 'implied';
+  const statusText = status === 'status line' ? first : (statusField ?? '');
+  const field = (n: string): string | undefined => lines.find((l) => l.toLowerCase().startsWith(`${n}:`))?.slice(n.length + 1).trim();
+  const contentLength = field('content-length');
+  const chunked = /chunked/i.test(field('transfer-encoding') ?? '');
+  const length: ResponseFraming['length'] = name === 'fastcgi' ? 'END_REQUEST' : chunked ? 'chunked' : contentLength !== undefined ? 'Content-Length' : 'close';
+  const how =
+    status === 'status line' ? `status line "${statusText}"` : status === 'Status field' ? `CGI field "${statusText}"` : 'no status given (200 implied)';
+  const end =
+    name === 'fastcgi'
+      ? `the body in FCGI_STDOUT records, ended by an empty STDOUT and FCGI_END_REQUEST (appStatus ${fastcgi?.appStatus ?? '?'})${contentLength === undefined ? '' : `; Content-Length: ${contentLength} too`}`
+      : chunked
+        ? 'a chunked body, ended by the zero-length chunk'
+        : contentLength !== undefined
+          ? `Content-Length: ${contentLength}${name === 'http' ? '' : ', then the connection closes'}`
+          : name === 'cgi'
+            ? 'the body runs to the end of stdout (the program exits)'
+            : 'the body runs until the connection closes';
+  return { status, statusText, length, description: `${how}; ${end}` };
+}
+
+/**
+ * The variable names a captured request carried, decoded by the codecs the fronts use; undefined
+ * for HTTP (the front builds every variable) and for bytes that do not decode.
+ */
+export function sentVariables(name: ProtocolName, request: Buffer, envBytes?: number): string[] | undefined {
+  try {
+    if (name === 'fastcgi') {
+      const params: Buffer[] = [];
+      for (let at = 0; at + 8 <= request.length; ) {
+        const len = request.readUInt16BE(at + 4);
+        if (request[at + 1] === 4) params.push(request.subarray(at + 8, at + 8 + len));
+        at += 8 + len + (request[at + 6] as number);
+      }
+      return decodeParams(Buffer.concat(params)).map(([n]) => n);
+    }
+    if (name === 'scgi') return decodeScgiHead(request)?.headers.map(([n]) => n);
+    if (name === 'uwsgi') return decodeUwsgiHead(request)?.vars.map(([n]) => n);
+    if (name === 'cgi') {
+      const block = request.subarray(0, envBytes ?? request.length).toString('utf8');
+      return block.split('\0').filter((e) => e !== '').map((e) => e.slice(0, e.indexOf('=')));
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+// ---- timing ------------------------------------------------------------------------------
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const at = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[at] as number;
+}
+
+function round(n: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+interface Cost {
+  latency: Latency;
+  rps: number;
+  cpuUsPerRequest: number;
+  timeline: TimelinePoint[];
+}
+
+async function sequentialCost(column: Column, request: CompareRequest, samples: number): Promise<Cost> {
+  await column.send(request, false); // warm-up: the first request of a column pays for lazy loading
+  const latencies: number[] = [];
+  const cpu0 = column.cpu();
+  const t0 = performance.now();
+  for (let i = 0; i < samples; i++) {
+    const start = performance.now();
+    await column.send(request, false);
+    latencies.push(performance.now() - start);
+  }
+  const elapsed = performance.now() - t0;
+  const cpu = column.cpu() - cpu0;
+  latencies.sort((a, b) => a - b);
+  return {
+    latency: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), samples },
+    rps: round(samples / (elapsed / 1000), 1),
+    cpuUsPerRequest: round(cpu / samples, 1),
+    timeline: [],
+  };
+}
+
+const SLICE_MS = 250;
+
+async function loadCost(column: Column, request: CompareRequest, durationMs: number, concurrency: number, progress: (f: number) => void): Promise<Cost> {
+  for (let i = 0; i < Math.min(concurrency, 4); i++) await column.send(request, false);
+  const latencies: number[] = [];
+  const slices: number[][] = [];
+  let failures = 0;
+  const cpu0 = column.cpu();
+  const t0 = performance.now();
+  const deadline = t0 + durationMs;
+  const ticker = setInterval(() => progress(Math.min(1, (performance.now() - t0) / durationMs)), 100);
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const start = performance.now();
+      try {
+        await column.send(request, false);
+      } catch {
+        failures++;
+        continue;
+      }
+      const end = performance.now();
+      latencies.push(end - start);
+      ((slices[Math.floor((end - t0) / SLICE_MS)] ??= [])).push(end - start);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    clearInterval(ticker);
+  }
+  const elapsed = performance.now() - t0;
+  const cpu = column.cpu() - cpu0;
+  if (latencies.length === 0) throw new Error(`no request succeeded under load (${failures} failed)`);
+  const timeline: TimelinePoint[] = [];
+  for (let i = 0; i * SLICE_MS < durationMs; i++) {
+    const slice = (slices[i] ?? []).sort((a, b) => a - b);
+    timeline.push({ t: (i + 1) * SLICE_MS, rps: round(slice.length / (SLICE_MS / 1000), 1), p50: round(percentile(slice, 50)) });
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    latency: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), samples: latencies.length },
+    rps: round(latencies.length / (elapsed / 1000), 1),
+    cpuUsPerRequest: round(cpu / latencies.length, 1),
+    timeline,
+  };
+}
+
+// ---- the session -------------------------------------------------------------------------
+
+/** A started comparison: the child gatewire, nginx and its taps when asked for; run() as often as needed. */
+export class CompareSession {
+  private constructor(
+    private readonly options: CompareSessionOptions,
+    /** The environ the HTTP column's app saw last: the CGI column builds its environment from it. */
+    private readonly shared: { httpEnviron?: Record<string, string> | undefined },
+    private readonly dir: string,
+    private readonly child: ChildServer,
+    private readonly columns: Column[],
+    private readonly stops: Array<() => void>,
+    /** Why nginx's columns are missing when --nginx was given, e.g. not installed. */
+    readonly nginxProblem: string | undefined,
+  ) {}
+
+  /** The app path as given (or the bundled echo app's), absolute. */
+  static appPath(options: CompareSessionOptions): string {
+    return options.app === undefined ? join(packageRoot(), ECHO_APP) : resolve(options.app.replace(/:[A-Za-z_$][A-Za-z0-9_$]*$/, ''));
+  }
+
+  static async start(options: CompareSessionOptions = {}): Promise<CompareSession> {
+    const dir = mkdtempSync(join(tmpdir(), 'gatewire-compare-'));
+    const stops: Array<() => void> = [() => rmSync(dir, { recursive: true, force: true })];
+    const appSpec = options.app === undefined ? join(packageRoot(), ECHO_APP) : resolve(options.app);
+    const wanted = new Set(options.protocols ?? PROTOCOLS);
+    let child: ChildServer;
+    try {
+      child = await ChildServer.start(appSpec, options.interface);
+    } catch (err) {
+      for (const stop of stops) stop();
+      throw err;
+    }
+    stops.unshift(() => child.stop());
+    const shared: { httpEnviron?: Record<string, string> | undefined } = {};
+    const columns: Column[] = [];
+    for (const name of ['http', 'fastcgi', 'scgi', 'uwsgi'] as const) if (wanted.has(name)) columns.push(gatewireColumn(name, child));
+    if (wanted.has('cgi')) columns.push(cgiColumn(CompareSession.appPath(options), dir, () => shared.httpEnviron));
+    let nginxProblem: string | undefined;
+    if (options.nginx !== undefined && options.nginx !== false) {
+      const binary = findNginx(options.nginx);
+      if (binary === undefined) nginxProblem = 'nginx is not installed (Debian: apt-get install nginx), or not at the path given';
+      else {
+        try {
+          const taps = {
+            http: await Tap.start(child.ports.http),
+            fastcgi: await Tap.start(child.ports.fastcgi),
+            scgi: await Tap.start(child.ports.scgi),
+            uwsgi: await Tap.start(child.ports.uwsgi),
+          };
+          stops.unshift(() => Object.values(taps).forEach((t) => t.close()));
+          const nginx = await Nginx.start(binary, dir, taps);
+          stops.unshift(() => nginx.stop());
+          for (const name of ['http', 'fastcgi', 'scgi', 'uwsgi'] as const) if (wanted.has(name)) columns.push(nginxColumn(name, nginx, taps[name], child));
+        } catch (err) {
+          nginxProblem = (err as Error).message;
+        }
+      }
+    }
+    return new CompareSession(options, shared, dir, child, columns, stops, nginxProblem);
+  }
+
+  /** Sends `request` over every column, captures it, then measures the costs. */
+  async run(request: CompareRequest, runOptions: RunOptions = {}): Promise<CompareReport> {
+    const captured = new Map<string, { exchange?: Exchange; environ?: Record<string, string>; error?: string }>();
+    // HTTP first: the CGI column builds its environment from the environ HTTP gave the app.
+    const ordered = [...this.columns].sort((a, b) => Number(a.name === 'cgi') - Number(b.name === 'cgi'));
+    for (const column of ordered) {
+      const environFile = join(this.dir, 'cgi-environ.json');
+      rmSync(environFile, { force: true });
+      this.child.arm();
+      let exchange: Exchange | undefined;
+      let error: string | undefined;
+      try {
+        exchange = await column.send(request, true);
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      const list = await this.child.take();
+      let environ = column.name === 'cgi' ? readJson(environFile) : list[list.length - 1];
+      if (environ === undefined && error === undefined) error = 'the app was not called';
+      if (column.id === 'http') this.shared.httpEnviron = environ;
+      environ ??= {};
+      captured.set(column.id, { ...(exchange === undefined ? {} : { exchange }), environ, ...(error === undefined ? {} : { error }) });
+    }
+
+    const costs = new Map<string, Cost>();
+    const samples = runOptions.samples ?? 30;
+    let done = 0;
+    for (const column of this.columns) {
+      if (captured.get(column.id)?.error !== undefined) continue;
+      const report = (f: number): void => runOptions.onProgress?.((done + f) / this.columns.length, column.id);
+      try {
+        costs.set(
+          column.id,
+          runOptions.loadMs === undefined
+            ? await sequentialCost(column, request, column.name === 'cgi' ? Math.max(3, Math.round(samples / 5)) : samples)
+            : await loadCost(column, request, runOptions.loadMs, column.name === 'cgi' ? Math.min(runOptions.concurrency ?? 8, 2) : (runOptions.concurrency ?? 8), report),
+        );
+      } catch (err) {
+        const entry = captured.get(column.id);
+        if (entry !== undefined) entry.error = `measuring failed: ${(err as Error).message}`;
+      }
+      done++;
+      report(0);
+    }
+
+    const httpBytes = (via: Via): number => captured.get(via === 'nginx' ? 'http-nginx' : 'http')?.exchange?.request.length ?? 0;
+    const protocols: ProtocolResult[] = this.columns.map((column) => {
+      const entry = captured.get(column.id) ?? {};
+      const ex = entry.exchange;
+      const cost = costs.get(column.id);
+      const requestBytes = ex?.request ?? Buffer.alloc(0);
+      const responseBytes = ex?.response ?? Buffer.alloc(0);
+      const sent = ex === undefined ? undefined : sentVariables(column.name, requestBytes, ex.envBytes);
+      const result: ProtocolResult = {
+        name: column.name,
+        via: column.via,
+        id: column.id,
+        status: ex?.status ?? 0,
+        requestBytes: requestBytes.length,
+        responseBytes: responseBytes.length,
+        overheadBytes: requestBytes.length - httpBytes(column.via),
+        wire: { request: requestBytes.toString('hex'), response: responseBytes.toString('hex') },
+        annotations: {
+          request: annotateWire(column.name, 'request', requestBytes, ex?.envBytes === undefined ? {} : { envBytes: ex.envBytes }),
+          response: annotateWire(column.name, 'response', responseBytes),
+        },
+        framing: framingOf(column.name, responseBytes),
+        environ: entry.environ ?? {},
+        ...(sent === undefined ? {} : { sent }),
+        latency: cost?.latency ?? { p50: 0, p99: 0, samples: 0 },
+        rps: cost?.rps ?? 0,
+        cpuUsPerRequest: cost?.cpuUsPerRequest ?? 0,
+        timeline: cost?.timeline ?? [],
+        ...(entry.error === undefined ? {} : { error: entry.error }),
+      };
+      return result;
+    });
+    return {
+      version: 1,
+      generatedAt: new Date().toISOString(),
+      gatewire: SERVER_SOFTWARE.split('/')[1] as string,
+      app: this.options.app ?? 'echo (bundled)',
+      request,
+      load: runOptions.loadMs === undefined ? null : { durationMs: runOptions.loadMs, concurrency: runOptions.concurrency ?? 8 },
+      protocols,
+      environ: environRows(protocols),
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.stops) {
+      try {
+        stop();
+      } catch {
+        // best effort: the rest must still stop
+      }
+    }
+  }
+}
+
+function readJson(file: string): Record<string, string> | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  } catch {
+    return undefined;
+  }
+}
