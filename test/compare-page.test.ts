@@ -5,7 +5,7 @@
  * front, and the live page's API called directly.
  *
  * The report is a fixture built here, not a real comparison (src/compare/run.ts makes those):
- * real request bytes from the codecs in protocols/, annotated the way annotate.ts does, and an
+ * real request bytes from the codecs in protocols/, annotated by annotate.ts, and an
  * environ with the differences a real run shows (SCGI=1, nginx's missing PATH_INFO, ...). The
  * fixture is built from a CompareRequest, so the live page's fake run() can answer with a report
  * of the request the form submitted.
@@ -17,18 +17,22 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { encodeFastcgiRequest, encodeStdinEnd } from '../protocols/fastcgi/client.js';
 import { encodeResponseEnd, encodeStdin, encodeStdout } from '../protocols/fastcgi/encoder.js';
 import { encodeScgiRequest } from '../protocols/scgi/encoder.js';
 import { encodeUwsgiRequest } from '../protocols/uwsgi/encoder.js';
 import type { App } from '../src/app.js';
+import { annotateWire } from '../src/compare/annotate.js';
 import { createComparePageApp, renderReportHtml } from '../src/compare/page.js';
 import type { CompareReport, CompareRequest, EnvironRow, ProtocolName, ProtocolResult, ResponseFraming, Via, WireField } from '../src/compare/types.js';
 import { percentDecodePath } from '../src/environ.js';
 import { inject } from '../src/inject.js';
 import type { Logger } from '../src/logger.js';
 import { serve, type RunningServer } from '../src/serve.js';
+import { ensureBuilt, killAll, poll, runCli, spawnCli } from './fixtures/apps/cli-harness.js';
+import { peer } from './helpers/peers.js';
 
 const ROOT = path.resolve(__dirname, '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -42,217 +46,10 @@ const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 const bytesOf = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 const concat = (parts: ReadonlyArray<Uint8Array>): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
 
-/** A CGI-style or HTTP head at `offset` of `buf`: the first line (when `firstLine`), the fields, the blank line, then the body. */
-function annotateHead(buf: Buffer, offset: number, end: number, firstLine: 'request line' | 'status line' | null): WireField[] {
-  const fields: WireField[] = [];
-  const text = buf.subarray(offset, end).toString('latin1');
-  const headEnd = text.indexOf('\r\n\r\n');
-  const head = headEnd === -1 ? text : text.slice(0, headEnd);
-  let at = 0;
-  head.split('\r\n').forEach((line, i) => {
-    const start = offset + at;
-    const stop = start + line.length + 2;
-    at += line.length + 2;
-    if (i === 0 && firstLine !== null) {
-      const parts = line.split(' ');
-      const children: WireField[] = [];
-      let p = start;
-      const names = firstLine === 'request line' ? ['method', 'request target', 'version'] : ['version', 'status code', 'reason'];
-      parts.slice(0, 2).forEach((part, j) => {
-        children.push({ start: p, end: p + part.length, label: names[j] as string, detail: part, kind: j === 0 ? 'name' : 'value' });
-        p += part.length + 1;
-      });
-      children.push({ start: p, end: start + line.length, label: names[2] as string, detail: parts.slice(2).join(' '), kind: 'value' });
-      fields.push({ start, end: stop, label: firstLine, detail: line, kind: 'header', children });
-      return;
-    }
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    const valueStart = start + line.length - value.length;
-    const children: WireField[] = [
-      { start, end: start + colon, label: 'field name', detail: name, kind: 'name' },
-      { start: valueStart, end: start + line.length, label: 'field value', detail: value, kind: 'value' },
-    ];
-    const isStatus = name.toLowerCase() === 'status';
-    fields.push({ start, end: stop, label: isStatus ? 'Status field' : name, detail: value, kind: 'header', children });
-  });
-  if (headEnd !== -1) {
-    fields.push({ start: offset + headEnd + 2, end: offset + headEnd + 4, label: 'end of head', detail: 'an empty line: the body follows', kind: 'end' });
-    const bodyStart = offset + headEnd + 4;
-    if (bodyStart < end) fields.push({ start: bodyStart, end, label: 'body', detail: `${end - bodyStart} bytes`, kind: 'body' });
-  }
-  return fields;
-}
-
-const FCGI_TYPES: Record<number, string> = { 1: 'BEGIN_REQUEST', 3: 'END_REQUEST', 4: 'PARAMS', 5: 'STDIN', 6: 'STDOUT', 7: 'STDERR' };
-
-/** A FastCGI length prefix: one byte up to 127, else four with the high bit set. */
-function fcgiLength(buf: Buffer, at: number): [value: number, size: number] {
-  const b = buf[at] as number;
-  return b < 0x80 ? [b, 1] : [buf.readUInt32BE(at) & 0x7fffffff, 4];
-}
-
-/** Every record of a FastCGI stream: its header, content (pairs, body, CGI head) and padding. */
-function annotateFastcgi(buf: Buffer): WireField[] {
-  const fields: WireField[] = [];
-  let at = 0;
-  while (at + 8 <= buf.length) {
-    const type = buf[at + 1] as number;
-    const id = buf.readUInt16BE(at + 2);
-    const length = buf.readUInt16BE(at + 4);
-    const padding = buf[at + 6] as number;
-    const name = `FCGI_${FCGI_TYPES[type] ?? `type ${type}`}`;
-    const contentStart = at + 8;
-    const contentEnd = contentStart + length;
-    const end = contentEnd + padding;
-    const children: WireField[] = [
-      { start: at, end: at + 8, label: 'record header', detail: `version=1 type=${type} (${FCGI_TYPES[type] ?? '?'}) requestId=${id} contentLength=${length} paddingLength=${padding}`, kind: 'header' },
-    ];
-    if (type === 1) {
-      const flags = buf[contentStart + 2] as number;
-      children.push({ start: contentStart, end: contentEnd, label: 'FCGI_BeginRequestBody', detail: `role=${buf.readUInt16BE(contentStart)} (RESPONDER) flags=${flags}${flags & 1 ? ' (KEEP_CONN)' : ''}`, kind: 'header' });
-    } else if (type === 4 && length > 0) {
-      let p = contentStart;
-      while (p < contentEnd) {
-        const [nameLength, a] = fcgiLength(buf, p);
-        const [valueLength, b] = fcgiLength(buf, p + a);
-        const nameStart = p + a + b;
-        const valueStart = nameStart + nameLength;
-        const pairEnd = valueStart + valueLength;
-        const pairName = buf.subarray(nameStart, valueStart).toString('latin1');
-        const value = buf.subarray(valueStart, pairEnd).toString('latin1');
-        children.push({
-          start: p,
-          end: pairEnd,
-          label: pairName,
-          detail: value,
-          kind: 'value',
-          children: [
-            { start: p, end: p + a, label: 'name length', detail: String(nameLength), kind: 'length' },
-            { start: p + a, end: nameStart, label: 'value length', detail: String(valueLength), kind: 'length' },
-            { start: nameStart, end: valueStart, label: 'name', detail: pairName, kind: 'name' },
-            ...(valueLength > 0 ? [{ start: valueStart, end: pairEnd, label: 'value', detail: value, kind: 'value' as const }] : []),
-          ],
-        });
-        p = pairEnd;
-      }
-    } else if (type === 6 && length > 0) {
-      children.push(...annotateHead(buf, contentStart, contentEnd, null));
-    } else if (type === 3) {
-      children.push({ start: contentStart, end: contentEnd, label: 'FCGI_EndRequestBody', detail: `appStatus=${buf.readUInt32BE(contentStart)} protocolStatus=0 (REQUEST_COMPLETE)`, kind: 'end' });
-    } else if (length > 0) {
-      children.push({ start: contentStart, end: contentEnd, label: 'content', detail: `${length} bytes`, kind: 'body' });
-    }
-    if (padding > 0) children.push({ start: contentEnd, end, label: 'padding', detail: `${padding} bytes, to a multiple of 8`, kind: 'padding' });
-    const empty = length === 0 && (type === 4 || type === 5 || type === 6);
-    fields.push({
-      start: at,
-      end,
-      label: empty ? `${name} (empty: end of stream)` : `${name} record`,
-      detail: `requestId=${id} contentLength=${length} paddingLength=${padding}`,
-      kind: empty ? 'end' : 'header',
-      children,
-    });
-    at = end;
-  }
-  return fields;
-}
-
-function annotateScgi(buf: Buffer): WireField[] {
-  const colon = buf.indexOf(0x3a);
-  const length = Number(buf.subarray(0, colon).toString('latin1'));
-  const fields: WireField[] = [{ start: 0, end: colon + 1, label: 'netstring length', detail: `${length} bytes of headers follow`, kind: 'length' }];
-  let p = colon + 1;
-  const blockEnd = colon + 1 + length;
-  while (p < blockEnd) {
-    const nul1 = buf.indexOf(0, p);
-    const nul2 = buf.indexOf(0, nul1 + 1);
-    const name = buf.subarray(p, nul1).toString('latin1');
-    const value = buf.subarray(nul1 + 1, nul2).toString('latin1');
-    fields.push({
-      start: p,
-      end: nul2 + 1,
-      label: name,
-      detail: value,
-      kind: 'value',
-      children: [
-        { start: p, end: nul1 + 1, label: 'name, NUL', detail: name, kind: 'name' },
-        { start: nul1 + 1, end: nul2 + 1, label: 'value, NUL', detail: value, kind: 'value' },
-      ],
-    });
-    p = nul2 + 1;
-  }
-  fields.push({ start: blockEnd, end: blockEnd + 1, label: 'netstring end', detail: '","', kind: 'end' });
-  if (blockEnd + 1 < buf.length) fields.push({ start: blockEnd + 1, end: buf.length, label: 'body', detail: `${buf.length - blockEnd - 1} bytes`, kind: 'body' });
-  return fields;
-}
-
-function annotateUwsgi(buf: Buffer): WireField[] {
-  const size = buf.readUInt16LE(1);
-  const fields: WireField[] = [
-    {
-      start: 0,
-      end: 4,
-      label: 'uwsgi packet header',
-      detail: `modifier1=${buf[0]} (WSGI) datasize=${size} modifier2=${buf[3]}`,
-      kind: 'header',
-      children: [
-        { start: 0, end: 1, label: 'modifier1', detail: String(buf[0]), kind: 'header' },
-        { start: 1, end: 3, label: 'datasize', detail: `${size} (little-endian)`, kind: 'length' },
-        { start: 3, end: 4, label: 'modifier2', detail: String(buf[3]), kind: 'header' },
-      ],
-    },
-  ];
-  let p = 4;
-  while (p < 4 + size) {
-    const keySize = buf.readUInt16LE(p);
-    const key = buf.subarray(p + 2, p + 2 + keySize).toString('latin1');
-    const valueAt = p + 2 + keySize;
-    const valueSize = buf.readUInt16LE(valueAt);
-    const value = buf.subarray(valueAt + 2, valueAt + 2 + valueSize).toString('latin1');
-    const end = valueAt + 2 + valueSize;
-    fields.push({
-      start: p,
-      end,
-      label: key,
-      detail: value,
-      kind: 'value',
-      children: [
-        { start: p, end: p + 2, label: 'key size', detail: String(keySize), kind: 'length' },
-        { start: p + 2, end: valueAt, label: 'key', detail: key, kind: 'name' },
-        { start: valueAt, end: valueAt + 2, label: 'value size', detail: String(valueSize), kind: 'length' },
-        ...(valueSize > 0 ? [{ start: valueAt + 2, end, label: 'value', detail: value, kind: 'value' as const }] : []),
-      ],
-    });
-    p = end;
-  }
-  if (p < buf.length) fields.push({ start: p, end: buf.length, label: 'body', detail: `${buf.length - p} bytes`, kind: 'body' });
-  return fields;
-}
-
-/** The CGI request: the environment block (`NAME=value` NUL each) and stdin. */
-function encodeCgi(vars: ReadonlyArray<readonly [string, string]>, body: string): [Buffer, WireField[]] {
-  const fields: WireField[] = [];
-  let text = '';
-  for (const [name, value] of vars) {
-    const start = text.length;
-    text += `${name}=${value}\0`;
-    fields.push({
-      start,
-      end: text.length,
-      label: name,
-      detail: value,
-      kind: 'value',
-      children: [
-        { start, end: start + name.length + 1, label: 'name=', detail: name, kind: 'name' },
-        ...(value === '' ? [] : [{ start: start + name.length + 1, end: text.length - 1, label: 'value', detail: value, kind: 'value' as const }]),
-        { start: text.length - 1, end: text.length, label: 'NUL', detail: 'ends the variable', kind: 'end' },
-      ],
-    });
-  }
-  if (body !== '') fields.push({ start: text.length, end: text.length + body.length, label: 'stdin', detail: `${body.length} bytes`, kind: 'body' });
-  return [latin1(text + body), fields];
+/** The CGI request: the environment block (`NAME=value` NUL each) and stdin; and the block's length. */
+function encodeCgi(vars: ReadonlyArray<readonly [string, string]>, body: string): [Buffer, number] {
+  const block = vars.map(([name, value]) => `${name}=${value}\0`).join('');
+  return [latin1(block + body), block.length];
 }
 
 interface FixtureOptions {
@@ -399,25 +196,20 @@ function protocolResult(col: Column, request: CompareRequest, options: FixtureOp
   const appBody = APP_BODY(request, pathInfo);
   const bodyBytes = latin1(request.body);
   let wireRequest: Buffer;
-  let requestFields: WireField[];
+  let envBytes: number | undefined;
   let wireResponse: Buffer;
-  let responseFields: WireField[];
   let framing: ResponseFraming;
   switch (col.name) {
     case 'http':
       wireRequest = httpRequest(request);
-      requestFields = annotateHead(wireRequest, 0, wireRequest.length, 'request line');
       wireResponse = latin1(cgiHead('status line', appBody));
-      responseFields = annotateHead(wireResponse, 0, wireResponse.length, 'status line');
       framing = { status: 'status line', statusText: 'HTTP/1.1 200 OK', length: 'Content-Length', description: `HTTP/1.1 200 OK status line, Content-Length: ${appBody.length}` };
       break;
     case 'fastcgi': {
       const [begin, params] = encodeFastcgiRequest(1, { keepConn: col.via === 'gatewire', params: vars });
       const stdin = bodyBytes.length > 0 ? encodeStdin(1, bodyBytes) : [];
       wireRequest = concat([begin, params, ...stdin, encodeStdinEnd(1)]);
-      requestFields = annotateFastcgi(wireRequest);
       wireResponse = concat([...encodeStdout(1, latin1(cgiHead('Status field', appBody))), encodeResponseEnd(1, 0)]);
-      responseFields = annotateFastcgi(wireResponse);
       framing = {
         status: 'Status field',
         statusText: 'Status: 200 OK',
@@ -429,28 +221,25 @@ function protocolResult(col: Column, request: CompareRequest, options: FixtureOp
     case 'scgi': {
       const head = encodeScgiRequest(vars, bodyBytes.length);
       wireRequest = Buffer.concat([head, bodyBytes]);
-      requestFields = annotateScgi(wireRequest);
       environ.CONTENT_LENGTH = String(bodyBytes.length);
       environ.SCGI = '1';
       wireResponse = latin1(cgiHead('Status field', appBody));
-      responseFields = annotateHead(wireResponse, 0, wireResponse.length, null);
       framing = { status: 'Status field', statusText: 'Status: 200 OK', length: 'Content-Length', description: `Status: 200 OK field, Content-Length: ${appBody.length}; then the connection closes` };
       break;
     }
     case 'uwsgi':
       wireRequest = Buffer.concat([encodeUwsgiRequest(vars), bodyBytes]);
-      requestFields = annotateUwsgi(wireRequest);
       wireResponse = latin1(cgiHead('status line', appBody));
-      responseFields = annotateHead(wireResponse, 0, wireResponse.length, 'status line');
       framing = { status: 'status line', statusText: 'HTTP/1.1 200 OK', length: 'Content-Length', description: `HTTP/1.1 200 OK status line, Content-Length: ${appBody.length}` };
       break;
     case 'cgi':
-      [wireRequest, requestFields] = encodeCgi(vars, request.body);
+      [wireRequest, envBytes] = encodeCgi(vars, request.body);
       wireResponse = latin1(cgiHead('implied', appBody));
-      responseFields = annotateHead(wireResponse, 0, wireResponse.length, null);
       framing = { status: 'implied', statusText: '', length: 'close', description: 'no Status field (200 implied); the body ends when the script exits' };
       break;
   }
+  const requestFields = annotateWire(col.name, 'request', wireRequest, envBytes === undefined ? {} : { envBytes });
+  const responseFields = annotateWire(col.name, 'response', wireResponse);
   const failed = col.name === 'cgi' && options.cgiFails === true;
   const [p50, p99] = col.latency;
   return {
@@ -592,6 +381,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  await killAll();
   for (const c of contexts.splice(0)) await c.close().catch(() => undefined);
   await browser?.close().catch(() => undefined);
   browser = undefined;
@@ -935,19 +725,71 @@ describeWithChromium('the --html page in Chromium', () => {
     expect(offPage(w)).toEqual([]);
   }, 60_000);
 
-  test('screenshot (docs/compare.png under GATEWIRE_UPDATE_SCREENSHOT=1)', async () => {
-    const w = await openReport(hero, 'hero.html');
+});
+
+// ---- a real comparison: the command's own --html and --serve -------------------------------
+
+describeWithChromium('a real comparison in Chromium: gatewire compare --html and --serve', () => {
+  const nginx = peer('nginx').path !== undefined;
+  beforeAll(() => ensureBuilt(), 180_000);
+
+  test('the --html report of a real run (with nginx when installed, under load): every column, the marked differences, one series per protocol; the screenshot', async () => {
+    const file = path.join(tmp, 'real.html');
+    const args = ['compare', '--html', file, '--no-wire', '--load', '1s', '--concurrency', '4', ...(nginx ? ['--nginx'] : [])];
+    const out = await runCli(args, {}, 120_000);
+    expect(out.code).toBe(0);
+    const w = await openPage();
     const { page } = w;
-    // A byte hovered, as a reader would have it: the value of PATH_INFO in the FastCGI request.
-    const fastcgi = hero.protocols.find((x) => x.id === 'fastcgi') as ProtocolResult;
-    const pair = fastcgi.annotations.request.flatMap((record) => record.children ?? []).find((f) => f.label === 'PATH_INFO');
-    const value = pair?.children?.find((f) => f.label === 'value') as WireField;
-    await page.locator('.col[data-id="fastcgi"] .wire').first().locator(`.hex .b[data-i="${value.start + 3}"]`).hover();
-    const out = process.env['GATEWIRE_UPDATE_SCREENSHOT'] === '1' ? path.join(ROOT, 'docs/compare.png') : path.join(tmp, 'compare.png');
-    await page.screenshot({ path: out, fullPage: false, timeout: 15_000 });
-    expect(fs.statSync(out).size).toBeGreaterThan(10_000);
+    const url = pathToFileURL(file).href;
+    await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+    await page.waitForSelector('#columns .col');
+    const ids = ['http', 'fastcgi', 'scgi', 'uwsgi', 'cgi', ...(nginx ? ['http-nginx', 'fastcgi-nginx', 'scgi-nginx', 'uwsgi-nginx'] : [])];
+    expect(await page.locator('#columns > .col').evaluateAll((cols) => cols.map((c) => c.getAttribute('data-id')))).toEqual(ids);
+    // SCGI=1 is the one variable only SCGI has: marked, with its reason.
+    const scgi = page.locator('tr[data-name="SCGI"]');
+    expect(await scgi.getAttribute('class')).toContain('differs');
+    expect(await page.locator('#environ-table').textContent()).toContain('SCGI spec requires');
+    if (nginx) expect(await page.locator('tr[data-name="REDIRECT_STATUS"]').getAttribute('class')).toContain('differs');
+    const series = await page.evaluate(() => {
+      const g = globalThis as unknown as PageGlobals;
+      const count = (id: string): number | undefined => g.Chart.getChart(g.document.getElementById(id))?.data.datasets.length;
+      return [count('latency-chart'), count('throughput-chart')];
+    });
+    expect(series).toEqual([ids.length, ids.length]);
+    // A reader's view: the value of PATH_INFO in gatewire's FastCGI request, hovered.
+    const fastcgi = page.locator('.col[data-id="fastcgi"] .wire').first();
+    const report = JSON.parse(fs.readFileSync(file, 'utf8').match(/<script type="application\/json" id="report-data">([^<]*)<\/script>/)?.[1] ?? '{}') as CompareReport;
+    const at = Buffer.from(report.protocols.find((p) => p.id === 'fastcgi')?.wire.request ?? '', 'hex').indexOf('/greet/world');
+    expect(at).toBeGreaterThan(0);
+    await fastcgi.locator(`.hex .b[data-i="${at + 2}"]`).hover();
+    expect(await page.locator('.col[data-id="fastcgi"] .info').first().textContent()).toContain('PATH_INFO');
+    const shot = process.env['GATEWIRE_UPDATE_SCREENSHOT'] === '1' ? path.join(ROOT, 'docs/compare.png') : path.join(tmp, 'compare.png');
+    await page.screenshot({ path: shot, fullPage: false, timeout: 15_000 });
+    expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
     expect(w.errors).toEqual([]);
-  }, 60_000);
+    expect(w.requests.filter((u) => u !== url && !u.startsWith('data:'))).toEqual([]);
+  }, 180_000);
+
+  test('the --serve page of a real run updates after an edit', async () => {
+    const proc = spawnCli(['compare', '--serve', '127.0.0.1:0', '--no-wire', '--samples', '3']);
+    const url = await poll('the live page address', () => /live page is on (http:\/\/[0-9.]+:[0-9]+\/)/.exec(proc.stderr)?.[1], 60_000);
+    const w = await openPage();
+    const { page } = w;
+    await page.goto(url);
+    expect(await page.locator('.request-line .target').textContent()).toBe('/greet/world?lang=en&n=2');
+    await page.fill('#f-path', '/edited/here?from=browser');
+    await page.fill('#f-headers', 'X-Edited: yes');
+    await page.click('#f-submit');
+    await page.locator('.request-line .target', { hasText: '/edited/here?from=browser' }).waitFor({ timeout: 60_000 });
+    expect(await page.locator('#columns > .col').count()).toBe(5);
+    for (const id of ['http', 'fastcgi', 'scgi', 'uwsgi', 'cgi']) {
+      expect(await page.locator(`tr[data-name="HTTP_X_EDITED"] td[data-id="${id}"]`).textContent()).toBe('yes');
+      expect(await page.locator(`tr[data-name="QUERY_STRING"] td[data-id="${id}"]`).textContent()).toBe('from=browser');
+    }
+    expect(w.errors).toEqual([]);
+    proc.signal('SIGINT');
+    expect((await proc.waitExit(15_000)).code).toBe(0);
+  }, 180_000);
 });
 
 // ---- the live page through gatewire's HTTP front ------------------------------------------

@@ -111,6 +111,12 @@ interface Exchange {
   status: number;
   request: Buffer;
   response: Buffer;
+  /**
+   * What the client wrote and where, for the timing: the same bytes replayed on a raw socket,
+   * read to the end of the connection, so the client's cost is alike for every protocol (and
+   * small: node:http's client costs several times a raw socket). Absent for CGI.
+   */
+  replay?: { port: number; bytes: Buffer };
   /** CGI: the length of the environment block at the start of `request`. */
   envBytes?: number;
 }
@@ -424,7 +430,8 @@ function gatewireColumn(name: Exclude<ProtocolName, 'cgi'>, child: ChildServer):
       const body = request.body === '' ? undefined : Buffer.from(request.body, 'latin1');
       const result: RequestResult =
         name === 'http' ? await sendHttpRequest(target, buildHttpRequest(target, inputOf(request)), body, options) : await sendRequest(target, appParams(target, request), body, options);
-      return { status: result.status, request: Buffer.concat(sink.request), response: Buffer.concat(sink.response) };
+      const written = Buffer.concat(sink.request);
+      return { status: result.status, request: written, response: Buffer.concat(sink.response), replay: { port, bytes: written } };
     },
   };
 }
@@ -441,8 +448,11 @@ function nginxColumn(name: Exclude<ProtocolName, 'cgi'>, nginx: Nginx, tap: Tap,
       const seen = tap.capture;
       try {
         const body = request.body === '' ? undefined : Buffer.from(request.body, 'latin1');
-        const result = await sendHttpRequest(target, buildHttpRequest(target, inputOf(request)), body, { timeout: TIMEOUT });
-        return { status: result.status, request: Buffer.concat(seen?.request ?? []), response: Buffer.concat(seen?.response ?? []) };
+        const written: Buffer[] = [];
+        const onWire = (d: '>' | '<', chunk: Buffer): void => void (d === '>' && written.push(Buffer.from(chunk)));
+        const result = await sendHttpRequest(target, buildHttpRequest(target, inputOf(request)), body, { timeout: TIMEOUT, onWire });
+        const replay = { port: nginx.ports[name], bytes: Buffer.concat(written) };
+        return { status: result.status, request: Buffer.concat(seen?.request ?? []), response: Buffer.concat(seen?.response ?? []), replay };
       } finally {
         tap.capture = undefined;
       }
@@ -608,14 +618,40 @@ interface Cost {
   timeline: TimelinePoint[];
 }
 
-async function sequentialCost(column: Column, request: CompareRequest, samples: number): Promise<Cost> {
-  await column.send(request, false); // warm-up: the first request of a column pays for lazy loading
+/** Writes `bytes` on a new connection to 127.0.0.1:port and resolves with the answer's length once the server ends the connection (every request here asks it to). */
+function replayOnce(port: number, bytes: Buffer): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = 0;
+    socket.setTimeout(TIMEOUT, () => socket.destroy(new Error(`no end of the answer within ${TIMEOUT} ms`)));
+    socket.on('data', (chunk: Buffer) => (got += chunk.length));
+    socket.once('error', reject);
+    socket.once('end', () => {
+      socket.end();
+      if (got === 0) reject(new Error('the connection ended without an answer'));
+      else resolvePromise(got);
+    });
+    // Not end(): nginx takes a half-closed client for one that left and aborts the request.
+    socket.write(bytes);
+  });
+}
+
+/** One timed request of a column: the captured bytes replayed, or (CGI) the whole run again. */
+type Send = () => Promise<unknown>;
+
+function sendOf(column: Column, request: CompareRequest, exchange: Exchange | undefined): Send {
+  const replay = exchange?.replay;
+  return replay === undefined ? () => column.send(request, false) : () => replayOnce(replay.port, replay.bytes);
+}
+
+async function sequentialCost(column: Column, send: Send, samples: number): Promise<Cost> {
+  await send(); // warm-up: the first request of a column pays for lazy loading
   const latencies: number[] = [];
   const cpu0 = column.cpu();
   const t0 = performance.now();
   for (let i = 0; i < samples; i++) {
     const start = performance.now();
-    await column.send(request, false);
+    await send();
     latencies.push(performance.now() - start);
   }
   const elapsed = performance.now() - t0;
@@ -631,8 +667,8 @@ async function sequentialCost(column: Column, request: CompareRequest, samples: 
 
 const SLICE_MS = 250;
 
-async function loadCost(column: Column, request: CompareRequest, durationMs: number, concurrency: number, progress: (f: number) => void): Promise<Cost> {
-  for (let i = 0; i < Math.min(concurrency, 4); i++) await column.send(request, false);
+async function loadCost(column: Column, send: Send, durationMs: number, concurrency: number, progress: (f: number) => void): Promise<Cost> {
+  for (let i = 0; i < Math.min(concurrency, 4); i++) await send();
   const latencies: number[] = [];
   const slices: number[][] = [];
   let failures = 0;
@@ -644,7 +680,7 @@ async function loadCost(column: Column, request: CompareRequest, durationMs: num
     while (performance.now() < deadline) {
       const start = performance.now();
       try {
-        await column.send(request, false);
+        await send();
       } catch {
         failures++;
         continue;
@@ -768,12 +804,13 @@ export class CompareSession {
     for (const column of this.columns) {
       if (captured.get(column.id)?.error !== undefined) continue;
       const report = (f: number): void => runOptions.onProgress?.((done + f) / this.columns.length, column.id);
+      const send = sendOf(column, request, captured.get(column.id)?.exchange);
       try {
         costs.set(
           column.id,
           runOptions.loadMs === undefined
-            ? await sequentialCost(column, request, column.name === 'cgi' ? Math.max(3, Math.round(samples / 5)) : samples)
-            : await loadCost(column, request, runOptions.loadMs, column.name === 'cgi' ? Math.min(runOptions.concurrency ?? 8, 2) : (runOptions.concurrency ?? 8), report),
+            ? await sequentialCost(column, send, column.name === 'cgi' ? Math.max(3, Math.round(samples / 5)) : samples)
+            : await loadCost(column, send, runOptions.loadMs, column.name === 'cgi' ? Math.min(runOptions.concurrency ?? 8, 2) : (runOptions.concurrency ?? 8), report),
         );
       } catch (err) {
         const entry = captured.get(column.id);
