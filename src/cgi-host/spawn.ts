@@ -21,12 +21,12 @@
  */
 import { spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants, release as osRelease } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
+import { packageRoot } from '../package-root.js';
 
 /** What CgiRun needs of a script's stdout or stderr; a Readable is one, so is a NativePipe. */
 export interface ScriptOutput {
@@ -87,17 +87,6 @@ type PipeHandle = { readonly [pipeHandle]: true };
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
 );
-
-/** The package root: the first folder up from here with a package.json (src/cgi-host or dist/src/cgi-host). */
-function packageRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return __dirname;
-    dir = up;
-  }
-  return dir;
-}
 
 /** node-gyp-build's entry (it ships no types): load(dir), and resolve(dir) for the file it would load. */
 interface NodeGypBuild {

@@ -28,6 +28,7 @@ import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
 import { isValidHeaderName, isValidHeaderValue, reasonPhrase } from '../../protocols/cgi/head.js';
 import type { CompareReport, CompareRequest } from './types.js';
+import { packageRoot } from '../package-root.js';
 
 export interface ReportHtmlOptions {
   /** The live page (`--serve`): the request form, and connect-src 'self' for `POST api/compare`. */
@@ -43,17 +44,6 @@ export interface ComparePageOptions {
   run(request: CompareRequest): Promise<CompareReport>;
   /** Where a failed run is logged. */
   logger?: Logger;
-}
-
-/** The package root: the first folder up from here with a package.json (src/compare or dist/src/compare). */
-function packageRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return __dirname;
-    dir = up;
-  }
-  return dir;
 }
 
 /**

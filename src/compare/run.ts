@@ -44,17 +44,7 @@ import { annotateWire } from './annotate.js';
 import type { ChildReply, ChildRequest } from './child.js';
 import { environRows } from './explain.js';
 import type { CompareReport, CompareRequest, Latency, ProtocolName, ProtocolResult, ResponseFraming, TimelinePoint, Via } from './types.js';
-
-/** The package root: the first folder up from here with a package.json (src/compare or dist/src/compare). */
-export function packageRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return __dirname;
-    dir = up;
-  }
-  return dir;
-}
+import { packageRoot } from '../package-root.js';
 
 /** A built file of the package (`src/cli.js` → dist/src/cli.js): processes are started from dist/ even under ts-jest. */
 function distFile(relative: string): string {
