@@ -256,6 +256,17 @@ describe('the installed package', () => {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
   }, 60_000);
 
+  test('`npx gatewire compare` of the installed copy: five protocols, and an --html page with Chart.js and the page assets inlined', async () => {
+    const html = path.join(project, 'compare.html');
+    const r = await run('npx', ['--no', 'gatewire', 'compare', '--no-wire', '--samples', '2', '--html', html], project, 60_000);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    for (const title of ['HTTP ', 'FastCGI ', 'SCGI ', 'uwsgi ', 'CGI ']) expect(r.stdout).toMatch(new RegExp(`^${title} +200 `, 'm'));
+    const page = fs.readFileSync(html, 'utf8');
+    expect(page).toContain('id="report-data"');
+    expect(page).toMatch(/Chart\.js v4/); // the library's banner: inlined, not loaded
+    expect(page).not.toMatch(/<script[^>]+src=|<link[^>]+href="(?!data:)/); // nothing to fetch: the icon is a data: URL
+  }, 90_000);
+
   test('require() and import give the API; spawnMethod() of the installed copy says native', async () => {
     fs.writeFileSync(
       path.join(project, 'smoke.cjs'),
