@@ -27,29 +27,24 @@
  * from schedstat in ns, the CGI processes from this process's reaped-children times.
  */
 import { Buffer } from 'node:buffer';
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AppInterface, Environ } from '../app.js';
 import { baseEnv, buildChildEnv } from '../cgi-host/env.js';
 import { SERVER_SOFTWARE } from '../environ.js';
+import { packageRoot } from '../package-root.js';
 import { buildHttpRequest, buildRequestParams, sendHttpRequest, sendRequest, type RequestInput, type RequestResult, type RequestTarget } from '../upstream/request.js';
 import { decodeParams } from '../../protocols/fastcgi/params.js';
 import { decodeScgiHead } from '../../protocols/scgi/decoder.js';
 import { decodeUwsgiHead } from '../../protocols/uwsgi/decoder.js';
 import { annotateWire } from './annotate.js';
-import type { ChildReply, ChildRequest } from './child.js';
 import { environRows } from './explain.js';
-import type { CompareReport, CompareRequest, Latency, ProtocolName, ProtocolResult, ResponseFraming, TimelinePoint, Via } from './types.js';
-import { packageRoot } from '../package-root.js';
-
-/** A built file of the package (`src/cli.js` → dist/src/cli.js): processes are started from dist/ even under ts-jest. */
-function distFile(relative: string): string {
-  return join(packageRoot(), 'dist', relative);
-}
+import { ChildServer, distFile, findNginx, Nginx, reapedChildrenCpuUs, Tap, threadsCpuUs } from './processes.js';
+import { loadCost, replayOnce, sequentialCost, TIMEOUT, type Cost, type Send } from './timing.js';
+import type { CompareReport, CompareRequest, ProtocolName, ProtocolResult, ResponseFraming, Via } from './types.js';
 
 /** The app served when none is given: examples/echo.mjs, which answers with its environ and body. */
 export const ECHO_APP = 'examples/echo.mjs';
@@ -113,269 +108,6 @@ interface Exchange {
 
 const PROTOCOLS: readonly ProtocolName[] = ['http', 'fastcgi', 'scgi', 'uwsgi', 'cgi'];
 
-// ---- CPU time, from /proc ----------------------------------------------------------------
-
-/** ns on CPU of every thread of `pid` (schedstat's first field), as µs; 0 when unreadable. */
-function threadsCpuUs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  let ns = 0;
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
-      } catch {
-        // the thread ended between the listing and the read
-      }
-    }
-  } catch {
-    return 0;
-  }
-  return ns / 1000;
-}
-
-/** User + system time of this process's reaped children (the CGI runs), µs; clock ticks of 10 ms. */
-function reapedChildrenCpuUs(): number {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After the command: state is field 3, so cutime (16) and cstime (17) are at 13 and 14 here.
-    return (Number(fields[13]) + Number(fields[14])) * 10_000;
-  } catch {
-    return 0;
-  }
-}
-
-// ---- the child gatewire --------------------------------------------------------------------
-
-class ChildServer {
-  private waiting: Array<(reply: ChildReply) => void> = [];
-  private constructor(
-    readonly process: ChildProcess,
-    readonly ports: Record<'http' | 'fastcgi' | 'scgi' | 'uwsgi', number>,
-  ) {
-    process.on('message', (reply: ChildReply) => this.waiting.shift()?.(reply));
-  }
-
-  static start(app: string, forced: AppInterface | undefined): Promise<ChildServer> {
-    const child = fork(distFile('src/compare/child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-    return new Promise((resolvePromise, reject) => {
-      const failed = (why: string): void => {
-        child.kill('SIGKILL');
-        reject(new Error(`compare: the gatewire child did not start: ${why}`));
-      };
-      const timer = setTimeout(() => failed('no answer in 15 s'), 15_000);
-      child.once('error', (err) => failed(err.message));
-      child.once('exit', (code) => failed(`it exited with ${code}`));
-      child.once('message', (reply: ChildReply) => {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        if (reply.type === 'ready') resolvePromise(new ChildServer(child, reply.ports));
-        else failed(reply.type === 'failed' ? reply.message : `unexpected message ${reply.type}`);
-      });
-      child.send({ type: 'start', app, ...(forced === undefined ? {} : { interface: forced }) } satisfies ChildRequest);
-    });
-  }
-
-  arm(): void {
-    this.process.send({ type: 'arm' } satisfies ChildRequest);
-  }
-
-  /** The environs recorded since arm(). */
-  take(): Promise<Array<Record<string, string>>> {
-    return new Promise((resolvePromise) => {
-      this.waiting.push((reply) => resolvePromise(reply.type === 'environs' ? reply.list : []));
-      this.process.send({ type: 'take' } satisfies ChildRequest);
-    });
-  }
-
-  cpu(): number {
-    return threadsCpuUs(this.process.pid);
-  }
-
-  stop(): void {
-    if (this.process.connected) this.process.disconnect();
-    setTimeout(() => this.process.kill('SIGKILL'), 2000).unref();
-  }
-}
-
-// ---- taps: the relays between nginx and the child, which keep the bytes --------------------
-
-class Tap {
-  /** The bytes of the connection being captured; undefined while not capturing. */
-  capture: { request: Buffer[]; response: Buffer[] } | undefined;
-  port = 0;
-  private readonly sockets = new Set<Socket>();
-  private readonly server: Server;
-
-  private constructor(private readonly targetPort: number) {
-    this.server = createServer((downstream) => this.relay(downstream));
-  }
-
-  static start(targetPort: number): Promise<Tap> {
-    const tap = new Tap(targetPort);
-    return new Promise((resolvePromise, reject) => {
-      tap.server.once('error', reject);
-      tap.server.listen(0, '127.0.0.1', () => {
-        const address = tap.server.address();
-        tap.port = typeof address === 'object' && address !== null ? address.port : 0;
-        resolvePromise(tap);
-      });
-    });
-  }
-
-  /** One connection from nginx: passed on to the child as is, its bytes kept while capturing. */
-  private relay(downstream: Socket): void {
-    const upstream = connect(this.targetPort, '127.0.0.1');
-    const seen = this.capture;
-    for (const s of [downstream, upstream]) {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-      s.on('error', () => {
-        downstream.destroy();
-        upstream.destroy();
-      });
-    }
-    downstream.on('data', (chunk: Buffer) => {
-      seen?.request.push(chunk);
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      seen?.response.push(chunk);
-      downstream.write(chunk);
-    });
-    downstream.on('end', () => upstream.end());
-    upstream.on('end', () => downstream.end());
-  }
-
-  close(): void {
-    this.server.close();
-    for (const s of this.sockets) s.destroy();
-  }
-}
-
-// ---- nginx -------------------------------------------------------------------------------
-
-/** nginx's binary: the given path, else `nginx` on PATH or /usr/sbin/nginx; undefined when there is none. */
-export function findNginx(given: boolean | string | undefined): string | undefined {
-  if (typeof given === 'string') return existsSync(given) ? given : undefined;
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'];
-  for (const dir of dirs) {
-    if (dir !== '' && existsSync(join(dir, 'nginx'))) return join(dir, 'nginx');
-  }
-  return undefined;
-}
-
-/** The folder of nginx's own fastcgi_params, scgi_params and uwsgi_params (from `nginx -V`'s --conf-path). */
-function nginxConfDir(binary: string): string {
-  const out = spawnSync(binary, ['-V'], { encoding: 'latin1' });
-  const conf = /--conf-path=(\S+)/.exec(`${out.stderr}${out.stdout}`)?.[1];
-  return conf === undefined ? '/etc/nginx' : dirname(conf);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolvePromise(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
-
-class Nginx {
-  private constructor(
-    readonly process: ChildProcess,
-    readonly ports: Record<'http' | 'fastcgi' | 'scgi' | 'uwsgi', number>,
-    readonly version: string,
-  ) {}
-
-  static async start(binary: string, dir: string, taps: Record<'http' | 'fastcgi' | 'scgi' | 'uwsgi', Tap>): Promise<Nginx> {
-    const params = nginxConfDir(binary);
-    const ports = { http: await freePort(), fastcgi: await freePort(), scgi: await freePort(), uwsgi: await freePort() };
-    const pass: Record<keyof typeof ports, string> = {
-      http: `proxy_pass http://127.0.0.1:${taps.http.port};`,
-      fastcgi: `include ${params}/fastcgi_params; fastcgi_pass 127.0.0.1:${taps.fastcgi.port};`,
-      scgi: `include ${params}/scgi_params; scgi_pass 127.0.0.1:${taps.scgi.port};`,
-      uwsgi: `include ${params}/uwsgi_params; uwsgi_pass 127.0.0.1:${taps.uwsgi.port};`,
-    };
-    const servers = (Object.keys(ports) as Array<keyof typeof ports>).map((p) => `  server { listen 127.0.0.1:${ports[p]}; server_name localhost; location / { ${pass[p]} } }`);
-    const temp = ['client_body', 'proxy', 'fastcgi', 'scgi', 'uwsgi'].map((t) => `  ${t}_temp_path ${dir}/${t};`);
-    const conf = [
-      // As root, nginx would drop its worker to nobody, who cannot enter the temporary folder.
-      ...(process.getuid?.() === 0 ? ['user root root;'] : []),
-      'daemon off;',
-      'worker_processes 1;',
-      `pid ${dir}/nginx.pid;`,
-      `error_log ${dir}/error.log warn;`,
-      'events { worker_connections 512; }',
-      'http {',
-      '  access_log off;',
-      ...temp,
-      ...servers,
-      '}',
-      '',
-    ].join('\n');
-    writeFileSync(join(dir, 'nginx.conf'), conf);
-    const child = spawn(binary, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('latin1')));
-    const version = /nginx\/([0-9.]+)/.exec(spawnSync(binary, ['-v'], { encoding: 'latin1' }).stderr)?.[1] ?? '';
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${stderr.trim() || readLog(join(dir, 'error.log'))}`);
-      if (await canConnect(ports.uwsgi)) break;
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`nginx did not listen within 10 s: ${readLog(join(dir, 'error.log'))}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return new Nginx(child, ports, version);
-  }
-
-  /** The worker's pid (the master's only child). */
-  workerPids(): number[] {
-    const master = this.process.pid;
-    const pids: number[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^[0-9]+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === master) pids.push(Number(entry));
-      } catch {
-        // gone meanwhile
-      }
-    }
-    return pids;
-  }
-
-  stop(): void {
-    this.process.kill('SIGQUIT');
-    setTimeout(() => this.process.kill('SIGKILL'), 2000).unref();
-  }
-}
-
-function readLog(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
-  } catch {
-    return '(no error log)';
-  }
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolvePromise) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolvePromise(true);
-    });
-    s.once('error', () => resolvePromise(false));
-  });
-}
-
 // ---- the requests ------------------------------------------------------------------------
 
 /** A target on 127.0.0.1:port that names `localhost` (Host, SERVER_NAME) without a port, as a public site would. */
@@ -397,7 +129,6 @@ function appParams(target: RequestTarget, request: CompareRequest): Array<[strin
   return out;
 }
 
-const TIMEOUT = 10_000;
 
 function wireSink(capture: boolean): { onWire?: (d: '>' | '<', chunk: Buffer) => void; request: Buffer[]; response: Buffer[] } {
   const request: Buffer[] = [];
@@ -588,120 +319,6 @@ export function sentVariables(name: ProtocolName, request: Buffer, envBytes?: nu
   return undefined;
 }
 
-// ---- timing ------------------------------------------------------------------------------
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const at = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[at] as number;
-}
-
-function round(n: number, digits = 3): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-interface Cost {
-  latency: Latency;
-  rps: number;
-  cpuUsPerRequest: number;
-  timeline: TimelinePoint[];
-}
-
-/** Writes `bytes` on a new connection to 127.0.0.1:port and resolves with the answer's length once the server ends the connection (every request here asks it to). */
-function replayOnce(port: number, bytes: Buffer): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let got = 0;
-    socket.setTimeout(TIMEOUT, () => socket.destroy(new Error(`no end of the answer within ${TIMEOUT} ms`)));
-    socket.on('data', (chunk: Buffer) => (got += chunk.length));
-    socket.once('error', reject);
-    socket.once('end', () => {
-      socket.end();
-      if (got === 0) reject(new Error('the connection ended without an answer'));
-      else resolvePromise(got);
-    });
-    // Not end(): nginx takes a half-closed client for one that left and aborts the request.
-    socket.write(bytes);
-  });
-}
-
-/** One timed request of a column: the captured bytes replayed, or (CGI) the whole run again. */
-type Send = () => Promise<unknown>;
-
-function sendOf(column: Column, request: CompareRequest, exchange: Exchange | undefined): Send {
-  const replay = exchange?.replay;
-  return replay === undefined ? () => column.send(request, false) : () => replayOnce(replay.port, replay.bytes);
-}
-
-async function sequentialCost(column: Column, send: Send, samples: number): Promise<Cost> {
-  await send(); // warm-up: the first request of a column pays for lazy loading
-  const latencies: number[] = [];
-  const cpu0 = column.cpu();
-  const t0 = performance.now();
-  for (let i = 0; i < samples; i++) {
-    const start = performance.now();
-    await send();
-    latencies.push(performance.now() - start);
-  }
-  const elapsed = performance.now() - t0;
-  const cpu = column.cpu() - cpu0;
-  latencies.sort((a, b) => a - b);
-  return {
-    latency: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), samples },
-    rps: round(samples / (elapsed / 1000), 1),
-    cpuUsPerRequest: round(cpu / samples, 1),
-    timeline: [],
-  };
-}
-
-const SLICE_MS = 250;
-
-async function loadCost(column: Column, send: Send, durationMs: number, concurrency: number, progress: (f: number) => void): Promise<Cost> {
-  for (let i = 0; i < Math.min(concurrency, 4); i++) await send();
-  const latencies: number[] = [];
-  const slices: number[][] = [];
-  let failures = 0;
-  const cpu0 = column.cpu();
-  const t0 = performance.now();
-  const deadline = t0 + durationMs;
-  const ticker = setInterval(() => progress(Math.min(1, (performance.now() - t0) / durationMs)), 100);
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const start = performance.now();
-      try {
-        await send();
-      } catch {
-        failures++;
-        continue;
-      }
-      const end = performance.now();
-      latencies.push(end - start);
-      ((slices[Math.floor((end - t0) / SLICE_MS)] ??= [])).push(end - start);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
-  } finally {
-    clearInterval(ticker);
-  }
-  const elapsed = performance.now() - t0;
-  const cpu = column.cpu() - cpu0;
-  if (latencies.length === 0) throw new Error(`no request succeeded under load (${failures} failed)`);
-  const timeline: TimelinePoint[] = [];
-  for (let i = 0; i * SLICE_MS < durationMs; i++) {
-    const slice = (slices[i] ?? []).sort((a, b) => a - b);
-    timeline.push({ t: (i + 1) * SLICE_MS, rps: round(slice.length / (SLICE_MS / 1000), 1), p50: round(percentile(slice, 50)) });
-  }
-  latencies.sort((a, b) => a - b);
-  return {
-    latency: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), samples: latencies.length },
-    rps: round(latencies.length / (elapsed / 1000), 1),
-    cpuUsPerRequest: round(cpu / latencies.length, 1),
-    timeline,
-  };
-}
-
 // ---- the session -------------------------------------------------------------------------
 
 /** A started comparison: the child gatewire, nginx and its taps when asked for; run() as often as needed. */
@@ -799,8 +416,8 @@ export class CompareSession {
         costs.set(
           column.id,
           runOptions.loadMs === undefined
-            ? await sequentialCost(column, send, column.name === 'cgi' ? Math.max(3, Math.round(samples / 5)) : samples)
-            : await loadCost(column, send, runOptions.loadMs, column.name === 'cgi' ? Math.min(runOptions.concurrency ?? 8, 2) : (runOptions.concurrency ?? 8), report),
+            ? await sequentialCost(() => column.cpu(), send, column.name === 'cgi' ? Math.max(3, Math.round(samples / 5)) : samples)
+            : await loadCost(() => column.cpu(), send, runOptions.loadMs, column.name === 'cgi' ? Math.min(runOptions.concurrency ?? 8, 2) : (runOptions.concurrency ?? 8), report),
         );
       } catch (err) {
         const entry = captured.get(column.id);
@@ -863,6 +480,12 @@ export class CompareSession {
       }
     }
   }
+}
+
+/** A column's timed request: the captured bytes replayed, or (CGI) the whole run again. */
+function sendOf(column: Column, request: CompareRequest, exchange: Exchange | undefined): Send {
+  const replay = exchange?.replay;
+  return replay === undefined ? () => column.send(request, false) : () => replayOnce(replay.port, replay.bytes);
 }
 
 function readJson(file: string): Record<string, string> | undefined {
