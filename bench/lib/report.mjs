@@ -61,8 +61,9 @@ export function computeRatios(group, summaries) {
     const b = byName.get(r.den);
     const out = { num: r.num, den: r.den, min: r.min ?? null, goal: r.goal ?? null };
     if (!a?.ok || !b?.ok) {
-      const missing = [a, b].filter((s) => !s?.ok).map((s, i) => s?.name ?? [r.num, r.den][i]);
-      return { ...out, rps: null, cpu: null, verdict: null, note: `n/a (${missing.join(', ')} did not run)` };
+      // Name each side that has no result: left out by --only, or failed.
+      const missing = [[r.num, a], [r.den, b]].filter(([, s]) => !s?.ok).map(([name, s]) => (s === undefined ? `${name} was not run` : `${name} failed`));
+      return { ...out, rps: null, cpu: null, verdict: null, note: `n/a (${missing.join(', ')})` };
     }
     const rps = a.rps / b.rps;
     const cpu = a.cpuUsPerReq && b.cpuUsPerReq ? a.cpuUsPerReq / b.cpuUsPerReq : null;
