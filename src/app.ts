@@ -68,6 +68,15 @@ export interface Environ {
   'gatewire.run_once': boolean;
   'gatewire.multithread': boolean;
   'gatewire.multiprocess': boolean;
+  /**
+   * Only where the front can hand over its connection's bytes (the HTTP front), and only before
+   * start_response: for a response the app frames itself (an NPH script's output, C-28). Resolves
+   * true when the body the app returns will reach the client byte for byte, without a head of
+   * ours, and the connection closes after it (`status` is what the access log reports); false, or
+   * the key absent (the gateway fronts, whose web server frames every response, and the CGI
+   * child), means start_response as usual.
+   */
+  'gatewire.raw_response'?: (status: number) => Promise<boolean>;
 
   [header: `HTTP_${string}`]: string | undefined;
   [key: string]: unknown;

@@ -9,7 +9,13 @@
  *       non-empty chunk or at the end      R-10 repeated headers kept apart
  *   R-5 the body's cleanup always runs     R-11 error after headers → the peer sees truncation
  *
- * Fronts only serialize: they never see an unvalidated status or header.
+ * Fronts only serialize: they never see an unvalidated status or header. The one exception is a
+ * response the app frames itself (an NPH script's output, C-28): where the front can hand over
+ * its connection's bytes (the HTTP front), `environ['gatewire.raw_response']` switches the
+ * exchange to them, and the app's body then goes out byte for byte, without a head of ours.
+ *
+ * The exchange also keeps the access log's figures (CLI-9): the status, or 499 for a client
+ * that went away first, and the body bytes actually handed to the peer.
  */
 import { Buffer } from 'node:buffer';
 import type { App, Body, Chunk, Environ, HeaderList, StartResponse, Write } from './app.js';
@@ -38,6 +44,28 @@ export interface ResponseSink {
   abort(err: Error): void;
   /** True once the peer is gone; the exchange stops producing. */
   readonly closed: boolean;
+  /**
+   * Optional, for fronts whose connection can carry a response framed by the app (the HTTP front,
+   * C-28): hands this response the connection's own bytes, once nothing of it was sent and the
+   * responses before it on the connection are out. Undefined when the front cannot.
+   */
+  raw?(): Promise<RawOutput | undefined>;
+}
+
+/**
+ * A connection's bytes, for a response the app frames itself: what is written goes to the peer
+ * as it is, and the end closes the connection (nothing can follow a response whose framing is
+ * not ours). The shape of a ResponseSink without its head.
+ */
+export interface RawOutput {
+  /** Returns false when the caller should await drain(). */
+  write(chunk: Buffer): boolean;
+  drain(): Promise<void>;
+  /** The response is complete: the connection closes once the bytes are out. */
+  end(): void;
+  /** The peer must see an error: the connection is reset. */
+  abort(err: Error): void;
+  readonly closed: boolean;
 }
 
 /** Where an exchange reports what went wrong; the front tags it with the request id. */
@@ -61,27 +89,52 @@ type State = 'calling' | 'iterating' | 'done';
 export class Exchange {
   status = 0;
   reason = '';
-  /** Body bytes produced by the app (counted on HEAD too). */
+  /** Body bytes produced by the app (counted on HEAD too): what R-8 holds against Content-Length. */
   bytes = 0;
+  /**
+   * Body bytes handed to the peer (CLI-9): none for HEAD, 204 and 304, only those before a client
+   * abort; for a raw response every byte of it, the app's own head included.
+   */
+  sentBytes = 0;
   headersSent = false;
   /** Set when the app failed; the front may report it (FastCGI appStatus, access log). */
   failed: Error | undefined;
+  /** The peer went away before the response was complete (a client hang-up, FCGI_ABORT_REQUEST). */
+  clientAborted = false;
 
   private headers: HeaderList | undefined;
   private declaredLength = -1;
   private state: State = 'calling';
   private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | undefined;
   private readonly isHead: boolean;
+  /** Set once the response went to the sink (ended, completed or aborted for an app error). */
+  private completed = false;
+  /** Set once the app framed the response itself (gatewire.raw_response): no head, no body rules. */
+  private raw = false;
+  private sink: ResponseSink;
 
   constructor(
     private readonly environ: Environ,
-    private readonly sink: ResponseSink,
+    sink: ResponseSink,
     private readonly log: ExchangeLog,
   ) {
+    this.sink = sink;
     this.isHead = environ.REQUEST_METHOD === 'HEAD';
+    if (sink.raw !== undefined) environ['gatewire.raw_response'] = (status: number) => this.takeRaw(status);
+  }
+
+  /**
+   * The status of the access log (CLI-9). 499 is nginx's "client closed request": the client went
+   * away before the response was complete. nginx keeps the status it sent once bytes went out; we
+   * mark every abort, so a download cut short never reads as a complete one (sentBytes says how
+   * far it got).
+   */
+  get accessStatus(): number {
+    return this.clientAborted ? 499 : this.status;
   }
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
+    if (this.raw) throw new AppContractError('start_response after gatewire.raw_response: the app frames this response itself');
     if (excInfo !== undefined && excInfo !== null) {
       if (this.headersSent) throw excInfo; // R-3: too late to change anything; abort
     } else if (this.headers !== undefined) {
@@ -110,6 +163,7 @@ export class Exchange {
 
   /** The front calls this when the peer is gone (client disconnect, FCGI_ABORT_REQUEST, timeout). */
   peerGone(): void {
+    if (!this.completed) this.clientAborted = true;
     const it = this.iterator;
     if (it !== undefined && this.state === 'iterating' && typeof it.return === 'function') {
       // Ends a stream or generator that is waiting for data nobody will read (R-5).
@@ -138,6 +192,26 @@ export class Exchange {
       );
     }
     return this.respond(result);
+  }
+
+  /**
+   * `gatewire.raw_response(status)` (C-28): the app frames its response itself, and the sink hands
+   * over the connection's bytes. Only before start_response; false when the front cannot.
+   */
+  private async takeRaw(status: number): Promise<boolean> {
+    if (this.headers !== undefined || this.headersSent || this.state === 'done' || this.raw) return false;
+    const out = await this.sink.raw?.();
+    if (out === undefined) return false;
+    if (this.headers !== undefined || (this.state as State) === 'done') {
+      out.abort(new AppContractError('start_response while gatewire.raw_response was pending'));
+      return false;
+    }
+    this.raw = true;
+    this.sink = rawSink(out);
+    this.status = status;
+    this.headers = [];
+    this.headersSent = true;
+    return true;
   }
 
   private respond(body: Body): Promise<void> {
@@ -176,6 +250,7 @@ export class Exchange {
       this.finish(undefined);
     } catch (err) {
       if (!(err instanceof PeerGone)) this.fail(err);
+      else if (!this.completed) this.clientAborted = true;
     } finally {
       this.state = 'done';
       const it = this.iterator;
@@ -248,8 +323,14 @@ export class Exchange {
     this.bytes = length;
     this.headersSent = true;
     this.state = 'done';
-    if (this.sink.closed) return;
-    complete(this.status, this.reason, headers, this.bodyAllowed() && length > 0 ? chunk : undefined);
+    if (this.sink.closed) {
+      this.clientAborted = true;
+      return;
+    }
+    this.completed = true;
+    const body = this.bodyAllowed() && length > 0 ? chunk : undefined;
+    if (body !== undefined) this.sentBytes = length;
+    complete(this.status, this.reason, headers, body);
   }
 
   private requireStarted(): void {
@@ -266,17 +347,25 @@ export class Exchange {
     const declared = this.declaredLength;
     if (declared >= 0 && this.bytes + buf.length > declared) {
       const room = declared - this.bytes;
-      if (room > 0 && this.bodyAllowed()) this.sink.write(buf.subarray(0, room));
+      if (room > 0 && this.bodyAllowed()) this.put(buf.subarray(0, room));
       this.bytes = declared;
       throw new AppContractError(`the body is longer than the declared Content-Length ${declared} (R-8)`);
     }
     this.bytes += buf.length;
-    return this.bodyAllowed() ? this.sink.write(buf) : true;
+    return this.bodyAllowed() ? this.put(buf) : true;
+  }
+
+  private put(buf: Buffer): boolean {
+    this.sentBytes += buf.length;
+    return this.sink.write(buf);
   }
 
   /** The body ended normally; `last` is a held chunk not yet sent. */
   private finish(last: Buffer | undefined): void {
-    if (this.sink.closed) return;
+    if (this.sink.closed) {
+      this.clientAborted = true;
+      return;
+    }
     if (!this.headersSent) {
       if (this.headers === undefined) throw new AppContractError('the app returned without calling start_response');
       const total = last === undefined ? 0 : last.length;
@@ -293,6 +382,7 @@ export class Exchange {
       throw new AppContractError(`the body is shorter (${this.bytes}) than the declared Content-Length ${this.declaredLength} (R-8)`);
     }
     this.state = 'done';
+    this.completed = true;
     this.sink.end();
   }
 
@@ -301,9 +391,9 @@ export class Exchange {
     this.sink.head(this.status, this.reason, this.headers as HeaderList);
   }
 
-  /** R-9: no body bytes for HEAD, 204 and 304 (the app's are counted and dropped). */
+  /** R-9: no body bytes for HEAD, 204 and 304 (the app's are counted and dropped); a raw response is the app's to frame. */
   private bodyAllowed(): boolean {
-    return !this.isHead && this.status !== 204 && this.status !== 304;
+    return this.raw || (!this.isHead && this.status !== 204 && this.status !== 304);
   }
 
   private checkHeaders(headers: HeaderList, code: number): HeaderList {
@@ -332,8 +422,12 @@ export class Exchange {
     const error = err instanceof Error ? err : new Error(String(err));
     this.failed = error;
     this.state = 'done';
-    if (this.sink.closed) return;
+    if (this.sink.closed) {
+      if (!this.completed) this.clientAborted = true;
+      return;
+    }
     this.log.error(this.headersSent ? `app failed after the headers were sent: ${error.message}` : `app failed: ${error.message}`, error);
+    this.completed = true;
     if (this.headersSent) {
       this.sink.abort(error);
       return;
@@ -344,9 +438,23 @@ export class Exchange {
     this.reason = r.reason;
     this.headersSent = true;
     this.sink.head(r.status, r.reason, r.headers);
-    if (r.body !== undefined) this.sink.write(r.body);
+    if (r.body !== undefined) this.put(r.body);
     this.sink.end();
   }
+}
+
+/** A RawOutput as the exchange's sink: the head is the app's own bytes, so there is none to write. */
+function rawSink(out: RawOutput): ResponseSink {
+  return {
+    head: () => undefined,
+    write: (chunk) => out.write(chunk),
+    drain: () => out.drain(),
+    end: () => out.end(),
+    abort: (err) => out.abort(err),
+    get closed() {
+      return out.closed;
+    },
+  };
 }
 
 /** Runs one exchange to completion. */

@@ -7,6 +7,18 @@
  * Exit codes: 0 response sent (or the server closed stdout), 1 the app failed or REQUEST_METHOD
  * is missing (K-2), 2 the app cannot be loaded or an option is bad, 143 SIGTERM (K-16).
  *
+ * The end of a run (K-20): the response is complete once stdout is flushed, but the app may still
+ * have work queued (Express logs a route's error from a setImmediate after the 500 went out, a
+ * logger writes from a timer), and all of it may be writing to stderr. Exiting right after the
+ * flush lost those lines, and process.exit() also drops what Node still queues for a stderr pipe
+ * the web server reads slowly. So: stdout is released first, and the web server sees the end of
+ * the response at once (releaseStdout); then the process lingers until its event loop is empty,
+ * at most LINGER_MS (an app holding a timer or a pool open would keep it forever), waits for
+ * stderr to drain, at most STDERR_DRAIN_MS, and exits. The response is not held up by it, except
+ * under a host that itself waits for the script's stderr to close (Apache mod_cgi): there the
+ * linger is the app's own pending work, LINGER_MS at worst. Diagnostics of our own go through
+ * process.stderr too, so they keep their order with the app's.
+ *
  * Drop-in for any cgi-bin (examples/cgi-wrapper.cgi):
  *   #!/bin/sh
  *   exec node /path/to/gatewire/dist/src/cli.js cgi /path/to/app.mjs
@@ -14,7 +26,7 @@
  *   #!/usr/bin/env -S node /path/to/gatewire/dist/src/cli.js cgi
  */
 import { type Command, Option } from 'commander';
-import { fstatSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import type { Service } from './app.js';
 import { CgiStalled, CgiTermination, answerWithoutApp, isCgiEnvironment, readProcessEnviron, runCgiChild } from './fronts/cgi.js';
 import { LoadError, loadService, splitAppSpec } from './loader.js';
@@ -71,8 +83,8 @@ export function registerCgiCommand(program: Command): Command {
       options = resolveOptions(raw);
     } catch (err) {
       if (!(err instanceof OptionError)) throw err;
-      process.stderr.write(`gatewire: ${err.message}\n`);
-      process.exit(2);
+      processStderr.write(`gatewire: ${err.message}\n`);
+      return exitAfterStderr(2);
     }
     await runCgiProcess(app, options);
   });
@@ -83,13 +95,32 @@ export function registerCgiCommand(program: Command): Command {
 // The process glue: `gatewire cgi APP`
 // ---------------------------------------------------------------------------------------
 
-/** stderr by plain blocking writes: a line is out before process.exit(). */
+/**
+ * After the response: how long the app's queued work (timers, immediates, I/O) may keep the
+ * process alive to write its last stderr lines (K-20). Most apps are done long before (Express
+ * logs from a setImmediate) and the process ends as soon as its event loop is empty; the cap
+ * only binds an app that holds a timer or a pool open. It is short because some hosts finish the
+ * response only when the process is gone: Apache mod_cgi reads the script's stderr to EOF before
+ * it completes the response, python3 http.server waits for the exit. mod_cgid is not held up.
+ */
+export const LINGER_MS = 500;
+
+/** At exit: how long stderr bytes Node still queues (the web server reads slowly) may take to leave. */
+export const STDERR_DRAIN_MS = 1000;
+
+/** On SIGTERM the wait for stderr is shorter: the process must end promptly (K-16). */
+const SIGTERM_DRAIN_MS = 200;
+
+/**
+ * Our diagnostics go through process.stderr, in order with what the app writes there; exits wait
+ * for it to drain (exitAfterStderr), so a line is out before the process ends (K-20).
+ */
 const processStderr = {
   write(text: string): void {
     try {
-      writeSync(2, text);
+      process.stderr.write(text);
     } catch {
-      // EAGAIN on a non-blocking stderr, or no stderr: drop the line
+      // no stderr: drop the line
     }
   },
 };
@@ -99,8 +130,10 @@ const processStderr = {
  * the listening socket at fd 0. Never returns: exits with the codes of the module comment.
  */
 export async function runCgiProcess(appSpec: string, options: ServeOptions): Promise<never> {
+  // A web server that closed our stderr (EPIPE) must not crash the run.
+  process.stderr.on('error', () => undefined);
   // K-16: from the first moment; while the app loads there is nothing to clean up.
-  let onSigterm = (): void => process.exit(143);
+  let onSigterm = (): void => void exitAfterStderr(143, SIGTERM_DRAIN_MS);
   process.on('SIGTERM', () => onSigterm());
   const env = readProcessEnviron();
   const cgi = isCgiEnvironment(env);
@@ -114,7 +147,7 @@ export async function runCgiProcess(appSpec: string, options: ServeOptions): Pro
       // The web server still gets a response it can show, not "premature end of script headers".
       await answerWithoutApp(env, env.SCRIPT_FILENAME || splitAppSpec(appSpec).file, process.stdout, 500);
     }
-    process.exit(2);
+    return exitAfterStderr(2);
   }
 
   if (!cgi && isSocket(0)) {
@@ -123,11 +156,18 @@ export async function runCgiProcess(appSpec: string, options: ServeOptions): Pro
   }
 
   const controller = new AbortController();
+  // Before the response an uncaught error is the app's failure (a 500); after it, a line on stderr.
+  let responded = false;
+  const crashed = (what: string, err: unknown): void => {
+    if (responded) processStderr.write(`gatewire cgi: error: ${what} after the response: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    else controller.abort(err instanceof Error ? err : new Error(`${what}: ${String(err)}`));
+  };
   onSigterm = () => controller.abort(new CgiTermination('SIGTERM'));
-  process.on('uncaughtException', (err) => controller.abort(err));
-  process.on('unhandledRejection', (reason) => controller.abort(reason instanceof Error ? reason : new Error(`unhandled rejection: ${String(reason)}`)));
+  process.on('uncaughtException', (err) => crashed('uncaught exception', err));
+  process.on('unhandledRejection', (reason) => crashed('unhandled rejection', reason));
   // Nothing left to wait for but no response yet: the app's promise can never settle.
-  process.on('beforeExit', () => controller.abort(new CgiStalled('the app did not finish its response and has nothing left to wait for')));
+  const stalled = (): void => controller.abort(new CgiStalled('the app did not finish its response and has nothing left to wait for'));
+  process.on('beforeExit', stalled);
   process.stdout.on('error', () => undefined); // K-13: handled by the sink; never an uncaught EPIPE
 
   const code = await runCgiChild(service, {
@@ -139,7 +179,106 @@ export async function runCgiProcess(appSpec: string, options: ServeOptions): Pro
     maxBodyBytes: options.maxBodyBytes,
     signal: controller.signal,
   });
-  process.exit(code);
+  if (code === 143) return exitAfterStderr(code, SIGTERM_DRAIN_MS);
+
+  // K-20: the response is out; the app's late work may still log.
+  process.off('beforeExit', stalled);
+  responded = true;
+  // mod_cgid SIGTERMs every script still running when its request ends (and SIGKILLs it 3 s
+  // later): after the response SIGTERM is routine, not a reason to drop the app's last lines.
+  onSigterm = () => undefined;
+  return exitAfterLinger(code);
+}
+
+/** K-20: stdout released, the app's queued work given up to LINGER_MS, stderr drained, exit. */
+async function exitAfterLinger(code: number): Promise<never> {
+  process.exitCode = code; // whatever ends the process from here on
+  await releaseStdout();
+  await lingerForApp(LINGER_MS);
+  return exitAfterStderr(code);
+}
+
+/**
+ * K-20: the web server sees the end of the response now, while the process may still linger.
+ * fd 1 is closed and taken again at once by /dev/null (open() returns the lowest free
+ * descriptor), so a descriptor the app opens later never becomes its stdout; whoever else holds
+ * the same pipe (a wrapper shell that runs more commands) keeps its copy, as if we had exited.
+ * One socket as both stdin and stdout (mod_cgid) stays open through fd 0, so it is shut down for
+ * writing instead, which ends it for the web server. A terminal is left alone.
+ */
+function releaseStdout(): Promise<void> {
+  let how: 'shutdown' | 'close' | undefined;
+  try {
+    const out = fstatSync(1);
+    if (out.isSocket() && sameFile(0, out.dev, out.ino)) how = 'shutdown';
+    else if (out.isSocket() || out.isFIFO() || out.isFile()) how = 'close';
+  } catch {
+    return Promise.resolve(); // fd 1 is not open: nothing to release
+  }
+  if (how === 'shutdown') {
+    // end() shuts the socket down (the stdio stream never closes its fd); a stdout that already
+    // failed (EPIPE) may never call back, hence the bound.
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, STDERR_DRAIN_MS);
+      process.stdout.end(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  if (how === 'close') {
+    try {
+      closeSync(1);
+      const fd = openSync('/dev/null', 'w');
+      if (fd !== 1) closeSync(fd); // fd 1 was taken between the two calls: keep nothing extra open
+    } catch {
+      // closing failed: the web server sees EOF when the process exits
+    }
+  }
+  return Promise.resolve();
+}
+
+function sameFile(fd: number, dev: number, ino: number): boolean {
+  try {
+    const st = fstatSync(fd);
+    return st.dev === dev && st.ino === ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * K-20: resolves when the event loop has nothing left to do (the app's timers, immediates and
+ * I/O are done: `beforeExit`), or after `capMs` at most. The cap timer is unref'd: it never keeps
+ * the process alive by itself.
+ */
+function lingerForApp(capMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(cap);
+      process.off('beforeExit', done);
+      resolve();
+    };
+    const cap = setTimeout(done, capMs);
+    cap.unref();
+    process.once('beforeExit', done);
+  });
+}
+
+/**
+ * Exits with `code` once what the process queued for stderr has left (a pipe the web server reads
+ * slowly holds it in Node's queue, and process.exit() would drop it), after `drainMs` at most.
+ */
+function exitAfterStderr(code: number, drainMs = STDERR_DRAIN_MS): Promise<never> {
+  return new Promise<never>(() => {
+    const exit = (): void => process.exit(code);
+    setTimeout(exit, drainMs);
+    try {
+      process.stderr.write('', exit);
+    } catch {
+      exit();
+    }
+  });
 }
 
 function isSocket(fd: number): boolean {
@@ -168,7 +307,7 @@ async function serveSpawnedFastcgi(service: Service, options: ServeOptions, onSi
     if (!(err instanceof ListenError)) throw err;
     if (/allow-list/.test(err.message)) {
       processStderr.write(`gatewire: ${err.message}\n`);
-      process.exit(2);
+      return exitAfterStderr(2);
     }
     return false;
   }

@@ -43,6 +43,8 @@ export const ServerErrorCode = {
   Upstream: 'GATEWIRE_UPSTREAM',
   /** RequestFailure: `gatewire request` got no valid answer (refused, reset, timeout, garbage). */
   RequestFailed: 'GATEWIRE_REQUEST_FAILED',
+  /** CompareRequestError: the `gatewire compare --serve` page was sent a request it cannot compare. */
+  CompareRequest: 'GATEWIRE_COMPARE_REQUEST',
 } as const;
 export type ServerErrorCode = (typeof ServerErrorCode)[keyof typeof ServerErrorCode];
 

@@ -99,39 +99,65 @@ function clfTime(d: Date): string {
  * control bytes and bytes ≥ 0x7f as `\xHH`, so a line can never be split or forged.
  */
 export function escapeText(s: string): string {
+  return escapeBytes(s, true);
+}
+
+/** Any char escapeBytes changes: a string without one is returned as it is. */
+const NEEDS_ESCAPE = /[\x00-\x1f"\\\x7f-\uffff]/;
+
+/**
+ * Values are byte strings (E-1, latin1: one char per byte): `\` backslashed and every byte that
+ * is not printable ASCII written `\xHH`, so the log says which bytes came, whatever their
+ * encoding; `"` too when the line is not JSON (which escapes it itself).
+ */
+function escapeBytes(s: string, quote: boolean): string {
+  if (!NEEDS_ESCAPE.test(s)) return s;
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c === 0x22 || c === 0x5c) out += `\\${s[i]}`;
+    if (c === 0x5c || (c === 0x22 && quote)) out += `\\${s[i]}`;
     else if (c < 0x20 || c >= 0x7f) out += c > 0xff ? `\\u${c.toString(16).padStart(4, '0')}` : `\\x${c.toString(16).padStart(2, '0')}`;
     else out += s[i];
   }
   return out;
 }
 
-/** Apache combined: `%h - - %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`. */
+/** Apache's %u: `-` without a user, `""` for an empty one (as mod_log_config writes it). */
+function remoteUser(user: string | undefined): string {
+  if (user === undefined) return '-';
+  return user === '' ? '""' : escapeText(user);
+}
+
+/** Apache combined: `%h - %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`. */
 export function accessCombined(r: AccessRecord): string {
   const request = escapeText(`${r.method} ${r.uri} ${r.serverProtocol}`);
   const bytes = r.bytes > 0 ? String(r.bytes) : '-';
   const referer = r.referer === undefined ? '-' : escapeText(r.referer);
   const agent = r.userAgent === undefined ? '-' : escapeText(r.userAgent);
-  return `${escapeText(r.remoteAddr || '-')} - - [${clfTime(r.time)}] "${request}" ${r.status} ${bytes} "${referer}" "${agent}"`;
+  return `${escapeText(r.remoteAddr || '-')} - ${remoteUser(r.remoteUser)} [${clfTime(r.time)}] "${request}" ${r.status} ${bytes} "${referer}" "${agent}"`;
 }
 
-/** One JSON object per request; JSON.stringify escapes quotes and newlines. */
+/**
+ * One JSON object per request. Client values are escaped as in the text format (`\xHH` for
+ * every byte that is not printable ASCII, `\` doubled): JSON would otherwise write each latin1
+ * char as the UTF-8 of U+0080..U+00FF, which misstates the bytes (a UTF-8 `é` from the client
+ * would read `Ã©`). JSON.stringify escapes quotes.
+ */
 export function accessJson(r: AccessRecord): string {
+  const text = (s: string): string => escapeBytes(s, false);
   return JSON.stringify({
     time: r.time.toISOString(),
     id: r.id,
     protocol: r.protocol,
-    remote_addr: r.remoteAddr,
-    method: r.method,
-    uri: r.uri,
-    server_protocol: r.serverProtocol,
+    remote_addr: text(r.remoteAddr),
+    remote_user: r.remoteUser === undefined ? null : text(r.remoteUser),
+    method: text(r.method),
+    uri: text(r.uri),
+    server_protocol: text(r.serverProtocol),
     status: r.status,
     bytes: r.bytes,
-    referer: r.referer ?? null,
-    user_agent: r.userAgent ?? null,
+    referer: r.referer === undefined ? null : text(r.referer),
+    user_agent: r.userAgent === undefined ? null : text(r.userAgent),
     duration_ms: Math.round(r.durationMs * 1000) / 1000,
   });
 }

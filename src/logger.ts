@@ -12,6 +12,8 @@ export interface AccessRecord {
   id: string;
   protocol: string;
   remoteAddr: string;
+  /** REMOTE_USER as a web server sent it (its authenticated user); undefined on the HTTP front. */
+  remoteUser?: string | undefined;
   method: string;
   uri: string;
   serverProtocol: string;

@@ -1,10 +1,12 @@
 /**
  * The process-level server: one listener per address, each a front of the registry
- * (fronts/registry.ts); unix socket files prepared and removed; graceful close.
+ * (fronts/registry.ts); unix socket files prepared and removed; graceful close; a log line when
+ * file descriptors run out and connections are turned away at accept (descriptors.ts, CLI-10).
  */
 import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Service } from './app.js';
+import { DescriptorWatch } from './descriptors.js';
 import { normalizeMount } from './environ.js';
 import { ListenError } from './errors.js';
 import { InflightCounter } from './fronts/common.js';
@@ -45,13 +47,18 @@ export class Gateway {
   private readonly sockets = new Set<net.Socket>();
   private ownedSocketFiles: string[] = [];
   private closing: Promise<void> | undefined;
+  private readonly descriptors: DescriptorWatch;
 
   constructor(
     private readonly service: Service,
     private readonly options: ServeOptions,
     private readonly logger: Logger,
     private readonly gatewayOptions: GatewayOptions = {},
-  ) {}
+  ) {
+    this.descriptors = new DescriptorWatch(logger, {
+      refusing: () => this.listeners.map((l) => `${l.front} on ${formatAddress(l.address)}`).join(', '),
+    });
+  }
 
   private get manageSocketFiles(): boolean {
     return this.gatewayOptions.manageSocketFiles ?? true;
@@ -79,6 +86,7 @@ export class Gateway {
       this.listeners.push({ front: spec.front, address, server });
       this.logger.info(`listening: ${spec.front} on ${formatAddress(address)}`);
     }
+    this.descriptors.start();
     return this.listeners;
   }
 
@@ -89,7 +97,11 @@ export class Gateway {
       server.once('error', onError);
       const done = (): void => {
         server.off('error', onError);
-        server.on('error', (err) => this.logger.error(`listener ${formatAddress(address)}: ${err.message}`));
+        server.on('error', (err: NodeJS.ErrnoException) => {
+          // CLI-10: rate-limited, not a line per refused connection; the listener goes on accepting.
+          if (err.code === 'EMFILE' || err.code === 'ENFILE') this.descriptors.exhausted(err.code);
+          else this.logger.error(`listener ${formatAddress(address)}: ${err.message}`);
+        });
         resolve();
       };
       if (address.kind === 'unix') server.listen(address.path, done);
@@ -116,6 +128,7 @@ export class Gateway {
   }
 
   private async doClose(graceMs: number): Promise<void> {
+    this.descriptors.stop();
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     const idle = (): void => {
       for (const l of this.opened) l.closeIdle();

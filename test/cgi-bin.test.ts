@@ -19,6 +19,7 @@ import { Gateway } from '../src/server.js';
 import { RecordType } from '../protocols/fastcgi/constants.js';
 import { RecordDecoder } from '../protocols/fastcgi/decoder.js';
 import { encodeBeginRequest, encodeEndOfStream, encodeParamsStream, encodeStdin } from '../protocols/fastcgi/encoder.js';
+import { ensureBuilt, killAll, portOf, spawnCli } from './fixtures/apps/cli-harness.js';
 import { httpRequest } from './helpers/fronts.js';
 
 const ROOT = path.resolve(__dirname, '..', 'fixtures', 'cgi-bin');
@@ -838,18 +839,19 @@ describe('C-19..C-30 script output', () => {
     expect(seen).toEqual({ method: 'GET', path: '/outside/page', query: 'y=2', uri: '/outside/page?y=2', cl: undefined });
   });
 
-  test('C-28: an NPH script: its status line, fields and body, streamed; framing fields left to the front', async () => {
+  test('C-28: an NPH script where the front frames the response (inject, gateway fronts): its status line, fields and body, streamed; framing fields left to the front', async () => {
     const res = await get(app, '/nph-hello.sh');
     expect(res.status).toBe(203);
     expect(res.reason).toBe('Straight From The Script');
     expect(header(res, 'x-nph')).toEqual(['yes']);
     expect(header(res, 'connection')).toEqual([]);
     expect(text(res)).toBe('nph body\nnph second chunk\n');
+  });
+
+  test('C-28: an NPH script on the HTTP front: its output byte for byte (Connection: keep-alive of the script included), then the connection closes', async () => {
     await withHttp(app, async (port) => {
-      const raw = (await rawResponse(port, 'GET /cgi-bin/nph-hello.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toString('latin1');
-      expect(raw).toMatch(/^HTTP\/1\.1 203 Straight From The Script\r\n/);
-      expect(raw).toContain('X-Nph: yes\r\n');
-      expect(raw).toContain('nph second chunk');
+      const raw = (await rawResponse(port, 'GET /cgi-bin/nph-hello.sh HTTP/1.1\r\nHost: x\r\n\r\n')).toString('latin1');
+      expect(raw).toBe('HTTP/1.1 203 Straight From The Script\r\nContent-Type: text/plain\r\nX-Nph: yes\r\nConnection: keep-alive\r\n\r\nnph body\nnph second chunk\n');
     });
   });
 
@@ -1012,6 +1014,22 @@ describe('through the FastCGI front (nginx fastcgi.conf params)', () => {
     });
   }
 
+  test('C-28: an NPH script behind a web server is re-served as a normal response: a Status: line, its fields and body, the framing the front\'s', async () => {
+    const { app } = make({ root: nphRoot() });
+    const options = resolveOptions({ fastcgi: ['127.0.0.1:0'], mount: MOUNT }, {});
+    const gateway = new Gateway({ app, interface: 'environ' }, options, captureLogger());
+    const [bound] = await gateway.listen();
+    const port = (bound?.address as { port: number }).port;
+    try {
+      const res = await fcgi(port, nginxParams('/cgi-bin/nph-raw.sh'));
+      // The script's length is not trusted (C-25): ours when the body was complete with the head.
+      expect(res.stdout).toMatch(/^Status: 200 OK\r\nX-Raw: yes\r\n(Content-Length: 5\r\n)?\r\nhello$/);
+      expect(res.appStatus).toBe(0);
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+
   test('a script runs with the mount split repaired (E-5.2), SCRIPT_FILENAME honoured, httpoxy param dropped', async () => {
     const { app } = make();
     const options = resolveOptions({ fastcgi: ['127.0.0.1:0'], mount: MOUNT }, {});
@@ -1050,6 +1068,42 @@ describe('through the FastCGI front (nginx fastcgi.conf params)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+
+/** The NPH script of the operator's report, in a cgi-bin of its own (made once). */
+const NPH_RAW = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Raw: yes\r\n\r\nhello';
+let nphDir: string | undefined;
+function nphRoot(): string {
+  if (nphDir === undefined) {
+    nphDir = tmp('gatewire-cgi-nph-');
+    fs.chmodSync(nphDir, 0o755);
+    fs.writeFileSync(path.join(nphDir, 'nph-raw.sh'), `#!/bin/sh\nprintf '${NPH_RAW.replace(/\r/g, '\\r').replace(/\n/g, '\\n')}'\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(nphDir, 'nph-post.sh'), `#!/bin/sh\nbody=$(cat)\nprintf 'HTTP/1.0 201 Made\\r\\nX-Seen: %s\\r\\n\\r\\n' "$body"\n`, { mode: 0o755 });
+  }
+  return nphDir;
+}
+afterAll(() => {
+  if (nphDir !== undefined) fs.rmSync(nphDir, { recursive: true, force: true });
+});
+
+describe('C-28: NPH output on the HTTP front, unmodified (gatewire serve --cgi-bin, both spawn paths)', () => {
+  beforeAll(() => ensureBuilt(), 180_000);
+  afterEach(() => killAll());
+
+  test.each([['the native spawner', {}], ['child_process (GATEWIRE_SPAWN=node)', { GATEWIRE_SPAWN: 'node' }]])('C-28 with %s: a raw client gets exactly the script\'s bytes, then the connection closes', async (_name, env) => {
+    const proc = spawnCli(['serve', '--cgi-bin', nphRoot(), '--http', '127.0.0.1:0'], { env });
+    const [address] = await proc.listening(1);
+    const port = portOf(address as string);
+    const started = Date.now();
+    // Keep-alive asked for, a second request pipelined behind: neither makes the connection last.
+    const raw = await rawResponse(port, 'GET /cgi-bin/nph-raw.sh HTTP/1.1\r\nHost: x\r\n\r\nGET /cgi-bin/nph-raw.sh HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(raw.toString('latin1')).toBe(NPH_RAW);
+    expect(Date.now() - started).toBeLessThan(5000); // closed by the server, not by the 20 s timeout
+    const posted = await rawResponse(port, 'POST /cgi-bin/nph-post.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody');
+    expect(posted.toString('latin1')).toBe('HTTP/1.0 201 Made\r\nX-Seen: body\r\n\r\n');
+    const method = /cgi-bin: scripts start with (.*)$/m.exec(proc.stderr)?.[1] ?? '';
+    if ('GATEWIRE_SPAWN' in env) expect(method).toMatch(/child_process/);
+  });
+});
 
 describe('ScriptLog', () => {
   test('a failing request is dumped: request line, headers (credentials redacted), exit status, stderr tail', async () => {

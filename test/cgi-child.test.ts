@@ -13,10 +13,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import type { App, Environ, Service } from '../src/app.js';
+import { LINGER_MS } from '../src/cli-cgi.js';
 import { CgiTermination, cgiVars, isCgiEnvironment, isNphName, parseEnvironBlock, runCgiChild } from '../src/fronts/cgi.js';
 import { toService } from '../src/loader.js';
 import { ROOT, CLI, ensureBuilt, example } from './fixtures/apps/cli-harness.js';
@@ -685,6 +687,40 @@ const TEST_APPS: Record<string, string> = {
   start(environ.QUERY_STRING.replace('+', ' ') || '200 OK', [['Content-Type', 'text/plain']]);
   return ['status app\\n'];
 }`,
+  // K-20: stderr written at every moment of a run, the last of it well after the response.
+  'late-stderr.mjs': `export default function late(environ, start) {
+  const tag = environ.QUERY_STRING || 'late';
+  process.stderr.write(tag + ': sync line\\n');
+  setImmediate(() => process.stderr.write(tag + ': immediate line\\n'));
+  setTimeout(() => console.error(tag + ': 10 ms timer line'), 10);
+  setTimeout(() => console.error(tag + ': 200 ms timer line'), 200);
+  start('200 OK', [['Content-Type', 'text/plain']]);
+  return ['late-stderr app\\n'];
+}`,
+  // K-20: a timer that never ends keeps the event loop busy: only the cap ends the process.
+  'holds-loop.mjs': `export default function holds(environ, start) {
+  setInterval(() => undefined, 1000);
+  setTimeout(() => process.stderr.write('held: 200 ms timer line\\n'), 200);
+  start('200 OK', [['Content-Type', 'text/plain']]);
+  return ['held\\n'];
+}`,
+  // K-20: an exception thrown from a timer once the response is out.
+  'throws-after.mjs': `export default function throwsAfter(environ, start) {
+  setTimeout(() => { throw new Error('thrown after the response'); }, 10);
+  start('200 OK', [['Content-Type', 'text/plain']]);
+  return ['answered\\n'];
+}`,
+  // K-20: Express logs a route's error from a setImmediate once its 500 is sent; an error
+  // middleware of the app logs the stack from a timer after answering.
+  'express-errors.cjs': `const express = require(${JSON.stringify(path.join(ROOT, 'node_modules', 'express'))});
+const app = express();
+app.get('/default', () => { throw new Error('default handler failure'); });
+app.get('/custom', (req, res, next) => next(new Error('custom handler failure')));
+app.use('/custom', (err, req, res, next) => {
+  res.status(500).type('text/plain').send('failed\\n');
+  setTimeout(() => console.error('custom error handler: ' + err.stack), 10);
+});
+module.exports = app;`,
 };
 
 beforeAll(async () => {
@@ -818,6 +854,99 @@ describe('gatewire cgi: the built CLI under a crafted environment', () => {
     const res = splitResponse(r.stdout);
     expect(header(res, 'Content-Length')).toBe(String(8 * 1024 * 1024));
     expect(res.body.length).toBe(8 * 1024 * 1024);
+  });
+
+  test('K-20: every stderr line of the app reaches the web server: written synchronously, from setImmediate, from a 10 ms and a 200 ms timer', async () => {
+    const r = await cgi(appPath('late-stderr.mjs'), GET).done;
+    expect(r.code).toBe(0);
+    expect(splitResponse(r.stdout).body.toString()).toBe('late-stderr app\n');
+    expect(r.stderr.split('\n').filter((l) => l !== '')).toEqual(['late: sync line', 'late: immediate line', 'late: 10 ms timer line', 'late: 200 ms timer line']);
+  });
+
+  test('K-20: Express logs a route error from a setImmediate after its 500, an error middleware from a timer: both stacks reach stderr', async () => {
+    const byDefault = await cgi(appPath('express-errors.cjs'), { ...GET, PATH_INFO: '/default' }).done;
+    expect(splitResponse(byDefault.stdout).firstLine).toBe('Status: 500 Internal Server Error');
+    expect(byDefault.code).toBe(0);
+    expect(byDefault.stderr).toMatch(/^Error: default handler failure\n {4}at .*express-errors\.cjs:3:/);
+    const custom = await cgi(appPath('express-errors.cjs'), { ...GET, PATH_INFO: '/custom' }).done;
+    expect(splitResponse(custom.stdout).body.toString()).toBe('failed\n');
+    expect(custom.stderr).toMatch(/^custom error handler: Error: custom handler failure\n {4}at .*express-errors\.cjs:4:/);
+  });
+
+  test('K-20: the response is not held up by the linger: stdout (a socket) ends before the late lines, the process only after them, within the cap', async () => {
+    const run = cgi(appPath('holds-loop.mjs'), GET);
+    const started = Date.now();
+    let atEof: { ms: number; stderr: string; exited: boolean } | undefined;
+    run.child.stdout?.on('end', () => (atEof = { ms: Date.now() - started, stderr: run.stderr(), exited: run.child.exitCode !== null }));
+    const r = await run.done;
+    const lasted = Date.now() - started;
+    expect(splitResponse(r.stdout).body.toString()).toBe('held\n');
+    expect(atEof).toMatchObject({ stderr: '', exited: false });
+    expect(r.stderr).toBe('held: 200 ms timer line\n');
+    expect(r.code).toBe(0);
+    // The interval never ends: the cap (LINGER_MS) does; stdout ended long before.
+    expect(lasted - (atEof?.ms ?? 0)).toBeGreaterThanOrEqual(LINGER_MS - 100);
+    expect(lasted).toBeLessThan(5000);
+  });
+
+  test('K-20: SIGTERM once the response is out (mod_cgid sends it to every script still alive) does not cut the late lines off; exit 0', async () => {
+    const run = cgi(appPath('late-stderr.mjs'), { ...GET, QUERY_STRING: 'termed' });
+    run.child.stdout?.on('end', () => run.child.kill('SIGTERM'));
+    const r = await run.done;
+    expect(splitResponse(r.stdout).body.toString()).toBe('late-stderr app\n');
+    expect(r.stderr).toContain('termed: 200 ms timer line\n');
+    expect(r.code).toBe(0);
+  });
+
+  test('K-20: an exception thrown by the app after its response is logged with its stack, not swallowed; the exit code stays the response\'s', async () => {
+    const r = await cgi(appPath('throws-after.mjs'), GET).done;
+    expect(splitResponse(r.stdout).body.toString()).toBe('answered\n');
+    expect(r.stderr).toMatch(/^gatewire cgi: error: uncaught exception after the response: Error: thrown after the response\n {4}at .*throws-after\.mjs:2:/);
+    expect(r.code).toBe(0);
+  });
+
+  test('K-20: stdin and stdout one socket (as mod_cgid passes it) → shut down for writing: the web server sees the end before the late line', async () => {
+    const sockPath = path.join(apps.path, `shared-${process.pid}.sock`);
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(sockPath, resolve));
+    try {
+      const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+      const webServer = net.connect(sockPath);
+      const shared = await accepted;
+      const child = spawn(process.execPath, [CLI, 'cgi', appPath('holds-loop.mjs')], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...GET }, stdio: [shared, shared, 'pipe'] });
+      running.add(child);
+      shared.destroy(); // only the child holds it now
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('latin1')));
+      const out: Buffer[] = [];
+      webServer.on('data', (c: Buffer) => out.push(c));
+      const ended = new Promise<{ stderr: string; exited: boolean }>((resolve) => webServer.on('end', () => resolve({ stderr, exited: child.exitCode !== null })));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(await ended).toEqual({ stderr: '', exited: false });
+      expect(splitResponse(Buffer.concat(out)).body.toString()).toBe('held\n');
+      expect(await exited).toBe(0);
+      expect(stderr).toBe('held: 200 ms timer line\n');
+      webServer.destroy();
+    } finally {
+      server.close();
+    }
+  });
+
+  test('K-20: stdout a pipe (as Apache mod_cgi and python3 give it): the reader sees EOF before the late stderr line, the exit comes after it', async () => {
+    // Both ends of the pipe report on the shared stderr, in the order things happen. A FIFO, and
+    // gatewire started with `&`: a shell keeps no copy of the write end (dash opens a foreground
+    // command's redirections in the shell itself).
+    const fifo = path.join(apps.path, `out-${process.pid}.fifo`);
+    const gatewire = `"${process.execPath}" "${CLI}" cgi "${appPath('late-stderr.mjs')}" >"${fifo}"`;
+    const script = `mkfifo "${fifo}"; { cat "${fifo}" >/dev/null; echo "stdout EOF" >&2; } & ${gatewire} & pid=$!; wait $pid; echo "gatewire exit $?" >&2; wait; rm -f "${fifo}"`;
+    const r = await spawnRaw('/bin/sh', ['-c', script], { ...GET, QUERY_STRING: 'piped' }).done;
+    expect(r.code).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    expect(lines.filter((l) => l.startsWith('piped: '))).toEqual(['piped: sync line', 'piped: immediate line', 'piped: 10 ms timer line', 'piped: 200 ms timer line']);
+    const at = (line: string): number => lines.indexOf(line);
+    expect(at('stdout EOF')).toBeGreaterThan(-1);
+    expect(at('stdout EOF')).toBeLessThan(at('piped: 200 ms timer line'));
+    expect(at('piped: 200 ms timer line')).toBeLessThan(at('gatewire exit 0'));
   });
 
   test('K-14: an app error before the head → Status: 500, exit 1; after → the bytes so far are flushed, exit 1', async () => {
@@ -1091,6 +1220,38 @@ describeWithPeers('gatewire cgi under Apache mod_cgi / mod_cgid (fixtures/apache
           expect(ignored.body.length).toBe(1024 * 1024);
           const streamed = await httpGet(apache.url('/cgi-bin/ignores-body.cgi?stream'), { method: 'POST', body: Buffer.alloc(1024 * 1024, 0x69), timeoutMs: 20_000 });
           expect(streamed.body.length).toBe(1024 * 1024);
+        } finally {
+          await apache.stop();
+        }
+      } finally {
+        dir.cleanup();
+      }
+    }), 60_000);
+  }
+
+  for (const mpm of ['prefork', 'event'] as const) {
+    test(`K-20 under ${mpm === 'prefork' ? 'mod_cgi' : 'mod_cgid'}: stderr lines the app writes after its response (setImmediate, timers, an Express error stack) land in Apache's error log`, withPeerLogs(async () => {
+      const dir = tmpDir('gw-cgi-apache-stderr');
+      try {
+        fs.writeFileSync(path.join(dir.path, 'late.cgi'), editedWrapper(appPath('late-stderr.mjs')), { mode: 0o755 });
+        fs.writeFileSync(path.join(dir.path, 'express.cgi'), editedWrapper(appPath('express-errors.cjs')), { mode: 0o755 });
+        openToPeers(dir.path);
+        const apache = await startApache({ template: 'cgi', mpm, vars: { CGI_DIR: dir.path } });
+        try {
+          const late = await httpGet(apache.url(`/cgi-bin/late.cgi?${mpm}`));
+          expect(late.status).toBe(200);
+          expect(late.body.toString()).toBe('late-stderr app\n');
+          // mod_cgid writes the script's stderr straight into the log and does not wait for it:
+          // the client has its response before the app's 200 ms timer writes its line. mod_cgi
+          // completes a response only once the script's stderr is closed (the process is gone).
+          if (mpm === 'event') expect(apache.errorLog()).not.toContain(`${mpm}: 200 ms timer line`);
+          const failed = await httpGet(apache.url('/cgi-bin/express.cgi/default'));
+          expect(failed.status).toBe(500);
+          const wanted = [`${mpm}: sync line`, `${mpm}: immediate line`, `${mpm}: 10 ms timer line`, `${mpm}: 200 ms timer line`, 'Error: default handler failure'];
+          await until('the late lines in the error log', () => wanted.every((line) => apache.errorLog().includes(line)), 10_000).catch(() => undefined);
+          const log = apache.errorLog();
+          expect(wanted.filter((line) => !log.includes(line))).toEqual([]);
+          expect(log).toMatch(/express-errors\.cjs:3:/); // a line of the stack, not only its message
         } finally {
           await apache.stop();
         }

@@ -20,6 +20,7 @@ import { CloseWithoutReply } from '../src/fronts/single-request.js';
 import { SpoolLimitError } from '../src/cgi-host/spool.js';
 import { UpstreamError } from '../src/upstream/common.js';
 import { RequestFailure } from '../src/upstream/request.js';
+import { CompareRequestError } from '../src/compare/page.js';
 import { RequestError } from '../src/environ.js';
 import { type ErrorCode, ListenError, ServerErrorCode } from '../src/errors.js';
 import { BodyLimitError, TruncatedBodyError } from '../src/input.js';
@@ -180,6 +181,7 @@ const SAMPLES: Record<string, { make: () => Error; name: string }> = {
   SpoolLimitError: { make: () => new SpoolLimitError('sample'), name: 'SpoolLimitError' },
   UpstreamError: { make: () => new UpstreamError('sample', 502), name: 'UpstreamError' },
   RequestFailure: { make: () => new RequestFailure('connect', 'sample'), name: 'RequestFailure' },
+  CompareRequestError: { make: () => new CompareRequestError(400, 'sample'), name: 'CompareRequestError' },
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * The FastCGI front without a web server: F-1..F-45 (docs/conformance.md §2.3), every
+ * The FastCGI front without a web server: F-1..F-46 (docs/conformance.md §2.3), every
  * row of the hostile-input table §2.4, and the E-5 repair of nginx-style params. A real Gateway
  * listens on 127.0.0.1:0 (or a unix socket); test/helpers/fcgi-client.ts plays the web server,
  * writing records as nginx, Apache or HAProxy would, and sometimes as none would.
@@ -1349,6 +1349,92 @@ describe('FastCGI front: connection lifetime (F-40..F-42)', () => {
     expect(await conn.untilGone()).toBe(true);
     expect(conn.error).toBeUndefined();
     expect(conn.leftover).toBe(0);
+  });
+});
+
+// ---- head deadline -----------------------------------------------------------------------
+
+/** Writes `bytes` one at a time, `everyMs` apart, until the server closes or they run out; how many went out. */
+async function trickle(conn: FcgiConn, bytes: Buffer, everyMs = 100): Promise<number> {
+  let sent = 0;
+  while (sent < bytes.length && !conn.gone) {
+    await conn.write(bytes.subarray(sent, sent + 1));
+    sent++;
+    await sleep(everyMs);
+  }
+  return sent;
+}
+
+describe('FastCGI front: head deadline (F-46)', () => {
+  // 40 bytes at 100 ms each: 4 s, far past --headers-timeout 500ms; a head that takes them all was not cut.
+  const TRICKLE = 40;
+  const headLines = (lines: string[]): string[] => lines.filter((l) => l.includes('no complete request head'));
+  const strictGateway = async (): Promise<{ at: FcgiAddress; lines: string[] }> => {
+    const cap = captureLogger();
+    return { at: await extraGateway({ headersTimeout: '500ms' }, cap.logger), lines: cap.lines };
+  };
+
+  test('F-46: PARAMS trickled a byte every 100 ms are cut at --headers-timeout with one log line; another connection is served meanwhile', async () => {
+    const { at, lines } = await strictGateway();
+    const conn = await FcgiConn.open(at);
+    await conn.begin(1, { keepConn: true });
+    const trickling = trickle(conn, encodeParamsStream(1, P('/echo/f46')).subarray(0, TRICKLE));
+    await sleep(200);
+    expect(statusOf(await request(P('/echo/f46b'), {}, at))).toBe(200);
+    expect(await trickling).toBeLessThan(TRICKLE);
+    expect(conn.gone).toBe(true);
+    expect(headLines(lines)).toEqual(['warn: fastcgi: no complete request head from 127.0.0.1 within 500 ms; closing']);
+    expect(probeOf('f46').started).toBe(0);
+  });
+
+  test('F-46: a BEGIN_REQUEST itself trickled on a new connection is cut too (not left to --idle-timeout)', async () => {
+    const { at, lines } = await strictGateway();
+    const conn = await FcgiConn.open(at);
+    const bytes = Buffer.concat([encodeBeginRequest(1), encodeParamsStream(1, P('/echo/f46e'))]).subarray(0, TRICKLE);
+    expect(await trickle(conn, bytes)).toBeLessThan(TRICKLE);
+    expect(conn.gone).toBe(true);
+    expect(headLines(lines)).toHaveLength(1);
+  });
+
+  test('F-46: multiplexed, a second request trickling its PARAMS closes the connection, the running one aborted', async () => {
+    const { at, lines } = await strictGateway();
+    const conn = await FcgiConn.open(at);
+    await conn.begin(1, { keepConn: true });
+    await conn.params(1, P('/gate/f46m'));
+    await conn.stdin(1, Buffer.alloc(0));
+    expect(await eventually(() => probeOf('f46m').started === 1)).toBe(true);
+    await conn.begin(2, { keepConn: true });
+    expect(await trickle(conn, encodeParamsStream(2, P('/echo/f46m2')).subarray(0, TRICKLE))).toBeLessThan(TRICKLE);
+    expect(conn.gone).toBe(true);
+    expect(await eventually(() => probeOf('f46m').aborted)).toBe(true);
+    expect(headLines(lines)).toHaveLength(1);
+    expect(probeOf('f46m2').started).toBe(0);
+  });
+
+  test('F-46 / F-41: a kept connection idle between requests (after GET_VALUES too) outlives --headers-timeout', async () => {
+    const { at, lines } = await strictGateway();
+    const conn = await FcgiConn.open(at);
+    expect(statusOf(await request(P('/echo/f46k'), { keepConn: true }, conn))).toBe(200);
+    expect(await conn.barrier()).toBeDefined();
+    await sleep(1200);
+    expect(conn.gone).toBe(false);
+    expect(statusOf(await request(P('/echo/f46k2'), { id: 2, keepConn: true }, conn))).toBe(200);
+    expect(headLines(lines)).toEqual([]);
+    conn.destroy();
+  });
+
+  test('F-46: 50 tricklers at once are all cut, one line each, while a normal request is answered', async () => {
+    const { at, lines } = await strictGateway();
+    const conns = await Promise.all(Array.from({ length: 50 }, () => FcgiConn.open(at)));
+    await Promise.all(conns.map((c) => c.begin(1, { keepConn: true })));
+    const trickles = conns.map((c) => trickle(c, encodeParamsStream(1, P('/echo/f46n')).subarray(0, TRICKLE)));
+    await sleep(200);
+    expect(statusOf(await request(P('/echo/f46n2'), {}, at))).toBe(200);
+    const sent = await Promise.all(trickles);
+    expect(Math.max(...sent)).toBeLessThan(TRICKLE);
+    expect(conns.every((c) => c.gone)).toBe(true);
+    expect(headLines(lines)).toHaveLength(50);
+    expect(probeOf('f46n').started).toBe(0);
   });
 });
 

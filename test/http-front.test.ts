@@ -1,8 +1,9 @@
 /**
- * The HTTP/1.1 front over raw sockets: H-1..H-13 (docs/conformance.md §1.3) and every
+ * The HTTP/1.1 front over raw sockets: H-1..H-14 (docs/conformance.md §1.3) and every
  * hostile input of §1.4. Requests are written byte by byte as a client would, so what Node's
  * parser does and what gatewire adds are both exercised.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { App, Environ, Service } from '../src/app.js';
 import { silentLogger } from '../src/log.js';
@@ -298,5 +299,125 @@ describe('HTTP front: IPv4-mapped peers (H-11)', () => {
     const res = await raw('GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', 300, p);
     expect(envOf(res).REMOTE_ADDR).toBe('127.0.0.1');
     await gw.close(200);
+  });
+});
+
+describe('HTTP front: --max-inflight (H-14)', () => {
+  /** Requests held in the app until release(); then the gate stays open. */
+  let holding = 0;
+  let open!: () => void;
+  let opened = new Promise<void>((r) => (open = r));
+  const release = (): void => open();
+  beforeEach(() => {
+    holding = 0;
+    opened = new Promise<void>((r) => (open = r));
+  });
+  afterEach(() => release());
+
+  const held: App = async (_environ, sr) => {
+    holding++;
+    await opened;
+    sr('200 OK', [['Content-Type', 'text/plain']]);
+    return ['held'];
+  };
+  const heldNode = (_req: IncomingMessage, res: ServerResponse): void => {
+    holding++;
+    void opened.then(() => res.end('held'));
+  };
+
+  async function startCapped(service: Service, max: string): Promise<{ gw: Gateway; p: number }> {
+    const gw = new Gateway(service, resolveOptions({ http: ['127.0.0.1:0'], maxInflight: max }, {}), silentLogger());
+    const [bound] = await gw.listen();
+    return { gw, p: (bound?.address as { port: number }).port };
+  }
+
+  async function until(what: string, cond: () => boolean): Promise<void> {
+    for (const deadline = Date.now() + 10_000; !cond(); await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    }
+  }
+
+  const GET = 'GET /hold HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n';
+
+  test.each([
+    ['an environ app', toService(held, 'environ', 'held')],
+    ['a Node handler', toService(heldNode, 'node', 'held node')],
+  ])('H-14: 10 concurrent requests to %s at --max-inflight 4 → four 200, six 503 (the gateway fronts\' reply, Connection: close); then 200 again', async (_name, service) => {
+    const { gw, p } = await startCapped(service, '4');
+    try {
+      const answers: string[] = [];
+      const all = Array.from({ length: 10 }, () => raw(GET, 10_000, p).then((r) => (answers.push(r), r)));
+      await until('four requests in the app and six answered', () => holding === 4 && answers.length === 6);
+      release();
+      const statuses = (await Promise.all(all)).map(statusOf).sort();
+      expect(statuses).toEqual([200, 200, 200, 200, 503, 503, 503, 503, 503, 503]);
+      const refused = answers[0] as string;
+      expect(refused).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/);
+      expect(refused).toMatch(/\r\nContent-Type: text\/plain; charset=utf-8\r\n/i);
+      expect(refused).toMatch(/\r\nConnection: close\r\n/i);
+      expect(bodyOf(refused)).toMatch(/^Service Unavailable\nrequest id: \S+\n$/);
+      expect(Number(/\r\nContent-Length: (\d+)\r\n/i.exec(refused)?.[1])).toBe(Buffer.byteLength(bodyOf(refused), 'latin1'));
+      expect(statusOf(await raw(GET, 10_000, p))).toBe(200);
+    } finally {
+      await gw.close(500);
+    }
+  });
+
+  test('H-14: HEAD refused at the cap gets the 503 head without a body', async () => {
+    const { gw, p } = await startCapped(toService(held, 'environ', 'held'), '1');
+    try {
+      const first = raw(GET, 10_000, p);
+      await until('one request in the app', () => holding === 1);
+      const head = await raw('HEAD /hold HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', 10_000, p);
+      expect(statusOf(head)).toBe(503);
+      expect(bodyOf(head)).toBe('');
+      release();
+      expect(statusOf(await first)).toBe(200);
+    } finally {
+      await gw.close(500);
+    }
+  });
+
+  test('H-14: Expect: 100-continue at the cap → 503 without 100 Continue', async () => {
+    const { gw, p } = await startCapped(toService(held, 'environ', 'held'), '1');
+    try {
+      const first = raw(GET, 10_000, p);
+      await until('one request in the app', () => holding === 1);
+      const res = await raw('POST /hold HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n', 1000, p);
+      expect(statusOf(res)).toBe(503);
+      expect(res).not.toContain('100 Continue');
+      release();
+      expect(statusOf(await first)).toBe(200);
+    } finally {
+      await gw.close(500);
+    }
+  });
+
+  test.each([
+    ['an environ app', toService(held, 'environ', 'held')],
+    ['a Node handler', toService(heldNode, 'node', 'held node')],
+  ])('H-14: pipelined requests to %s on a connection that closes before their answers leave the count', async (_name, service) => {
+    const { gw, p } = await startCapped(service, '3');
+    try {
+      // Three pipelined requests reach the app; the client goes before any is answered. The second
+      // and third responses wait behind the first: node:http never finishes nor closes them.
+      const socket = net.connect(p, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write('GET /hold HTTP/1.1\r\nHost: h\r\n\r\n'.repeat(3));
+      await until('three requests in the app', () => holding === 3);
+      const gone = new Promise((r) => socket.once('close', r));
+      socket.destroy();
+      await gone;
+      release();
+      // Nothing is left in flight: three new requests fit under the cap at once.
+      holding = 0;
+      opened = new Promise<void>((r) => (open = r));
+      const again = Array.from({ length: 3 }, () => raw(GET, 10_000, p));
+      await until('three new requests in the app', () => holding === 3);
+      release();
+      expect((await Promise.all(again)).map(statusOf)).toEqual([200, 200, 200]);
+    } finally {
+      await gw.close(500);
+    }
   });
 });

@@ -1,12 +1,14 @@
 /**
  * Black-box tests of the server process lifecycle: unix socket files (CLI-6), SIGTERM/SIGINT
- * (CLI-7, K-16, K-19) and worker processes (CLI-8), on real child processes of the built CLI.
+ * (CLI-7, K-16, K-19), worker processes (CLI-8) and running out of file descriptors (CLI-10),
+ * on real child processes of the built CLI.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import {
+  CLI,
   type Proc,
   alive,
   app,
@@ -19,6 +21,7 @@ import {
   request,
   runCli,
   spawnCli,
+  spawnCommand,
   tempDir,
   tryConnect,
 } from './fixtures/apps/cli-harness.js';
@@ -307,5 +310,48 @@ describe('CLI-8: --workers', () => {
     proc.signal('SIGINT');
     expect(await proc.waitExit()).toEqual({ code: 130, signal: null });
     for (const pid of pids) await poll(`worker ${pid} to be gone`, () => (alive(pid) ? undefined : true));
+  });
+});
+
+describe('CLI-10: file descriptors run out', () => {
+  test('CLI-10: at ulimit -n 64, connections past the limit are turned away with a warn line naming the limit (at most one per few seconds); once they close, requests are answered again', async () => {
+    const proc = spawnCommand('sh', ['-c', 'ulimit -n 64 && exec "$0" "$@"', process.execPath, CLI, 'serve', example('hello.mjs'), '--http', '127.0.0.1:0']);
+    const port = portOf((await proc.listening())[0] as string);
+    const sockets: net.Socket[] = [];
+    const closedByUs = new Set<net.Socket>();
+    let turnedAway = 0;
+    try {
+      // More connections than the process has descriptors: the ones past the limit are closed
+      // by the server before a byte (libuv's EMFILE handling), the others stay open.
+      for (let i = 0; i < 100; i++) {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => undefined);
+        socket.once('close', () => {
+          if (!closedByUs.has(socket)) turnedAway++;
+        });
+        sockets.push(socket);
+      }
+      await poll('connections turned away at accept', () => (turnedAway > 0 ? true : undefined), 10_000);
+      const line = await proc.waitFor(/warn file descriptors exhausted \(EMFILE\): (\d+) open, the soft limit \(ulimit -n\) is 64; new connections to http on 127\.0\.0\.1:\d+ /, 'stderr', 10_000);
+      expect(Number(line[1])).toBeGreaterThan(32);
+      await new Promise((r) => setTimeout(r, 2500)); // still exhausted: no second line yet
+      expect(proc.stderr.match(/file descriptors exhausted/g)).toHaveLength(1);
+    } finally {
+      for (const socket of sockets) {
+        closedByUs.add(socket);
+        socket.destroy();
+      }
+    }
+    // The server recovers by itself: freed descriptors take connections again.
+    const answered = await poll('a request answered after the connections closed', async () => {
+      try {
+        return (await request({ port, timeoutMs: 2000 })).status;
+      } catch {
+        return undefined;
+      }
+    }, 15_000);
+    expect(answered).toBe(200);
+    await proc.waitFor(/info file descriptors free again: \d+ open, the soft limit \(ulimit -n\) is 64/, 'stderr', 10_000);
+    expect(proc.exit).toBeUndefined();
   });
 });

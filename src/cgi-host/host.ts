@@ -16,10 +16,13 @@
  * - the script's Content-Length is dropped (C-25) and the front frames the body itself: chunked
  *   on HTTP/1.1, close-delimited on 1.0, records on FastCGI; a body that is complete when the head
  *   is read gets an exact Content-Length;
- * - NPH scripts (C-28) are streamed as produced, but the contract has no raw-socket path: their
- *   status line and fields are parsed and re-serialized by the front (hop-by-hop fields and
- *   Content-Length dropped, Transfer-Encoding → 502), so the HTTP version on the wire is the
- *   front's, not the script's;
+ * - NPH scripts (C-28) are streamed as produced. On the HTTP front their output goes to the
+ *   client unmodified (RFC 3875 §5.2): the exchange takes the connection's bytes
+ *   (`gatewire.raw_response`), and the connection closes after the script's output, since its
+ *   framing is the script's. Behind a web server (FastCGI, SCGI, uwsgi) and in the CGI child the
+ *   web server frames every response, so the head is parsed and re-served as a normal response
+ *   (status and fields kept, hop-by-hop fields and Content-Length dropped, Transfer-Encoding →
+ *   502): the HTTP version and framing on the wire are the web server's;
  * - a local redirect (`Location: /path`, no Status, no body) is re-dispatched inside this app when
  *   the path is under the mount, else by `localRedirectApp`, else answered 302.
  */
@@ -499,6 +502,12 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
       return refuse(sr, id, outcome.status, input);
     }
     if (outcome.nph !== undefined) {
+      // C-28: where the front can, the script's bytes go to the client as written (RFC 3875 §5.2).
+      const raw = environ['gatewire.raw_response'];
+      if (typeof raw === 'function' && (await raw(outcome.nph.status))) {
+        answered = outcome.nph.status;
+        return bodyOf(run, undefined, run.rawHead);
+      }
       const nph = nphResponse(outcome.nph);
       if (typeof nph === 'string') {
         answered = 502;
@@ -622,21 +631,29 @@ function refuse(sr: StartResponse, id: string, status: number, input: Readable |
 
 /**
  * The body of a run: an async iterator over stdout; a body already complete when the head was
- * read goes out in one piece, so the front can send an exact Content-Length.
+ * read goes out in one piece, so the front can send an exact Content-Length. `prefix` goes first
+ * (the raw head of an NPH response, C-28).
  */
-function bodyOf(run: CgiRun, onBody?: () => void): Body {
+function bodyOf(run: CgiRun, onBody?: () => void, prefix?: Buffer): Body {
   if (run.completeNow) {
     const all = run.takeAll();
     if (all.length > 0) onBody?.();
+    if (prefix !== undefined && prefix.length > 0) all.unshift(prefix);
     return all.length <= 1 ? all : [Buffer.concat(all)];
   }
   let done = false;
   let first = onBody;
+  let pending = prefix !== undefined && prefix.length > 0 ? prefix : undefined;
   const iterator: AsyncIterableIterator<Buffer> & { close(): void } = {
     [Symbol.asyncIterator]() {
       return iterator;
     },
     async next() {
+      if (pending !== undefined) {
+        const value = pending;
+        pending = undefined;
+        return { value, done: false };
+      }
       const r = await run.next();
       if (r.done) done = true;
       else if (first !== undefined) {

@@ -125,6 +125,9 @@ export class CgiRun {
 
   private readonly queue: Buffer[] = [];
   private queued = 0;
+  /** NPH: the stdout chunks of the head as the script wrote them (C-28: a front may send them unmodified). */
+  private readonly nphHeadChunks: Buffer[] = [];
+  private nphHead: Buffer | undefined;
   private paused = false;
   private discarding = false;
   private bodyBytes = 0;
@@ -272,6 +275,11 @@ export class CgiRun {
     return this.stdoutEnded && this.exited && this.failure === undefined && this.killReason === undefined && this.exitSignal === null;
   }
 
+  /** NPH: the head's bytes exactly as the script wrote them, once parsed (C-28); empty otherwise. */
+  get rawHead(): Buffer {
+    return this.nphHead ?? Buffer.alloc(0);
+  }
+
   /** Takes every queued body chunk (used when the body is already complete). */
   takeAll(): Buffer[] {
     const all = this.queue.splice(0);
@@ -384,6 +392,7 @@ export class CgiRun {
     const parser = this.parser;
     if (!this.headDone && parser !== undefined) {
       let head: CgiResponseHead | NphResponseHead | undefined;
+      if (parser instanceof NphResponseParser) this.nphHeadChunks.push(chunk);
       try {
         head = parser.push(chunk);
       } catch (err) {
@@ -392,6 +401,7 @@ export class CgiRun {
         return;
       }
       if (head === undefined) return;
+      if (parser instanceof NphResponseParser) this.nphHead = Buffer.concat(this.nphHeadChunks.splice(0)).subarray(0, head.headBytes);
       const rest = head.rest;
       this.settleHead(parser instanceof NphResponseParser ? { ok: true, nph: head as NphResponseHead } : { ok: true, head: head as CgiResponseHead });
       this.idleTimer = setTimeout(() => this.checkIdle(), this.spec.timeouts.idle);

@@ -27,6 +27,7 @@ import { dirname, join } from 'node:path';
 import type { App, Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
 import { isValidHeaderName, isValidHeaderValue, reasonPhrase } from '../../protocols/cgi/head.js';
+import { GatewireError, ServerErrorCode } from '../errors.js';
 import type { CompareReport, CompareRequest } from './types.js';
 import { packageRoot } from '../package-root.js';
 
@@ -147,7 +148,10 @@ const MAX_REQUEST_BODY = 1024 * 1024;
 const BAD_TARGET_CHAR = /[^\x21-\x7e\x80-\xff]/;
 const ABOVE_LATIN1 = /[\u0100-\uffff]/;
 
-class BadRequest extends Error {
+/** A POST /api/compare the page answers with `status` (400, 413, 415) and this message, as JSON. */
+export class CompareRequestError extends GatewireError {
+  override name = 'CompareRequestError';
+  override readonly code = ServerErrorCode.CompareRequest;
   constructor(
     readonly status: number,
     message: string,
@@ -162,36 +166,36 @@ function parseCompareRequest(text: string): CompareRequest {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new BadRequest(400, `the body is not JSON: ${(err as Error).message}`);
+    throw new CompareRequestError(400, `the body is not JSON: ${(err as Error).message}`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequest(400, 'the body must be a JSON object (a CompareRequest)');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CompareRequestError(400, 'the body must be a JSON object (a CompareRequest)');
   const v = value as Record<string, unknown>;
   const { method, path } = v;
   const query = v.query ?? '';
   const body = v.body ?? '';
   const headers = v.headers ?? [];
   // A method is a token, as a field name is (RFC 9110 §9.1, §5.1).
-  if (typeof method !== 'string' || !isValidHeaderName(method)) throw new BadRequest(400, `method must be a token (GET, POST, ...), got ${JSON.stringify(method)}`);
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new BadRequest(400, `path must start with "/", got ${JSON.stringify(path)}`);
+  if (typeof method !== 'string' || !isValidHeaderName(method)) throw new CompareRequestError(400, `method must be a token (GET, POST, ...), got ${JSON.stringify(method)}`);
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new CompareRequestError(400, `path must start with "/", got ${JSON.stringify(path)}`);
   if (BAD_TARGET_CHAR.test(path) || path.includes('?') || path.includes('#')) {
-    throw new BadRequest(400, 'path must not hold spaces, control chars, "?" or "#" (percent-encode them; the query goes in query)');
+    throw new CompareRequestError(400, 'path must not hold spaces, control chars, "?" or "#" (percent-encode them; the query goes in query)');
   }
   if (typeof query !== 'string' || BAD_TARGET_CHAR.test(query) || query.includes('#')) {
-    throw new BadRequest(400, 'query must be a string without spaces, control chars or "#"');
+    throw new CompareRequestError(400, 'query must be a string without spaces, control chars or "#"');
   }
-  if (!Array.isArray(headers)) throw new BadRequest(400, 'headers must be an array of [name, value] pairs');
+  if (!Array.isArray(headers)) throw new CompareRequestError(400, 'headers must be an array of [name, value] pairs');
   const pairs: Array<[string, string]> = [];
   for (const h of headers as unknown[]) {
     if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string' || typeof h[1] !== 'string') {
-      throw new BadRequest(400, `headers must be [name, value] pairs of strings, got ${JSON.stringify(h)}`);
+      throw new CompareRequestError(400, `headers must be [name, value] pairs of strings, got ${JSON.stringify(h)}`);
     }
     const [name, val] = h as [string, string];
-    if (!isValidHeaderName(name)) throw new BadRequest(400, `header name ${JSON.stringify(name)} is not a token`);
-    if (!isValidHeaderValue(val)) throw new BadRequest(400, `header ${name}: the value holds a control char or a char above U+00FF`);
+    if (!isValidHeaderName(name)) throw new CompareRequestError(400, `header name ${JSON.stringify(name)} is not a token`);
+    if (!isValidHeaderValue(val)) throw new CompareRequestError(400, `header ${name}: the value holds a control char or a char above U+00FF`);
     pairs.push([name, val]);
   }
-  if (typeof body !== 'string' || ABOVE_LATIN1.test(body)) throw new BadRequest(400, 'body must be a latin1 string (one char per byte)');
-  if (body.length > MAX_REQUEST_BODY) throw new BadRequest(400, `body of ${body.length} bytes: the page compares bodies of up to 1 MiB`);
+  if (typeof body !== 'string' || ABOVE_LATIN1.test(body)) throw new CompareRequestError(400, 'body must be a latin1 string (one char per byte)');
+  if (body.length > MAX_REQUEST_BODY) throw new CompareRequestError(400, `body of ${body.length} bytes: the page compares bodies of up to 1 MiB`);
   return { method, path, query, headers: pairs, body };
 }
 
@@ -199,13 +203,13 @@ function parseCompareRequest(text: string): CompareRequest {
 async function readBody(environ: Environ): Promise<string> {
   const declared = environ.CONTENT_LENGTH;
   if (declared !== undefined && declared !== '' && Number(declared) > MAX_POST_BYTES) {
-    throw new BadRequest(413, `the body of ${declared} bytes is over the ${MAX_POST_BYTES}-byte limit`);
+    throw new CompareRequestError(413, `the body of ${declared} bytes is over the ${MAX_POST_BYTES}-byte limit`);
   }
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of environ['gatewire.input'] as AsyncIterable<Buffer>) {
     length += chunk.length;
-    if (length > MAX_POST_BYTES) throw new BadRequest(413, `the body is over the ${MAX_POST_BYTES}-byte limit`);
+    if (length > MAX_POST_BYTES) throw new CompareRequestError(413, `the body is over the ${MAX_POST_BYTES}-byte limit`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -251,7 +255,7 @@ export function createComparePageApp(options: ComparePageOptions): App {
     try {
       request = parseCompareRequest(await readBody(environ));
     } catch (err) {
-      if (err instanceof BadRequest) return jsonError(startResponse, err.status, err.message);
+      if (err instanceof CompareRequestError) return jsonError(startResponse, err.status, err.message);
       throw err;
     }
     let report: CompareReport;

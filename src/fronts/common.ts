@@ -1,7 +1,8 @@
 /**
  * What the gateway fronts (FastCGI, SCGI, uwsgi) share: their options, the peer allow-list
- * (F-43), the in-flight cap that turns overload into a 503, a ResponseSink for protocols whose
- * body is the raw rest of the connection (SCGI, uwsgi), and the access-log record.
+ * (F-43), the in-flight cap that turns overload into a 503 (the HTTP front counts in it too,
+ * H-14), a ResponseSink for protocols whose body is the raw rest of the connection (SCGI,
+ * uwsgi), and the access-log record.
  */
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
@@ -106,7 +107,7 @@ export function refusePeer(socket: Socket, opts: GatewayFrontOptions, protocol: 
 /** After a response that closes the connection: how long the peer's remaining input is drained before the socket is destroyed (F-40, S-9, U-9). */
 export const DRAIN_MS = 2000;
 
-/** Exchanges running in this process across gateway fronts; beyond `max` new ones get 503 (F-16). */
+/** Requests running in this process across all fronts; beyond `max` new ones get 503 (F-16, H-14). */
 export class InflightCounter {
   count = 0;
   constructor(readonly max: number) {}
@@ -115,8 +116,8 @@ export class InflightCounter {
     this.count++;
     return true;
   }
-  leave(): void {
-    this.count--;
+  leave(n = 1): void {
+    this.count -= n;
   }
 }
 
@@ -227,6 +228,7 @@ export function gatewayAccess(opts: GatewayFrontOptions, protocol: ListenerProto
     id,
     protocol,
     remoteAddr: vars.REMOTE_ADDR ?? '-',
+    remoteUser: vars.REMOTE_USER,
     method: vars.REQUEST_METHOD ?? '-',
     uri: vars.REQUEST_URI ?? `${vars.SCRIPT_NAME ?? ''}${vars.PATH_INFO ?? ''}`,
     serverProtocol: vars.SERVER_PROTOCOL ?? '-',

@@ -1,12 +1,18 @@
 /**
  * The FastCGI front: the application side of nginx `fastcgi_pass`, Apache mod_proxy_fcgi,
- * lighttpd, HAProxy and spawn-fcgi (docs/conformance.md §2, F-1..F-45).
+ * lighttpd, HAProxy and spawn-fcgi (docs/conformance.md §2, F-1..F-46).
  *
  * One FastcgiConnection per socket decodes records (protocols/fastcgi) and keeps a table of
  * active requests by id: several may run at once (multiplexing), their output records never
  * interleave mid-record because each record is one socket write. A request runs the app at the
  * end of its PARAMS (F-24) and streams STDIN into `gatewire.input`. The response goes out as
  * a CGI head (`Status:` first) and STDOUT records, then STDOUT EOS and exactly one END_REQUEST.
+ *
+ * One socket timer per connection: the headers timeout while a request is being received, the
+ * idle timeout when none is (F-41). A peer that trickles a byte now and then re-arms that timer
+ * forever, so a request head also has a deadline (F-46): its BEGIN_REQUEST's first byte plus the
+ * headers timeout, checked against a timestamp on each read and when the timer fires. No timer
+ * per request: the common request (BEGIN_REQUEST and PARAMS in one read) costs one clock read.
  */
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList } from '../app.js';
@@ -85,6 +91,8 @@ class FastcgiRequest {
     readonly role: number,
     readonly keepConn: boolean,
     maxParamsBytes: number,
+    /** F-46: PARAMS must be complete by then (performance.now() ms). */
+    readonly headDeadline: number,
   ) {
     this.params = new ParamsDecoder({ maxParamsBytes });
   }
@@ -100,6 +108,14 @@ class FastcgiConnection {
   /** keepConn of the most recent BEGIN_REQUEST: the web server's wish once no request is left (F-40). */
   private keepConn = true;
   private readonly remote: string;
+  /**
+   * F-46: the earliest deadline of a request head still being received (performance.now() ms),
+   * 0 when none is: a request in PARAMS, or a record begun on a connection without requests
+   * (a BEGIN_REQUEST still arriving).
+   */
+  private headDeadline = 0;
+  /** The socket timeout in force, so an unchanged one is not set again. */
+  private timeout: number;
 
   constructor(
     private readonly socket: Socket,
@@ -107,6 +123,7 @@ class FastcgiConnection {
   ) {
     this.remote = socket.remoteAddress === undefined ? 'unix' : normalizeRemoteAddr(socket.remoteAddress);
     this.decoder = new RecordDecoder((type, id, content) => this.onRecord(type, id, content));
+    this.timeout = opts.idleTimeout;
     socket.setTimeout(opts.idleTimeout);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('timeout', () => this.onIdle());
@@ -119,11 +136,51 @@ class FastcgiConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closing) return; // draining after a half-close (F-40)
+    if (this.headDeadline !== 0) {
+      if (performance.now() > this.headDeadline) {
+        this.headTimedOut();
+        return;
+      }
+    } else if (this.requests.size === 0) {
+      // F-46: bytes on a connection without a request begin one (or a management record).
+      this.headDeadline = performance.now() + this.opts.headersTimeout;
+    }
     try {
       this.decoder.push(chunk);
     } catch (err) {
       this.protocolError(err);
+      return;
     }
+    if (this.headDeadline !== 0 && !this.closing) this.updateHeadDeadline();
+  }
+
+  /**
+   * F-46, after a read: the deadline of the oldest head still coming, or 0. A connection left
+   * with no request and no partial record is idle again (F-41); one left inside a record with
+   * no request is receiving a head, on the headers timeout.
+   */
+  private updateHeadDeadline(): void {
+    let earliest = 0;
+    for (const req of this.requests.values()) {
+      if (req.state === 'params' && (earliest === 0 || req.headDeadline < earliest)) earliest = req.headDeadline;
+    }
+    if (this.requests.size === 0) {
+      if (this.decoder.pending > 0) earliest = this.headDeadline;
+      this.setTimer(earliest === 0 ? this.opts.idleTimeout : this.opts.headersTimeout);
+    }
+    this.headDeadline = earliest;
+  }
+
+  /** F-46: a head not complete within the headers timeout: one log line, and the connection is closed. */
+  private headTimedOut(): void {
+    this.opts.logger.warn(`fastcgi: no complete request head from ${this.remote} within ${this.opts.headersTimeout} ms; closing`);
+    this.onPeerGone('no complete request head within the headers timeout');
+  }
+
+  private setTimer(ms: number): void {
+    if (ms === this.timeout) return;
+    this.timeout = ms;
+    this.socket.setTimeout(ms);
   }
 
   /** A broken stream: log, abort every request on the connection, close without writing (F-2, F-10..F-12, F-26). */
@@ -189,8 +246,12 @@ class FastcgiConnection {
       if (!keepConn && this.requests.size === 0) this.closeGracefully();
       return;
     }
-    this.socket.setTimeout(this.opts.headersTimeout);
-    this.requests.set(id, new FastcgiRequest(id, begin.role, keepConn, this.opts.maxParamsBytes));
+    // F-46: on a connection without requests, the head began with the read that brought the
+    // first byte of this BEGIN_REQUEST (onData); beside running requests it begins now.
+    const deadline = this.requests.size === 0 && this.headDeadline !== 0 ? this.headDeadline : performance.now() + this.opts.headersTimeout;
+    if (this.headDeadline === 0) this.headDeadline = deadline;
+    this.setTimer(this.opts.headersTimeout);
+    this.requests.set(id, new FastcgiRequest(id, begin.role, keepConn, this.opts.maxParamsBytes, deadline));
   }
 
   private onParams(id: number, content: Buffer): void {
@@ -223,7 +284,8 @@ class FastcgiConnection {
     if (content.length === 0) {
       input.finish(); // STDIN EOS
       req.state = 'done';
-      this.socket.setTimeout(this.opts.idleTimeout);
+      // Another request still receiving keeps the headers timeout (F-46).
+      if (!this.receiving()) this.setTimer(this.opts.idleTimeout);
       return;
     }
     input.offer(content); // F-25: bytes past CONTENT_LENGTH are dropped inside
@@ -299,7 +361,7 @@ class FastcgiConnection {
     void exchange.run(opts.service.app).then(() => {
       opts.inflight.leave();
       if (!req.ended && !this.closing && !sink.aborted) this.endRequest(req, exchange.failed ? 1 : 0);
-      if (started !== 0) gatewayAccess(opts, 'fastcgi', vars, ctx.id, exchange.status, exchange.bytes, started);
+      if (started !== 0) gatewayAccess(opts, 'fastcgi', vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started);
     });
   }
 
@@ -322,7 +384,7 @@ class FastcgiConnection {
     this.write(encodeResponseEnd(req.id, appStatus));
     if (req.paused) this.resumeFor(req);
     if ((!this.keepConn || this.draining) && this.requests.size === 0) this.closeGracefully();
-    else if (this.requests.size === 0) this.socket.setTimeout(this.opts.idleTimeout);
+    else if (this.requests.size === 0) this.setTimer(this.opts.idleTimeout);
   }
 
   /** F-38: an error after the head. Alone on the connection: cut it; multiplexed: END_REQUEST with appStatus 1. */
@@ -424,15 +486,27 @@ class FastcgiConnection {
     if (this.requests.size === 0 && !this.closing) this.closeGracefully();
   }
 
-  /** F-41 idle keep-conn connections, and requests whose head or body stalled. */
+  /** Whether a request of the connection is still receiving its head or its body. */
+  private receiving(): boolean {
+    for (const req of this.requests.values()) if (req.state !== 'done') return true;
+    return false;
+  }
+
+  /** F-41 idle keep-conn connections, and requests whose head (F-46) or body stalled. */
   private onIdle(): void {
-    // A request whose reads we paused (its app is not reading yet, F-28) is not stalled by the peer.
-    const receiving = [...this.requests.values()].filter((r) => r.state !== 'done' && !r.paused);
+    if (this.closing) return; // on its way out already (F-38, F-40)
+    // Silence for the headers timeout while a head was coming: its deadline has passed too.
+    if (this.headDeadline !== 0) {
+      this.headTimedOut();
+      return;
+    }
     if (this.requests.size === 0) {
       this.closing = true;
       this.socket.end();
       return;
     }
+    // A request whose reads we paused (its app is not reading yet, F-28) is not stalled by the peer.
+    const receiving = [...this.requests.values()].filter((r) => r.state !== 'done' && !r.paused);
     if (receiving.length === 0) return; // apps are working; their time is their own
     this.opts.logger.warn(`fastcgi: ${receiving.length} request(s) from ${this.remote} stalled while receiving; closing`);
     this.onPeerGone('timed out receiving the request');

@@ -4,19 +4,21 @@
  * (docs/conformance.md §1.2). This file adds what Node leaves open: H-1 (one valid
  * Host), H-2 (only `chunked`), H-3 (1.0/1.1 only), H-4 (target forms), H-5 (header names), H-6
  * (body limit, before 100-continue too), H-8 (decoded NUL), H-10 (client gone aborts the app),
- * H-11 (IPv4-mapped peers), and the environ (E-5..E-14).
+ * H-11 (IPv4-mapped peers), H-14 (the in-flight cap the gateway fronts share), and the environ
+ * (E-5..E-14).
  */
 import * as http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList, NodeHandler, Service } from '../app.js';
-import { Exchange, type ResponseSink } from '../call.js';
+import { Exchange, type RawOutput, type ResponseSink } from '../call.js';
 import { RequestError, httpVars, normalizeRemoteAddr, rawPathBelow } from '../environ.js';
 import type { Logger } from '../log.js';
 import { type Reply, reply, replyBytes, sendReply } from '../reply.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
-import { resetAfterFlush } from './common.js';
+import { type InflightCounter, resetAfterFlush } from './common.js';
+import { takeConnection } from './http-raw.js';
 import type { FrontContext, FrontModule } from './registry.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
 import { httpSignature } from '../../protocols/detect.js';
@@ -32,6 +34,8 @@ export interface HttpFrontOptions {
   requestTimeout: number;
   keepAliveTimeout: number;
   multiprocess: boolean;
+  /** Requests in flight in this process, shared with the gateway fronts: beyond its max a 503 (H-14). */
+  inflight: InflightCounter;
 }
 
 function httpOptions(ctx: FrontContext): HttpFrontOptions {
@@ -45,6 +49,7 @@ function httpOptions(ctx: FrontContext): HttpFrontOptions {
     requestTimeout: ctx.options.requestTimeout,
     keepAliveTimeout: ctx.options.keepAliveTimeout,
     multiprocess: ctx.multiprocess,
+    inflight: ctx.inflight,
   };
 }
 
@@ -75,22 +80,69 @@ export function createHttpServer(opts: HttpFrontOptions): http.Server {
   return server;
 }
 
+const kCounted = Symbol('gatewire.inflightOnConnection');
+
+/** A connection, with how many of its requests are in the in-flight count (H-14). */
+type CountedSocket = Socket & { [kCounted]?: number };
+
 class HttpFront {
   private readonly node: NodeHandler | undefined;
+  /** The 'finish' listener of every counted response: one function for all, no closure per request. */
+  private readonly finished: (this: ServerResponse) => void;
 
   constructor(private readonly opts: HttpFrontOptions) {
     this.node = opts.service.node;
+    const inflight = opts.inflight;
+    this.finished = function (this: ServerResponse): void {
+      const socket = this.req.socket as CountedSocket;
+      const counted = socket[kCounted] ?? 0;
+      if (counted === 0) return; // its connection closed first and took it out of the count
+      socket[kCounted] = counted - 1;
+      inflight.leave();
+    };
   }
 
-  /** H-6: refuse an oversized body before sending 100 Continue. */
+  /** H-6: refuse an oversized body before sending 100 Continue; H-14: an overload too. */
   checkContinue(req: IncomingMessage, res: ServerResponse): void {
     const cl = req.headers['content-length'];
     if (cl !== undefined && Number(cl) > this.opts.maxBodyBytes) {
       this.reject(req, res, new RequestError(413, `Content-Length ${cl} over the limit ${this.opts.maxBodyBytes}`));
       return;
     }
+    const inflight = this.opts.inflight;
+    if (inflight.count >= inflight.max) {
+      this.reject(req, res, this.overloaded());
+      return;
+    }
     res.writeContinue();
     this.handle(req, res);
+  }
+
+  /**
+   * H-14: the request joins the in-flight count, or false at --max-inflight. It leaves the
+   * count when its response finishes, or when its connection closes first: node:http emits
+   * neither 'finish' nor 'close' for the response of a pipelined request still queued behind
+   * another when the connection goes, so each connection counts its own requests and gives
+   * back what is left when it closes (one 'close' listener per connection, none per request).
+   */
+  private enter(req: IncomingMessage, res: ServerResponse): boolean {
+    const inflight = this.opts.inflight;
+    if (!inflight.tryEnter()) return false;
+    const socket = req.socket as CountedSocket;
+    const counted = socket[kCounted];
+    if (counted === undefined) {
+      socket.once('close', () => {
+        inflight.leave(socket[kCounted] ?? 0);
+        socket[kCounted] = 0;
+      });
+    }
+    socket[kCounted] = (counted ?? 0) + 1;
+    res.on('finish', this.finished);
+    return true;
+  }
+
+  private overloaded(): RequestError {
+    return new RequestError(503, `more than ${this.opts.inflight.max} requests in flight`);
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -104,6 +156,10 @@ class HttpFront {
     } catch (err) {
       if (err instanceof RequestError) this.reject(req, res, err);
       else this.reject(req, res, new RequestError(400, String(err)));
+      return;
+    }
+    if (!this.enter(req, res)) {
+      this.reject(req, res, this.overloaded(), ctx?.id);
       return;
     }
     if (ctx === undefined) {
@@ -143,7 +199,7 @@ class HttpFront {
       live.add(gone);
       void done.then(() => live.delete(gone));
     }
-    if (started !== 0) void done.then(() => this.accessLog(req, vars, ctx.id, exchange.status, exchange.bytes, started));
+    if (started !== 0) void done.then(() => this.accessLog(req, vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started));
   }
 
   /** Node handlers get Node's own req/res; the URL below the mount, the full one in originalUrl. */
@@ -164,8 +220,8 @@ class HttpFront {
       else res.destroy();
     };
     if (started !== 0) {
-      // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-".
-      res.on('finish', () => this.accessLog(req, vars, id(), res.statusCode, Number(res.getHeader('content-length') ?? 0), started));
+      // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-", a HEAD (no body sent) too (CLI-9).
+      res.on('finish', () => this.accessLog(req, vars, id(), res.statusCode, req.method === 'HEAD' ? 0 : Number(res.getHeader('content-length') ?? 0), started));
     }
     try {
       const r = handler(req, res);
@@ -354,6 +410,11 @@ class HttpSink implements ResponseSink {
     const socket = this.res.socket;
     if (socket === null) this.res.destroy();
     else resetAfterFlush(socket);
+  }
+
+  /** C-28: the connection's own bytes, for a response the app frames itself (fronts/http-raw.ts). */
+  raw(): Promise<RawOutput | undefined> {
+    return takeConnection(this.res);
   }
 
 }

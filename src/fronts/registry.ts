@@ -25,7 +25,7 @@ export interface FrontContext {
   /** `""` or `/prefix` (normalized). */
   mount: string;
   logger: Logger;
-  /** Shared by the gateway fronts of this process (F-16). */
+  /** Shared by every front of this process (F-16, H-14). */
   inflight: InflightCounter;
   /** Several processes serve the same listeners (`--workers`, spawn-fcgi -F): E-16. */
   multiprocess: boolean;

@@ -315,9 +315,7 @@ const GATEWAY_CANNOT = {
   mountRefusal: 'a gateway passes a path outside the mount on as sent (E-5.2): the web server chose to route it here',
 } as const;
 const LENGTH_ONLY = 'SCGI and uwsgi always carry CONTENT_LENGTH: the web server buffers a chunked body and sends its length';
-const HTTP_CANNOT = { inflightLimit: '--max-inflight applies to the gateway fronts only (src/options.ts)' } as const;
-
-const httpHarness = (name: string, listen: FrontName): MatrixFront => listening(name, listen, sendHttp, HTTP_FRAMING, HTTP_CANNOT);
+const httpHarness = (name: string, listen: FrontName): MatrixFront => listening(name, listen, sendHttp, HTTP_FRAMING, {});
 const fastcgiHarness = (name: string, listen: FrontName): MatrixFront => listening(name, listen, fastcgiRequest, [], GATEWAY_CANNOT);
 const SCGI_NO_NUL = 'SCGI cannot carry a NUL byte in a value (its pairs are NUL-separated): no web server can forward a decoded %00';
 const scgiHarness = (name: string, listen: FrontName): MatrixFront =>
