@@ -16,7 +16,7 @@
  */
 import { type Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
-import { buildBody, type DataPiece } from './cli-request.js';
+import { buildBody, collect, piece, type DataPiece } from './cli-request.js';
 import { OptionError, parseDuration } from './options.js';
 import type { CompareRequest, ProtocolName } from './compare/types.js';
 
@@ -37,12 +37,6 @@ export interface CompareCommandOptions {
   wire: boolean;
   color: boolean;
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
-let pieces = 0;
-const piece =
-  (kind: DataPiece['kind']) =>
-  (value: string, previous: DataPiece[] | undefined): DataPiece[] => [...(previous ?? []), { kind, value, seq: pieces++ }];
 
 const EXAMPLES = `
 Without --request, -H or -d the request is a small POST with a query, a cookie and a form body.

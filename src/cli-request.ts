@@ -58,10 +58,12 @@ export interface RequestCommandOptions {
   getValues?: boolean | string;
 }
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+/** A repeatable option's parser: each value appended. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 let pieces = 0;
-const piece =
+/** A -d/--data-binary/--data-raw parser: each piece numbered in command-line order (shared by every command taking a body). */
+export const piece =
   (kind: DataPiece['kind']) =>
   (value: string, previous: DataPiece[] | undefined): DataPiece[] => [...(previous ?? []), { kind, value, seq: pieces++ }];
 
