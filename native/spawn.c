@@ -14,7 +14,9 @@
  *
  *   spawn(file, argv, envp, cwd, stdin, umask, uid, gid, onSpawn, onExit) -> undefined | -errno
  *     file    absolute path of the program (PATH look-up is the caller's)
- *     argv    string[] (argv[0] included), envp: string[] of "NAME=value" (UTF-8, no NUL)
+ *     argv    string[] (argv[0] included), UTF-8 (node:fs strings); file and cwd likewise
+ *     envp    string[] of "NAME=value" as byte strings, one char per byte (latin1: every byte
+ *             0x01-0xFF passes as is, C-6); the caller keeps chars above 0xFF out. No NUL.
  *     cwd     the child's working directory
  *     stdin   -1: a pipe (stdinFd is its write end); -2: /dev/null; n >= 0: that fd (duplicated
  *             before spawn() returns, so the caller may close it at once)
@@ -169,27 +171,33 @@ static void free_strings(char **list) {
   free(list);
 }
 
-static char *get_string(napi_env env, napi_value value) {
+/* How a JS string becomes bytes: its UTF-8 (text), or one byte per char (a byte string). */
+typedef napi_status (*string_getter)(napi_env, napi_value, char *, size_t, size_t *);
+
+static char *get_string_as(napi_env env, napi_value value, string_getter get) {
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
+  if (get(env, value, NULL, 0, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
   if (s == NULL) return NULL;
-  if (napi_get_value_string_utf8(env, value, s, len + 1, &len) != napi_ok || strlen(s) != len) {
+  size_t got = 0;
+  if (get(env, value, s, len + 1, &got) != napi_ok || got != len || strlen(s) != len) {
     free(s); /* not a string, or a NUL inside: execve would cut it short */
     return NULL;
   }
   return s;
 }
 
+static char *get_string(napi_env env, napi_value value) { return get_string_as(env, value, napi_get_value_string_utf8); }
+
 /* A NULL-terminated char*[] from a JS string[]; NULL when anything is not a clean string. */
-static char **get_strings(napi_env env, napi_value array) {
+static char **get_strings(napi_env env, napi_value array, string_getter get) {
   uint32_t n = 0;
   if (napi_get_array_length(env, array, &n) != napi_ok) return NULL;
   char **list = calloc((size_t)n + 1, sizeof(char *));
   if (list == NULL) return NULL;
   for (uint32_t i = 0; i < n; i++) {
     napi_value item;
-    if (napi_get_element(env, array, i, &item) != napi_ok || (list[i] = get_string(env, item)) == NULL) {
+    if (napi_get_element(env, array, i, &item) != napi_ok || (list[i] = get_string_as(env, item, get)) == NULL) {
       free_strings(list);
       return NULL;
     }
@@ -438,8 +446,8 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   job->gid = ints[3] < 0 ? -1 : ints[3];
   job->file = get_string(env, args[0]);
   job->cwd = get_string(env, args[3]);
-  job->argv = get_strings(env, args[1]);
-  job->envp = get_strings(env, args[2]);
+  job->argv = get_strings(env, args[1], napi_get_value_string_utf8);
+  job->envp = get_strings(env, args[2], napi_get_value_string_latin1);
   if (job->file == NULL || job->cwd == NULL || job->argv == NULL || job->envp == NULL) {
     free_job(env, job);
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "spawn: file, cwd, argv and envp must be strings without NUL bytes");

@@ -20,6 +20,7 @@ import { RecordType } from '../protocols/fastcgi/constants.js';
 import { RecordDecoder } from '../protocols/fastcgi/decoder.js';
 import { encodeBeginRequest, encodeEndOfStream, encodeParamsStream, encodeStdin } from '../protocols/fastcgi/encoder.js';
 import { ensureBuilt, killAll, portOf, spawnCli } from './fixtures/apps/cli-harness.js';
+import { fcgiRequest, parseCgiResponse } from './helpers/fcgi-client.js';
 import { httpRequest } from './helpers/fronts.js';
 
 const ROOT = path.resolve(__dirname, '..', 'fixtures', 'cgi-bin');
@@ -393,17 +394,23 @@ describe('C-3..C-8 environment', () => {
     expect(env.PATH).not.toContain('/tmp/evil');
   });
 
-  test('C-6: header bytes C3 A9 arrive as C3 A9; a lone E9 (not UTF-8) → 400', async () => {
-    const ok = await get(app, '/var.sh?HTTP_X_A', { headers: { 'X-A': '\xc3\xa9' } });
-    expect(ok.status).toBe(200);
-    expect([...ok.body]).toEqual([0xc3, 0xa9]);
-    const bad = await get(app, '/var.sh?HTTP_X_A', { headers: { 'X-A': '\xe9' } });
-    expect(bad.status).toBe(400);
+  test('C-6: header bytes arrive as sent: C3 A9 as C3 A9, a lone E9 (not UTF-8) as E9, FF FE as FF FE; only a NUL is a 400', async () => {
+    for (const value of ['\xc3\xa9', '\xe9', 'caf\xe9', '\xff\xfe']) {
+      const res = await get(app, '/var.sh?HTTP_X_A', { headers: { 'X-A': value } });
+      expect([res.status, res.body.toString('latin1')]).toEqual([200, value]);
+    }
+    const { app: logged, logger } = make();
+    const before = logged.stats().spawned;
+    const nul = await get(logged, '/var.sh?HTTP_X_A', { headers: { 'X-A': 'caf\xe9\0' } });
+    expect(nul.status).toBe(400);
+    expect(logged.stats().spawned).toBe(before);
+    expect(logger.lines.some((l) => /HTTP_X_A holds a NUL byte/.test(l.message))).toBe(true);
     await withHttp(app, async (port) => {
-      const raw = await rawResponse(port, Buffer.concat([Buffer.from('GET /cgi-bin/var.sh?HTTP_X_A HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-A: '), Buffer.from([0xc3, 0xa9]), Buffer.from('\r\n\r\n')]));
-      expect(raw.subarray(raw.indexOf('\r\n\r\n') + 4).includes(Buffer.from([0xc3, 0xa9]))).toBe(true);
-      const refused = await rawResponse(port, Buffer.concat([Buffer.from('GET /cgi-bin/var.sh?HTTP_X_A HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-A: '), Buffer.from([0xe9]), Buffer.from('\r\n\r\n')]));
-      expect(refused.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+      for (const value of [[0xc3, 0xa9], [0xe9]]) {
+        const raw = await rawResponse(port, Buffer.concat([Buffer.from('GET /cgi-bin/var.sh?HTTP_X_A HTTP/1.0\r\nHost: x\r\nX-A: '), Buffer.from(value), Buffer.from('\r\n\r\n')]));
+        expect(raw.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+        expect([...raw.subarray(raw.indexOf('\r\n\r\n') + 4)]).toEqual(value);
+      }
     });
   });
 
@@ -1102,6 +1109,81 @@ describe('C-28: NPH output on the HTTP front, unmodified (gatewire serve --cgi-b
     expect(posted.toString('latin1')).toBe('HTTP/1.0 201 Made\r\nX-Seen: body\r\n\r\n');
     const method = /cgi-bin: scripts start with (.*)$/m.exec(proc.stderr)?.[1] ?? '';
     if ('GATEWIRE_SPAWN' in env) expect(method).toMatch(/child_process/);
+  });
+});
+
+/** /proc/PID/environ of environ-hex.sh, decoded from its od output: NAME → value, byte strings. */
+function environFromHex(body: Buffer | string): Record<string, string> {
+  const hex = (typeof body === 'string' ? body : body.toString('latin1')).replace(/\s+/g, '');
+  const out: Record<string, string> = {};
+  for (const entry of Buffer.from(hex, 'hex').toString('latin1').split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) out[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return out;
+}
+
+describe('C-6: bytes that are not UTF-8 reach the script exactly (gatewire serve --cgi-bin, --http and --fastcgi, both spawn paths)', () => {
+  beforeAll(() => ensureBuilt(), 180_000);
+  afterEach(() => killAll());
+
+  /** Quotes, `$`, backquotes, backslashes, printf's `%` and `\ooo`, spaces, the latin-1 byte last. */
+  const ODD = `it's "$HOME" \`id\` $(id) \\ \\351 %s %% x\xe9`;
+
+  test('in-process (inject): a latin-1 cookie and User-Agent, PATH_INFO from %E9 and PATH_TRANSLATED built on it', async () => {
+    const { app } = make();
+    const res = await get(app, '/environ-hex.sh/caf%E9', { headers: { Cookie: 'n=Ren\xe9', 'User-Agent': 'caf\xe9', 'X-Odd': ODD } });
+    expect(res.status).toBe(200);
+    const env = environFromHex(res.body);
+    expect(env).toMatchObject({ HTTP_COOKIE: 'n=Ren\xe9', HTTP_USER_AGENT: 'caf\xe9', HTTP_X_ODD: ODD, PATH_INFO: '/caf\xe9', SCRIPT_NAME: '/cgi-bin/environ-hex.sh', REQUEST_URI: '/cgi-bin/environ-hex.sh/caf%E9' });
+    expect(env.PATH_TRANSLATED?.endsWith('/caf\xe9')).toBe(true);
+  });
+
+  test.each([['the native spawner', {}], ['child_process (GATEWIRE_SPAWN=node)', { GATEWIRE_SPAWN: 'node' }]])('C-6 with %s: a latin-1 Cookie and User-Agent and PATH_INFO /caf%%E9 arrive byte for byte over HTTP and FastCGI; a FastCGI value with trailing newlines too; nothing else is added', async (_name, spawnEnv) => {
+    const proc = spawnCli(['serve', '--cgi-bin', ROOT, '--http', '127.0.0.1:0', '--fastcgi', '127.0.0.1:0'], { env: spawnEnv });
+    await proc.listening(2);
+    const port = (front: string): number => Number(new RegExp(`listening: ${front} on 127\\.0\\.0\\.1:(\\d+)`).exec(proc.stderr)?.[1]);
+    const method = /cgi-bin: scripts start with (.*)$/m.exec(proc.stderr)?.[1] ?? '';
+    expect(method).toMatch('GATEWIRE_SPAWN' in spawnEnv ? /child_process/ : /native/);
+
+    const target = '/cgi-bin/environ-hex.sh/caf%E9';
+    const raw = await rawResponse(port('http'), `GET ${target} HTTP/1.0\r\nHost: x\r\nCookie: n=Ren\xe9\r\nUser-Agent: caf\xe9\r\nX-Odd: ${ODD}\r\n\r\n`);
+    expect(raw.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    const viaHttp = environFromHex(raw.subarray(raw.indexOf('\r\n\r\n') + 4));
+    expect(viaHttp).toMatchObject({ HTTP_COOKIE: 'n=Ren\xe9', HTTP_USER_AGENT: 'caf\xe9', HTTP_X_ODD: ODD, PATH_INFO: '/caf\xe9', SCRIPT_NAME: '/cgi-bin/environ-hex.sh', REQUEST_URI: target });
+    expect(viaHttp.PATH_TRANSLATED?.endsWith('/caf\xe9')).toBe(true);
+
+    // nginx's fastcgi_params: SCRIPT_NAME = $uri, the decoded path (bytes), no PATH_INFO.
+    const params: Array<[string, string]> = [
+      ['QUERY_STRING', ''],
+      ['REQUEST_METHOD', 'GET'],
+      ['CONTENT_TYPE', ''],
+      ['CONTENT_LENGTH', ''],
+      ['SCRIPT_NAME', '/cgi-bin/environ-hex.sh/caf\xe9'],
+      ['REQUEST_URI', target],
+      ['DOCUMENT_URI', '/cgi-bin/environ-hex.sh/caf\xe9'],
+      ['DOCUMENT_ROOT', '/var/www/html'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+      ['GATEWAY_INTERFACE', 'CGI/1.1'],
+      ['SERVER_SOFTWARE', 'nginx/1.22.1'],
+      ['REMOTE_ADDR', '192.0.2.7'],
+      ['REMOTE_PORT', '50000'],
+      ['SERVER_ADDR', '127.0.0.1'],
+      ['SERVER_PORT', '80'],
+      ['SERVER_NAME', 'example.test'],
+      ['HTTP_HOST', 'example.test'],
+      ['HTTP_COOKIE', 'n=Ren\xe9'],
+      ['HTTP_USER_AGENT', 'caf\xe9'],
+      ['HTTP_X_ODD', ODD],
+      ['HTTP_X_LINES', 'caf\xe9\n\n'],
+    ];
+    const res = await fcgiRequest({ port: port('fastcgi') }, { params });
+    const cgi = parseCgiResponse(res.stdout);
+    expect(cgi?.status).toBe(200);
+    const viaFcgi = environFromHex(cgi?.body ?? '');
+    expect(viaFcgi).toMatchObject({ HTTP_COOKIE: 'n=Ren\xe9', HTTP_USER_AGENT: 'caf\xe9', HTTP_X_ODD: ODD, HTTP_X_LINES: 'caf\xe9\n\n', PATH_INFO: '/caf\xe9', SCRIPT_NAME: '/cgi-bin/environ-hex.sh', PATH_TRANSLATED: '/var/www/html/caf\xe9' });
+    // C-3: the wrapper's shell and env(1) add nothing of their own (no PWD, SHLVL, OLDPWD, _).
+    for (const env of [viaHttp, viaFcgi]) expect(Object.keys(env).filter((k) => ['PWD', 'OLDPWD', 'SHLVL', '_'].includes(k))).toEqual([]);
   });
 });
 

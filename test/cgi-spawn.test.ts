@@ -1,8 +1,9 @@
 /**
  * How CGI scripts are started (src/cgi-host/spawn.ts, native/spawn.c): the native vfork path
  * and the child_process fallback must give a script the same world (C-9 environment from
- * scratch, C-12 its own session and process group, C-10 stdin as asked, default signal
- * dispositions, no inherited descriptors) and report starts, exits and failures the same way.
+ * scratch, C-6 its values byte for byte, C-12 its own session and process group, C-10 stdin as
+ * asked, default signal dispositions, no inherited descriptors) and report starts, exits and
+ * failures the same way.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -55,10 +56,10 @@ interface Ran {
 }
 
 /** Runs a script to its 'close' and collects what it wrote and how it ended. */
-function run(mod: typeof SpawnModule, opts: Partial<ScriptSpawnOptions> & { command: string }, input?: Buffer): Promise<Ran> {
+function run(mod: typeof SpawnModule, opts: Partial<ScriptSpawnOptions> & { command: string }, input?: Buffer, env: Record<string, string> = { PATH: '/usr/bin:/bin' }): Promise<Ran> {
   return new Promise((resolve) => {
     const ran: Ran = { pid: undefined, stdout: '', stderr: '', code: null, signal: null, error: undefined, events: [] };
-    mod.spawnScript({ args: [], cwd: os.tmpdir(), env: { PATH: '/usr/bin:/bin' }, stdin: 'null', ...opts }, (err, child?: ScriptProcess) => {
+    mod.spawnScript({ args: [], cwd: os.tmpdir(), env, stdin: 'null', ...opts }, (err, child?: ScriptProcess) => {
       if (child === undefined) {
         ran.error = err;
         ran.events.push('failed');
@@ -100,6 +101,41 @@ const inheritable = new Set(
 
 const sh = (script: string): Partial<ScriptSpawnOptions> & { command: string } => ({ command: '/bin/sh', args: ['-c', script] });
 
+/** Text as the byte string of its UTF-8 (env values are byte strings, C-6). */
+const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+
+/** NAME=value entries (NUL-terminated, as in /proc/PID/environ) as a map of byte strings. */
+function environOf(block: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of block.split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) out[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Every byte 0x01-0xFF once, in order. */
+const ALL_BYTES = Array.from({ length: 255 }, (_, i) => String.fromCharCode(i + 1)).join('');
+
+/**
+ * C-6: values a shell, printf or a UTF-8 encoder would get wrong: latin-1 (not UTF-8) with the
+ * latin-1 byte last, UTF-8, quotes, `$`, backquotes, backslashes, printf's `%` and `\ooo`,
+ * spaces, a leading `-`, trailing newlines (command substitution strips them), control bytes.
+ */
+const ODD_ENV: Record<string, string> = {
+  PATH: '/usr/bin:/bin',
+  HTTP_COOKIE: 'n=Ren\xe9',
+  HTTP_USER_AGENT: 'caf\xe9',
+  PATH_INFO: '/caf\xe9',
+  UTF8: bytes('wörld'),
+  QUOTES: `it's "$HOME" \`id\` $(id) \\ \\351 %s %% %b \\c x\xe9`,
+  DASH: '-n \xe9',
+  NEWLINES: 'caf\xe9\n\n',
+  CONTROL: '\x01\t\r\x1b\x7f\xff',
+  ALL: ALL_BYTES,
+  EMPTY: '',
+};
+
 const RUNNING_AS_ROOT = process.geteuid?.() === 0;
 
 const methods: Array<[string, typeof SpawnModule]> = [['child_process', nodeMod]];
@@ -112,7 +148,7 @@ describe.each(methods)('spawnScript via %s', (_name, mod) => {
       const r = await run(mod, {
         command: '/bin/sh',
         args: ['-c', 'env | sort; echo "argv:$0:$1"; pwd; echo oops >&2; exit 7', 'zero', 'one'],
-        env: { PATH: '/usr/bin:/bin', QUERY_STRING: 'a=1&b=é', EMPTY: '' },
+        env: { PATH: '/usr/bin:/bin', QUERY_STRING: bytes('a=1&b=é'), EMPTY: '' },
         cwd: dir,
       });
       const env = r.stdout.split('\n').filter((l) => /^[A-Z_]+=/.test(l) && !l.startsWith('PWD=') && !l.startsWith('SHLVL=') && !l.startsWith('OLDPWD='));
@@ -122,6 +158,38 @@ describe.each(methods)('spawnScript via %s', (_name, mod) => {
       expect(r.stderr).toBe('oops\n');
       expect([r.code, r.signal, r.error]).toEqual([7, null, undefined]);
       expect(r.events).toEqual(['exit', 'close']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('C-6: every byte 0x01-0xFF of an environment value reaches the script as given, whatever a shell or printf would make of it; nothing is added; a NUL is refused before anything starts', async () => {
+    const r = await run(mod, sh('cat /proc/$$/environ'), undefined, ODD_ENV);
+    expect([r.code, r.error, r.stderr]).toEqual([0, undefined, '']);
+    expect(environOf(r.stdout)).toEqual(ODD_ENV);
+    const nul = await run(mod, sh('echo started'), undefined, { ...ODD_ENV, BAD: 'a\0b' });
+    expect(nul.events).toEqual(['failed']);
+    expect(nul.stdout).toBe('');
+  });
+
+  test('C-6/C-12: with bytes that are not UTF-8 the script is still the process spawned: its pid, leading its session and group, and a signal to it ends it', async () => {
+    const r = await run(mod, sh('cat /proc/$$/stat; printf "%s" "$X" | od -An -tx1; kill -TERM $$; sleep 5'), undefined, { PATH: '/usr/bin:/bin', X: 'caf\xe9' });
+    const [stat = '', hex = ''] = r.stdout.split('\n');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    expect(Number(stat.split(' ')[0])).toBe(r.pid);
+    expect([Number(fields[2]), Number(fields[3])]).toEqual([r.pid, r.pid]); // pgrp, session
+    expect(hex.trim()).toBe('63 61 66 e9');
+    expect([r.code, r.signal]).toEqual([null, 'SIGTERM']);
+  });
+
+  test(`C-6: a command whose path holds '=' with a value that is not UTF-8: ${_name === 'native' ? 'runs (execve takes any path)' : 'refused with EINVAL, nothing started (env(1) would read the path as a variable)'}`, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-spawn-'));
+    const file = path.join(dir, 'a=b.sh');
+    fs.writeFileSync(file, '#!/bin/sh\nprintf "%s" "$X"\n', { mode: 0o755 });
+    try {
+      const r = await run(mod, { command: file }, undefined, { PATH: '/usr/bin:/bin', X: 'caf\xe9' });
+      if (_name === 'native') expect([r.stdout, r.code]).toEqual(['caf\xe9', 0]);
+      else expect([r.events, r.error?.code]).toEqual([['failed'], 'EINVAL']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -180,13 +248,16 @@ describe.each(methods)('spawnScript via %s', (_name, mod) => {
     expect([r.code, r.signal]).toEqual([null, 'SIGTERM']);
   });
 
-  test('C-13: a missing program and a non-executable file fail with ENOENT and EACCES, nothing left running', async () => {
-    const missing = await run(mod, { command: '/nonexistent/gatewire-script' });
+  test.each([
+    ['', { PATH: '/usr/bin:/bin' }],
+    [' (a value not UTF-8: the wrapper path on child_process, C-6)', { PATH: '/usr/bin:/bin', X: 'caf\xe9' }],
+  ])('C-13: a missing program and a non-executable file fail with ENOENT and EACCES, nothing left running%s', async (_what, env) => {
+    const missing = await run(mod, { command: '/nonexistent/gatewire-script' }, undefined, env);
     expect(missing.error?.code).toBe('ENOENT');
     const file = path.join(os.tmpdir(), `gw-spawn-${process.pid}.noexec`);
     fs.writeFileSync(file, '#!/bin/sh\necho no\n', { mode: 0o644 });
     try {
-      const denied = await run(mod, { command: file });
+      const denied = await run(mod, { command: file }, undefined, env);
       expect(denied.error?.code).toBe('EACCES');
       expect(denied.stdout).toBe('');
     } finally {

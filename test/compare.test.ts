@@ -110,6 +110,14 @@ describe('compare: the five protocols through gatewire', () => {
     }
   }, 30_000);
 
+  test('a header byte that is not UTF-8 reaches every app as sent, CGI included', async () => {
+    const latin1 = await session.run({ method: 'GET', path: '/bytes', query: '', headers: [['X-Bytes', 'caf\xe9']], body: '' }, { samples: 1 });
+    for (const p of latin1.protocols) {
+      expect({ id: p.id, error: p.error, value: p.environ.HTTP_X_BYTES }).toEqual({ id: p.id, error: undefined, value: 'caf\xe9' });
+    }
+    expect(Buffer.from(byId(latin1, 'cgi').wire.request, 'hex').includes(Buffer.from('HTTP_X_BYTES=caf\xe9\0', 'latin1'))).toBe(true);
+  }, 30_000);
+
   test('--load: a closed loop per protocol, with its timeline', async () => {
     const loaded = await session.run(DEFAULT_REQUEST, { loadMs: 600, concurrency: 2 });
     expect(loaded.load).toEqual({ durationMs: 600, concurrency: 2 });

@@ -7,7 +7,8 @@
  *                         →  script /tool.sh, PATH_INFO /a/b
  *
  * Paths are CGI byte strings (latin1, one char per byte, E-1); file names are converted to the
- * UTF-8 strings node:fs expects, and a name that is not valid UTF-8 cannot be represented (400).
+ * UTF-8 strings node:fs expects, and a name that is not valid UTF-8 cannot be represented (400);
+ * PATH_INFO, the part after the script, stays bytes (any but NUL).
  *
  * Symlink policy: a symlink is followed only when its real path stays under the real root (with
  * a separator boundary: /srv/cgi-bin-evil is not under /srv/cgi-bin); otherwise 403. Entries
@@ -100,7 +101,7 @@ export function resolveDotSegments(path: string): { segments: string[]; trailing
 
 const NON_ASCII = /[^\x01-\x7f]/;
 
-/** A latin1 byte string as the UTF-8 string node:fs and spawn want; null if that cannot be byte-exact. */
+/** A latin1 byte string as the UTF-8 string node:fs wants; null if that cannot be byte-exact. */
 export function bytesToText(bytes: string): string | null {
   if (!NON_ASCII.test(bytes)) return bytes;
   for (let i = 0; i < bytes.length; i++) {
@@ -186,15 +187,15 @@ export function selectScript(pathBelowMount: string, cfg: SelectConfig): SelectR
   const resolved = resolveDotSegments(pathBelowMount);
   if (resolved === null) return { status: 400, reason: `path climbs above the root: ${JSON.stringify(pathBelowMount.slice(0, 200))}` };
   const { segments, trailingSlash } = resolved;
+  // Segments become file names as the walk reaches them: those after the script are PATH_INFO,
+  // which may hold any byte but NUL (C-6).
   const fsSegments: string[] = [];
-  for (const seg of segments) {
-    const text = bytesToText(seg);
+  let realDir = cfg.realRoot;
+  for (let i = 0; i < segments.length; i++) {
+    const text = bytesToText(segments[i] as string);
     if (text === null) return { status: 400, reason: 'path segment is not valid UTF-8: cannot name a file byte-exactly' };
     fsSegments.push(text);
-  }
-  let realDir = cfg.realRoot;
-  for (let i = 0; i < fsSegments.length; i++) {
-    const found = step(realDir, fsSegments[i] as string, cfg);
+    const found = step(realDir, text, cfg);
     if ('status' in found) return found;
     const { real, st } = found;
     if (st.isDirectory()) {

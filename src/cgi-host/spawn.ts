@@ -18,9 +18,41 @@
  *
  * `GATEWIRE_SPAWN=node` forces child_process (for comparison, or if the native path misbehaves
  * somewhere); a command that is not an absolute path also takes it (PATH look-up is execvp's).
+ *
+ * The environment is bytes (C-6): its values are CGI byte strings (latin1, one char per byte),
+ * and every byte 0x01-0xFF must reach the script as the client sent it.
+ * - Native: the "NAME=value" entries go to the addon as those byte strings, which it reads with
+ *   napi_get_value_string_latin1: one byte per char, exactly. argv, the file and the cwd are
+ *   node:fs strings (text) and go as UTF-8, their bytes on disk.
+ * - child_process: Node encodes every env string as UTF-8, so a value passes as text when its
+ *   bytes are ASCII or valid UTF-8 (the encoding then restores them): the usual case, which
+ *   costs nothing more. Any other value cannot be given to spawn() at all; then, and only then,
+ *   the script is started through a wrapper that makes the bytes itself:
+ *
+ *     /bin/sh -c ENV_WRAPPER gatewire-env <n> <m> NAME=<escaped>... <command> <args>...
+ *
+ *   Each variable is one argument, its value escaped to ASCII for printf's format (bytes
+ *   0x80-0xFF, `\` and `%` as `\ooo` octal; the rest as is, control bytes included). The shell
+ *   gets an empty environment, turns each argument back into bytes with its printf builtin
+ *   (`"$(printf "...x")"`, then the `x` stripped: command substitution would eat trailing
+ *   newlines), and ends with `exec /usr/bin/env -i NAME=bytes... command args`. The values never
+ *   become shell code (they are "$@" elements, the script is a constant), and `env -i` makes the
+ *   environment exactly the list: none of what a shell adds to or changes in the variables it
+ *   passes on (dash sets PWD and resets PPID, OPTIND and IFS, bash adds SHLVL) reaches the
+ *   script. Both steps exec, so the script keeps the pid that was spawned: it leads the session
+ *   and process group, and gets the signals (C-12, C-14). The costs, on that path only: two more
+ *   execs; a command that is not found or not executable is reported as ENOENT/EACCES from an
+ *   access(2) check before the spawn (C-13; as the server's uid, so with a uid switch a refusal
+ *   there shows as the wrapper's exit 126 instead: a 502); a value of mostly high bytes takes up
+ *   to 4 times its size in the argument, which Linux bounds at 128 KiB (beyond it, E2BIG: a
+ *   500); and a command whose path holds `=` cannot be given to env(1) (it would read it as a
+ *   variable), so it is refused (EINVAL, a 500). /usr/bin/env is where shebang lines find it, on
+ *   every Linux.
  */
 import { spawn as nodeSpawn } from 'node:child_process';
+import { Buffer, isUtf8 } from 'node:buffer';
 import { EventEmitter } from 'node:events';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants, release as osRelease } from 'node:os';
 import { join } from 'node:path';
@@ -47,9 +79,11 @@ export interface ScriptProcess extends EventEmitter {
 }
 
 export interface ScriptSpawnOptions {
+  /** A node:fs string (text), as are args and cwd. */
   command: string;
   args: readonly string[];
   cwd: string;
+  /** NAME → value as CGI byte strings (latin1, one char per byte, none above 0xFF): what the script gets, byte for byte (C-6). */
   env: Record<string, string>;
   /** 'null': /dev/null; 'pipe': a pipe the caller writes; a number: that fd. */
   stdin: 'null' | 'pipe' | number;
@@ -177,14 +211,20 @@ export function spawnScript(opts: ScriptSpawnOptions, done: (err: NodeJS.ErrnoEx
     spawnNative(mod, opts, done);
     return;
   }
+  const env = textEnv(opts.env);
+  const how = env === null ? envWrapper(opts) : { command: opts.command, args: opts.args, env };
+  if (how instanceof Error) {
+    done(how);
+    return;
+  }
   // The child inherits the umask at fork time, and spawn() forks synchronously: setting the
   // process umask around the call gives the script its own without a wrapper shell.
   const saved = opts.umask === undefined ? undefined : process.umask(opts.umask);
   let child: ScriptProcess;
   try {
-    child = nodeSpawn(opts.command, opts.args as string[], {
+    child = nodeSpawn(how.command, how.args as string[], {
       cwd: opts.cwd,
-      env: opts.env,
+      env: how.env,
       detached: true,
       stdio: [opts.stdin === 'null' ? 'ignore' : opts.stdin, 'pipe', 'pipe'],
       ...(opts.uid === undefined ? {} : { uid: opts.uid }),
@@ -199,9 +239,91 @@ export function spawnScript(opts: ScriptSpawnOptions, done: (err: NodeJS.ErrnoEx
   done(undefined, child);
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+const NOT_A_BYTE = /[^\x00-\xff]/;
+
+/**
+ * The byte-string environment as the text Node's spawn() encodes back into the same bytes:
+ * values that are ASCII or valid UTF-8 (decoded); null when one is neither (see the module
+ * comment). A NUL is left in: spawn() refuses it, as the native path does.
+ */
+function textEnv(env: Record<string, string>): Record<string, string> | null {
+  let text: Record<string, string> | undefined;
+  for (const name in env) {
+    const value = env[name] as string;
+    if (!NON_ASCII.test(value)) continue;
+    if (NOT_A_BYTE.test(value)) return null; // not bytes: the wrapper refuses it with EINVAL
+    const bytes = Buffer.from(value, 'latin1');
+    if (!isUtf8(bytes)) return null;
+    (text ??= { ...env })[name] = bytes.toString('utf8');
+  }
+  return text ?? env;
+}
+
+/** The script behind `sh -c`: $1 = variables, $2 = command and arguments, then both lists (see the module comment). */
+const ENV_WRAPPER = [
+  'n=$1 m=$2',
+  'shift 2',
+  'while [ "$n" -gt 0 ]; do v=$(printf "${1}x"); set -- "$@" "${v%x}"; shift; n=$((n - 1)); done',
+  'while [ "$m" -gt 0 ]; do set -- "$@" "$1"; shift; m=$((m - 1)); done',
+  'exec /usr/bin/env -i "$@"',
+].join('\n');
+
+/** A byte string as an ASCII printf format that prints exactly those bytes. */
+function printfFormat(bytes: string): string {
+  return bytes.replace(/[\\%\x80-\xff]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+function startRefused(message: string, opts: Pick<ScriptSpawnOptions, 'command'>, code = 'EINVAL'): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`spawn ${opts.command} ${code}: ${message}`);
+  err.code = code;
+  err.syscall = `spawn ${opts.command}`;
+  err.path = opts.command;
+  return err;
+}
+
+/** The child_process spawn that makes an environment with bytes that are not UTF-8 (module comment); an Error when it cannot. */
+function envWrapper(opts: ScriptSpawnOptions): { command: string; args: readonly string[]; env: Record<string, string> } | NodeJS.ErrnoException {
+  if (opts.command.includes('=')) return startRefused("env(1) cannot run a command whose path holds '=' (bytes that are not UTF-8 need it without the native spawner)", opts);
+  const vars: string[] = [];
+  for (const name in opts.env) {
+    const value = opts.env[name] as string;
+    // Names are checked where they are made (CGI key syntax); a value must be bytes without NUL.
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || NOT_A_BYTE.test(value) || value.includes('\0')) {
+      return startRefused(`environment entry ${JSON.stringify(name)} is not a NAME=bytes pair without NUL`, opts);
+    }
+    vars.push(`${name}=${printfFormat(value)}`);
+  }
+  // What child_process reports for a missing or non-executable program (C-13), which the shell
+  // could only tell as an exit status. A bare command name is left to env's PATH look-up.
+  if (opts.command.includes('/')) {
+    try {
+      accessSync(opts.command, fsConstants.X_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EACCES';
+      const e = startRefused(code === 'ENOENT' ? 'no such file' : 'not executable', opts, code);
+      e.errno = (err as NodeJS.ErrnoException).errno;
+      return e;
+    }
+  }
+  return {
+    command: '/bin/sh',
+    args: ['-c', ENV_WRAPPER, 'gatewire-env', String(vars.length), String(1 + opts.args.length), ...vars, opts.command, ...opts.args],
+    env: {},
+  };
+}
+
 function spawnNative(mod: NativeSpawner, opts: ScriptSpawnOptions, done: (err: NodeJS.ErrnoException | undefined, child?: ScriptProcess) => void): void {
   const envp: string[] = [];
-  for (const name in opts.env) envp.push(`${name}=${opts.env[name]}`);
+  for (const name in opts.env) {
+    const entry = `${name}=${opts.env[name]}`;
+    // The addon reads these one byte per char; a char above 0xFF would lose its high bits.
+    if (NOT_A_BYTE.test(entry)) {
+      done(startRefused(`environment entry ${JSON.stringify(name)} is not a byte string`, opts));
+      return;
+    }
+    envp.push(entry);
+  }
   let child: NativeScript | undefined;
   let failed: number | undefined;
   try {

@@ -27,13 +27,14 @@
  * from schedstat in ns, the CGI processes from this process's reaped-children times.
  */
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AppInterface, Environ } from '../app.js';
 import { baseEnv, buildChildEnv } from '../cgi-host/env.js';
+import { signalGroup } from '../cgi-host/process.js';
+import { spawnScript } from '../cgi-host/spawn.js';
 import { SERVER_SOFTWARE } from '../environ.js';
 import { packageRoot } from '../package-root.js';
 import { buildHttpRequest, buildRequestParams, sendHttpRequest, sendRequest, type RequestInput, type RequestResult, type RequestTarget } from '../upstream/request.js';
@@ -210,27 +211,48 @@ function cgiColumn(appPath: string, dir: string, httpEnviron: () => Record<strin
         { base: baseEnv(process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', ['LANG', 'LC_ALL', 'TZ'], {}, process.env), passAuthorization: false, rejectFunctionDefinitions: false, documentRoot: dirname(appPath) },
       );
       if ('status' in built) throw new Error(`the CGI host would answer 400: ${built.reason}`);
-      const block = Buffer.from(Object.entries(built.env).map(([k, v]) => `${k}=${v}\0`).join(''), 'utf8');
+      // CGI byte strings (latin1), as the spawner hands them over.
+      const block = Buffer.from(Object.entries(built.env).map(([k, v]) => `${k}=${v}\0`).join(''), 'latin1');
       const stdout = await runProgram(process.execPath, [cli, 'cgi', capture ? recorder : appPath], built.env, body, dirname(appPath));
       return { status: cgiStatus(stdout), request: Buffer.concat([block, body]), response: stdout, envBytes: block.length };
     },
   };
 }
 
+/**
+ * Runs the CGI program as the CGI host runs a script (spawnScript: the native spawner or its
+ * child_process fallback, both passing the environment's bytes exactly, C-6) and resolves with
+ * its stdout once it has ended and the program has exited.
+ */
 function runProgram(command: string, args: string[], env: Record<string, string>, stdin: Buffer, cwd: string): Promise<Buffer> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'ignore'] });
-    const out: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT);
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(stdin);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (signal !== null) reject(new Error(`the CGI program was killed by ${signal}`));
-      else if (out.length === 0) reject(new Error(`the CGI program wrote nothing (exit ${code})`));
-      else resolvePromise(Buffer.concat(out));
+    spawnScript({ command, args, cwd, env, stdin: 'pipe' }, (err, child) => {
+      if (err !== undefined || child === undefined) return reject(err ?? new Error('the CGI program did not start'));
+      const out: Buffer[] = [];
+      let ended = false;
+      let exit: [number | null, string | null] | undefined;
+      const timer = setTimeout(() => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL'), TIMEOUT);
+      const finish = (): void => {
+        if (!ended || exit === undefined) return;
+        clearTimeout(timer);
+        const [code, signal] = exit;
+        if (signal !== null) reject(new Error(`the CGI program was killed by ${signal}`));
+        else if (out.length === 0) reject(new Error(`the CGI program wrote nothing (exit ${code})`));
+        else resolvePromise(Buffer.concat(out));
+      };
+      child.once('error', reject);
+      child.once('exit', (code: number | null, signal: string | null) => {
+        exit = [code, signal];
+        finish();
+      });
+      child.stderr?.resume();
+      child.stdout?.on('data', (chunk) => out.push(chunk));
+      child.stdout?.on('end', () => {
+        ended = true;
+        finish();
+      });
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(stdin);
     });
   });
 }
@@ -310,7 +332,7 @@ export function sentVariables(name: ProtocolName, request: Buffer, envBytes?: nu
     if (name === 'scgi') return decodeScgiHead(request)?.headers.map(([n]) => n);
     if (name === 'uwsgi') return decodeUwsgiHead(request)?.vars.map(([n]) => n);
     if (name === 'cgi') {
-      const block = request.subarray(0, envBytes ?? request.length).toString('utf8');
+      const block = request.subarray(0, envBytes ?? request.length).toString('latin1');
       return block.split('\0').filter((e) => e !== '').map((e) => e.slice(0, e.indexOf('=')));
     }
   } catch {
