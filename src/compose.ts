@@ -9,6 +9,7 @@ import { describeSpawnMethod, spawnMethod } from './cgi-host/spawn.js';
 import type { Cluster } from 'node:cluster';
 import { splitMount } from './environ.js';
 import { replyFromApp } from './reply.js';
+import { describeInterface } from './load-report.js';
 import { LoadError, loadService } from './loader.js';
 import type { Logger } from './log.js';
 import type { ServeOptions } from './options.js';
@@ -17,10 +18,20 @@ import { upstreamApp } from './upstream/index.js';
 
 const notFound: App = (environ, startResponse) => replyFromApp(startResponse, 404, environ['gatewire.request_id']);
 
-/** Routes PATH_INFO under `prefix` to `inner` (SCRIPT_NAME gains the prefix), the rest to `outer`. */
+/**
+ * Routes PATH_INFO under `prefix` to `inner` (SCRIPT_NAME gains the prefix), the rest to `outer`.
+ * A web server that split the path itself (nginx's fastcgi_split_path_info: SCRIPT_NAME
+ * `/cgi-bin/env.sh`, PATH_INFO `/a/b`) has put the prefix in SCRIPT_NAME already: the request is
+ * `inner`'s when SCRIPT_NAME + PATH_INFO lies under the prefix, and it gets the prefix as its
+ * SCRIPT_NAME and the rest as its PATH_INFO, as if the path had come whole.
+ */
 export function mountApp(prefix: string, inner: App, outer: App = notFound): App {
   return (environ, startResponse) => {
-    const split = splitMount(environ.PATH_INFO, prefix);
+    let split = splitMount(environ.PATH_INFO, prefix);
+    if (split === null && environ.SCRIPT_NAME !== '') {
+      split = splitMount(environ.SCRIPT_NAME + environ.PATH_INFO, prefix);
+      if (split !== null) environ.SCRIPT_NAME = '';
+    }
     if (split === null) return outer(environ, startResponse);
     environ.SCRIPT_NAME += split[0];
     environ.PATH_INFO = split[1];
@@ -82,7 +93,15 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
     else logger.warn(line);
   }
   // Node handlers lose the HTTP front's zero-cost path here: the CGI mount must see every request.
-  return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ' };
+  return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ', ...(app?.framework === undefined ? {} : { framework: app.framework }) };
+}
+
+/**
+ * CLI-13: the start-up line naming the app and what it was detected as
+ * (`app: app.mjs (node handler: Express)`); undefined when no app module is served.
+ */
+export function appLine(appSpec: string | undefined, service: Service): string | undefined {
+  return appSpec === undefined ? undefined : `app: ${appSpec} (${describeInterface(service.interface, service.framework)})`;
 }
 
 /** --upstream (and --php): the application servers behind gatewire are the app (src/upstream/). */

@@ -19,6 +19,19 @@ describe('mountApp', () => {
     expect((await inject(app, { url: '/cgi-binx/y' })).body.toString()).toBe('app |/cgi-binx/y');
     expect((await inject(app, { url: '/' })).body.toString()).toBe('app |/');
   });
+  test("a web server's own split (nginx fastcgi_split_path_info: SCRIPT_NAME /cgi-bin/env.sh, PATH_INFO /a/b) goes to the inner app with the path whole below the mount", async () => {
+    const call = (vars: Record<string, string>): Promise<string> =>
+      new Promise((resolve) => {
+        const environ = { SCRIPT_NAME: '', PATH_INFO: '', ...vars } as unknown as Parameters<App>[0];
+        void app(environ, () => () => undefined);
+        resolve(`${environ.SCRIPT_NAME}|${environ.PATH_INFO}`);
+      });
+    expect(await call({ SCRIPT_NAME: '/cgi-bin/env.sh', PATH_INFO: '/a/b c' })).toBe('/cgi-bin|/env.sh/a/b c');
+    expect(await call({ SCRIPT_NAME: '/cgi-bin', PATH_INFO: '/x.sh' })).toBe('/cgi-bin|/x.sh');
+    // Not under the mount however it is split: the app's, untouched.
+    expect(await call({ SCRIPT_NAME: '/cgi-binx', PATH_INFO: '/y' })).toBe('/cgi-binx|/y');
+    expect(await call({ SCRIPT_NAME: '/app', PATH_INFO: '/x' })).toBe('/app|/x');
+  });
   test('without an app, the rest is 404', async () => {
     expect((await inject(mountApp('/cgi-bin', seen('cgi')), { url: '/elsewhere' })).status).toBe(404);
   });

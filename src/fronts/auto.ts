@@ -10,13 +10,15 @@
  * The listener itself is the HTTP front's http.Server with its connection handler taken over
  * (node:http's timeouts are tied to the server that listens, so HTTP cannot be handed over to
  * a server that does not), so Node's HTTP timeouts and the graceful close of idle keep-alive
- * connections keep working. The peer allow-lists apply per detected protocol
+ * connections keep working, and an Upgrade request reaches the server's 'upgrade' listener, the
+ * app's upgrade handler (H-15), as on --http. The peer allow-lists apply per detected protocol
  * (--fastcgi-allow, --scgi-allow, --uwsgi-allow); HTTP has none.
  */
 import type { Socket } from 'node:net';
 import { normalizeRemoteAddr } from '../environ.js';
 import type { Logger } from '../log.js';
 import { FRONTS, type ConnectionHandler, type FrontModule, type Listener, type SignatureResult } from './registry.js';
+import { markHeadStart } from './common.js';
 import { DETECT_MAX_BYTES } from '../../protocols/detect.js';
 import { showBytes } from '../../protocols/errors.js';
 
@@ -102,10 +104,19 @@ function detect(socket: Socket, logger: Logger, headersTimeout: number, candidat
     socket.setTimeout(0);
     detection.done();
   };
+  let firstByteAt = 0;
   const onData = (chunk: Buffer): void => {
+    if (seen.length === 0) firstByteAt = performance.now();
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
     const kind = decide(seen, candidates);
-    if (kind === 'need-more') return;
+    if (kind === 'need-more') {
+      // The headers timeout runs from the first byte, not from the last (a byte now and then
+      // must not keep a connection in detection): the idle timer gets only what is left.
+      const left = firstByteAt + headersTimeout - performance.now();
+      if (left <= 0) onTimeout();
+      else socket.setTimeout(Math.ceil(left));
+      return;
+    }
     cleanup();
     if (kind === undefined) {
       logger.warn(`auto: the first bytes from ${remote()} ("${showBytes(seen, DETECT_MAX_BYTES)}") are not ${candidates.map((c) => c.title).join(', ').replace(/, ([^,]*)$/, ' or $1')}; closing`);
@@ -117,6 +128,7 @@ function detect(socket: Socket, logger: Logger, headersTimeout: number, candidat
     // stays paused until the front has its listeners, and nothing is read in between.
     socket.pause();
     socket.unshift(seen);
+    markHeadStart(socket, firstByteAt); // the front's head deadline counts from this first byte
     kind.handler.handle(socket);
     if (!socket.destroyed) socket.resume();
   };

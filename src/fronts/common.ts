@@ -107,6 +107,26 @@ export function refusePeer(socket: Socket, opts: GatewayFrontOptions, protocol: 
 /** After a response that closes the connection: how long the peer's remaining input is drained before the socket is destroyed (F-40, S-9, U-9). */
 export const DRAIN_MS = 2000;
 
+/** When the first byte of a connection --auto handed over arrived (performance.now()). */
+const headStarts = new WeakMap<Socket, number>();
+
+/** --auto: the connection's first byte came at `at`, before the front took it over (F-46, S-11). */
+export function markHeadStart(socket: Socket, at: number): void {
+  headStarts.set(socket, at);
+}
+
+/**
+ * When the head a front begins to read now began: the first byte's time for the first head of a
+ * connection --auto handed over (its detection read some of it), else now. So the headers
+ * timeout bounds a head from its first byte whichever front reads it; taken once.
+ */
+export function takeHeadStart(socket: Socket): number {
+  const at = headStarts.get(socket);
+  if (at === undefined) return performance.now();
+  headStarts.delete(socket);
+  return at;
+}
+
 /** Requests running in this process across all fronts; beyond `max` new ones get 503 (F-16, H-14). */
 export class InflightCounter {
   count = 0;

@@ -21,7 +21,7 @@ import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '.
 import { BodyInput } from '../input.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { reply, sendReply } from '../reply.js';
-import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, gatewayOptions, listenOn, refusePeer, resetAfterFlush, waitDrain } from './common.js';
+import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, gatewayOptions, listenOn, refusePeer, resetAfterFlush, takeHeadStart, waitDrain } from './common.js';
 import type { ConnectionHandler, FrontContext, FrontModule } from './registry.js';
 import { fastcgiSignature } from '../../protocols/detect.js';
 import { isProtocolError, LimitError, ProtocolError } from '../../protocols/errors.js';
@@ -143,7 +143,7 @@ class FastcgiConnection {
       }
     } else if (this.requests.size === 0) {
       // F-46: bytes on a connection without a request begin one (or a management record).
-      this.headDeadline = performance.now() + this.opts.headersTimeout;
+      this.headDeadline = takeHeadStart(this.socket) + this.opts.headersTimeout;
     }
     try {
       this.decoder.push(chunk);

@@ -22,7 +22,7 @@ import { GatewireError, ServerErrorCode } from '../errors.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput, type BodySource } from '../input.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
-import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, listenOn, refusePeer } from './common.js';
+import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, listenOn, refusePeer, takeHeadStart } from './common.js';
 import type { ConnectionHandler, Listener } from './registry.js';
 import { reply, replyBytes } from '../reply.js';
 import { LimitError, ProtocolError } from '../../protocols/errors.js';
@@ -180,7 +180,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
       case 'head':
         // S-11: the headers timeout is also a deadline for the whole head, so a peer that
         // trickles a byte now and then (which keeps re-arming the idle timer) is still cut.
-        if (!this.sawBytes) this.headDeadline = performance.now() + this.opts.headersTimeout;
+        if (!this.sawBytes) this.headDeadline = takeHeadStart(this.socket) + this.opts.headersTimeout;
         else if (performance.now() > this.headDeadline) {
           this.onTimeout();
           return;
