@@ -7,8 +7,9 @@
  *   };
  *
  * Every front (HTTP, FastCGI, SCGI, uwsgi, CGI) builds an Environ and calls the app through
- * `runExchange` in call.ts, which owns every response rule (R-1..R-11 in
- * docs/conformance.md §8). Nothing here knows about sockets.
+ * `runExchange` in call.ts, which owns every response rule (R-1..R-13 in
+ * docs/conformance.md §8). The head goes out with the first non-empty body chunk (R-4), or
+ * earlier when the app calls `write('')` (R-12). Nothing here knows about sockets.
  */
 import type { Readable } from 'node:stream';
 import type { ListenerProtocol } from './fronts/registry.js';
@@ -22,7 +23,13 @@ export type HeaderList = Array<[name: string, value: string]>;
 /** A body chunk: bytes, or a string that is sent as UTF-8. */
 export type Chunk = Uint8Array | string;
 
-/** The legacy write() callable returned by start_response (PEP 3333). */
+/**
+ * The legacy write() callable returned by start_response (PEP 3333). `write('')` (an empty
+ * chunk) before any body byte sends the head at once: the explicit flush for SSE and long polls
+ * (R-12), which PEP 3333 allows ("upon the application's first invocation of the write()
+ * callable"). An empty chunk yielded by the body iterable never does: middleware yields those to
+ * mean "nothing yet", and a head held back can still become a 500 (R-4).
+ */
 export type Write = (chunk: Chunk) => void;
 
 export type StartResponse = (status: string, headers: HeaderList, excInfo?: unknown) => Write;
@@ -100,11 +107,25 @@ export type NodeHandler = (req: import('node:http').IncomingMessage, res: import
 export type FetchHandler = (request: Request, ...rest: never[]) => Response | Promise<Response>;
 
 /**
+ * An Upgrade handler (WebSocket): node:http's 'upgrade' listener, with its arguments — the
+ * request, the connection (a net.Socket as a Duplex) and the bytes read after the head.
+ * `ws`'s `wss.handleUpgrade(req, socket, head, cb)` and engine.io's
+ * `engine.handleUpgrade(req, socket, head)` are such handlers.
+ */
+export type UpgradeHandler = (req: import('node:http').IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => unknown;
+
+/**
  * What a server serves: always an environ App (every front can call it), plus the original Node
- * handler when there is one, which the HTTP front hands Node's own req/res at no cost.
+ * handler when there is one, which the HTTP front hands Node's own req/res at no cost, and the
+ * module's `upgrade` export when there is one: only the HTTP front (and --auto's HTTP) can
+ * give a connection away, so only it calls that (H-15); without one an Upgrade request is a
+ * plain request, as node:http does without an 'upgrade' listener (H-16).
  */
 export interface Service {
   app: App;
   node?: NodeHandler;
+  upgrade?: UpgradeHandler;
   interface: AppInterface;
+  /** The framework the app was detected as (Express, Koa, Fastify, Hono), for the start-up line. */
+  framework?: string;
 }

@@ -8,6 +8,7 @@
  *   R-4 headers sent with the first        R-9 HEAD, 204, 304: no body
  *       non-empty chunk or at the end      R-10 repeated headers kept apart
  *   R-5 the body's cleanup always runs     R-11 error after headers → the peer sees truncation
+ *   R-12 write('') sends the head now (an explicit flush, for SSE and long polls)
  *
  * Fronts only serialize: they never see an unvalidated status or header. The one exception is a
  * response the app frames itself (an NPH script's output, C-28): where the front can hand over
@@ -30,6 +31,11 @@ export interface ResponseSink {
   head(status: number, reason: string, headers: HeaderList): void;
   /** Writes body bytes (never empty). Returns false when the caller should await drain(). */
   write(chunk: Buffer): boolean;
+  /**
+   * Optional: puts a head that head() only stored on the wire now (R-12: the app flushed it
+   * before any body byte). Fronts whose head() writes at once need none.
+   */
+  sendHead?(): void;
   /** Resolves when the peer can take more, or when the sink closed. */
   drain(): Promise<void>;
   /** Completes the response. */
@@ -149,12 +155,26 @@ export class Exchange {
     return this.write;
   };
 
-  /** PEP 3333's legacy write(): sends the headers, then the chunk. Backpressure is the sink's. */
+  /**
+   * PEP 3333's legacy write(): sends the headers, then the chunk. Backpressure is the sink's.
+   * An empty chunk before the head sends the head at once (R-12, PEP 3333: the headers go out
+   * "upon the application's first invocation of the write() callable"); an empty chunk yielded
+   * by the body iterable does not, since PEP 3333 middleware yields those to mean "nothing yet".
+   */
   readonly write: Write = (chunk) => {
     if (this.state === 'done') throw new AppContractError('write() called after the response ended');
     const buf = toBuffer(chunk);
     if (buf.length > 0) this.emit(buf);
+    else if (!this.headersSent) this.flushHead();
   };
+
+  /** R-12: the head now, before any body byte; nothing when the peer is already gone. */
+  private flushHead(): void {
+    if (this.sink.closed) return;
+    this.requireStarted();
+    this.sendHead();
+    this.sink.sendHead?.();
+  }
 
   /** True once the exchange is over (for a one-chunk body, as soon as run() returns). */
   get finished(): boolean {

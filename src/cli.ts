@@ -28,6 +28,7 @@ let cluster: Cluster;
 let createLogger: (typeof import('./log.js'))['createLogger'];
 let LoadError: typeof LoaderModule.LoadError;
 let buildService: typeof ComposeModule.buildService;
+let appLine: typeof ComposeModule.appLine;
 let Gateway: typeof ServerModule.Gateway;
 let ListenError: typeof ServerModule.ListenError;
 let listenersOf: typeof ServerModule.listenersOf;
@@ -39,7 +40,7 @@ function loadServeModules(): void {
   cluster = require('node:cluster') as Cluster;
   ({ createLogger } = require('./log.js') as typeof import('./log.js'));
   ({ LoadError } = require('./loader.js') as typeof LoaderModule);
-  ({ buildService } = require('./compose.js') as typeof ComposeModule);
+  ({ buildService, appLine } = require('./compose.js') as typeof ComposeModule);
   ({ Gateway, ListenError, listenersOf, prepareSocketFile } = require('./server.js') as typeof ServerModule);
   ({ frontFlags } = require('./fronts/registry.js') as typeof RegistryModule);
 }
@@ -110,8 +111,10 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     if (err instanceof LoadError) usageError(err.message);
     throw err;
   }
+  // CLI-13: said once per server, by the primary or the only process, once start-up went well.
+  const started = cluster.isWorker ? undefined : appLine(appSpec, service);
   if (options.workers > 1 && cluster.isPrimary) {
-    await runPrimary(options, logger);
+    await runPrimary(options, logger, started);
     return;
   }
   installCrashGuards(logger);
@@ -152,10 +155,11 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     if (err instanceof ListenError) usageError(err.message);
     throw err;
   }
+  if (started !== undefined) logger.info(started);
 }
 
 /** Workers: fork N, replace any that dies, stop them all on SIGTERM/SIGINT. */
-async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> {
+async function runPrimary(options: ServeOptions, logger: Logger, started: string | undefined): Promise<void> {
   for (const spec of listenersOf(options)) {
     if (spec.address.kind === 'fd') usageError('--workers cannot be used with fd: addresses');
     if (spec.address.kind === 'unix') {
@@ -167,6 +171,7 @@ async function runPrimary(options: ServeOptions, logger: Logger): Promise<void> 
       }
     }
   }
+  if (started !== undefined) logger.info(started); // CLI-13, once the socket files are prepared
   let stopping = false;
   let recentCrashes = 0;
   const fork = (): void => {

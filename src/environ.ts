@@ -197,8 +197,9 @@ export interface GatewayEnvironOptions {
 /**
  * Builds the CGI part of an environ from the name/value pairs a web server sent over FastCGI,
  * SCGI or uwsgi: key syntax (E-2), defaults (E-3), empty CONTENT_* removed (E-4), SCRIPT_NAME /
- * PATH_INFO repair by the mount (E-5.2), duplicates joined and HTTP_PROXY dropped (E-12), the rest
- * passed through unchanged (E-15). Throws RequestError for what must be refused. `vars` is the
+ * PATH_INFO repair by the mount (E-5.2), duplicates joined and HTTP_PROXY dropped (E-12),
+ * HTTP_TRANSFER_ENCODING dropped next to a CONTENT_LENGTH (E-17), the rest passed through
+ * unchanged (E-15). Throws RequestError for what must be refused. `vars` is the
  * object to fill: a front passes `newVars(ctx)` so the environ keeps V8's fast mode.
  */
 export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: GatewayEnvironOptions, vars: CgiVars = {}): CgiVars {
@@ -214,9 +215,14 @@ export function gatewayVars(pairs: Iterable<readonly [string, string]>, opts: Ga
       if (prev !== undefined) delete vars[key]; // an earlier duplicate (rare)
       continue;
     }
+    // E-17: next to a CONTENT_LENGTH, the Transfer-Encoding the web server already decoded (nginx
+    // and Apache send its CONTENT_LENGTH first) is not the body's framing any more.
+    if (key === 'HTTP_TRANSFER_ENCODING' && vars.CONTENT_LENGTH !== undefined) continue;
     vars[key] = prev !== undefined && key.startsWith('HTTP_') ? joinRepeated(key, prev, value) : value;
   }
   if (!vars.REQUEST_METHOD) throw new RequestError(400, 'REQUEST_METHOD missing');
+  // E-17, the other order (CONTENT_LENGTH after the field): rare, so the delete costs little.
+  if (vars.HTTP_TRANSFER_ENCODING !== undefined && vars.CONTENT_LENGTH !== undefined) delete vars.HTTP_TRANSFER_ENCODING;
 
   const cl = vars.CONTENT_LENGTH;
   if (cl !== undefined) {

@@ -22,6 +22,10 @@ export interface InjectRequest {
   remoteAddress?: string;
   /** Abort the exchange (as a client disconnect) after this many body bytes were written. */
   abortAfterBytes?: number;
+  /** Called when the head goes out (with the first body bytes, at the end, or flushed early: R-12). */
+  onHead?: () => void;
+  /** Called when the first body bytes go out. */
+  onBody?: () => void;
 }
 
 export interface InjectResponse {
@@ -74,7 +78,7 @@ export async function inject(target: App | Service, request: InjectRequest = {},
     scheme: 'http',
     inputTerminated: chunked,
   });
-  const sink = new MemorySink(request.abortAfterBytes);
+  const sink = new MemorySink(request.abortAfterBytes, request.onHead, request.onBody);
   const exchange = new Exchange(environ, sink, { error: (m, err) => logger.error(m, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }) });
   sink.onGone = () => {
     ctx.abort('client closed the connection');
@@ -94,15 +98,21 @@ class MemorySink implements ResponseSink {
   onGone: (() => void) | undefined;
   private written = 0;
 
-  constructor(private readonly abortAfter: number | undefined) {}
+  constructor(
+    private readonly abortAfter: number | undefined,
+    private readonly onHead: (() => void) | undefined,
+    private readonly onBody: (() => void) | undefined,
+  ) {}
 
   head(status: number, reason: string, headers: HeaderList): void {
     this.status = status;
     this.reason = reason;
     this.headers = headers;
+    this.onHead?.();
   }
 
   write(chunk: Buffer): boolean {
+    if (this.written === 0) this.onBody?.();
     this.chunks.push(Buffer.from(chunk));
     this.written += chunk.length;
     if (this.abortAfter !== undefined && this.written >= this.abortAfter && !this.closed) {

@@ -7,14 +7,17 @@
  *   - any other function → environ (`(environ, startResponse) => body`)
  * A module can say which it is with `export const gatewireInterface = 'node'` (a plain
  * `(req, res)` function looks exactly like an environ app).
+ * Whatever the interface, a module may also export `upgrade(req, socket, head)` (a named export,
+ * or a property of the default export object): the Service's Upgrade handler (H-15).
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { App, AppInterface, FetchHandler, NodeHandler, Service } from './app.js';
+import type { App, AppInterface, FetchHandler, NodeHandler, Service, UpgradeHandler } from './app.js';
 import { fromFetchHandler } from './apps/fetch.js';
 import { fromNodeHandler } from './apps/node.js';
 import { GatewireError, ServerErrorCode } from './errors.js';
+import { frameworkOf, syntaxErrorLocation } from './load-report.js';
 
 /** A load failure: the CLI prints the message on one line and exits 2. */
 export class LoadError extends GatewireError {
@@ -41,7 +44,9 @@ export async function loadService(spec: string, forced?: AppInterface, cwd = pro
   } catch (err) {
     // A module may throw anything (`throw null`, a string): still one line, never a TypeError here.
     const message = err instanceof Error ? err.message : `threw ${describe(err)}${typeof err === 'string' ? ` ${JSON.stringify(err)}` : ''}`;
-    throw new LoadError(`cannot load app ${JSON.stringify(spec)}: ${message.split('\n')[0]}`);
+    // CLI-11: a syntax error names its file, line and column.
+    const where = syntaxErrorLocation(err, abs);
+    throw new LoadError(`cannot load app ${JSON.stringify(spec)}: ${where === undefined ? '' : `${where}: SyntaxError: `}${message.split('\n')[0]}`);
   }
   const exported = pickExport(mod, exportName, spec);
   // A module may declare its interface: `export const gatewireInterface = 'node'`.
@@ -50,7 +55,22 @@ export async function loadService(spec: string, forced?: AppInterface, cwd = pro
     if (declared !== 'environ' && declared !== 'node' && declared !== 'fetch') throw new LoadError(`cannot load app ${JSON.stringify(spec)}: gatewireInterface must be environ, node or fetch, not ${JSON.stringify(declared)}`);
     forced = declared;
   }
-  return toService(exported, forced, `${exportName ?? 'default'} export of ${file}`);
+  const service = toService(exported, forced, `${exportName ?? 'default'} export of ${file}`);
+  const framework = frameworkOf(exported); // for the start-up line (CLI-13)
+  if (framework !== undefined) service.framework = framework;
+  const upgrade = upgradeExport(mod, spec);
+  if (upgrade !== undefined) service.upgrade = upgrade;
+  return service;
+}
+
+/** H-15: `export function upgrade(req, socket, head)`, or `upgrade` on the default export object. */
+function upgradeExport(mod: Record<string, unknown>, spec: string): UpgradeHandler | undefined {
+  const dflt = mod.default;
+  const owner = mod.upgrade !== undefined ? undefined : dflt !== null && typeof dflt === 'object' ? (dflt as Record<string, unknown>) : undefined;
+  const value = mod.upgrade ?? owner?.upgrade;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new LoadError(`cannot load app ${JSON.stringify(spec)}: the upgrade export must be a function (req, socket, head), not ${describe(value)}`);
+  return owner === undefined ? (value as UpgradeHandler) : (value as UpgradeHandler).bind(owner);
 }
 
 function pickExport(mod: Record<string, unknown>, name: string | undefined, spec: string): unknown {

@@ -3,7 +3,8 @@
  * (fronts/registry.ts); unix socket files prepared and removed; graceful close; a log line when
  * file descriptors run out and connections are turned away at accept (descriptors.ts, CLI-10).
  */
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import * as net from 'node:net';
 import type { Service } from './app.js';
 import { DescriptorWatch } from './descriptors.js';
@@ -93,7 +94,12 @@ export class Gateway {
   private async bind(server: net.Server, address: ListenAddress): Promise<ListenAddress> {
     if (address.kind === 'unix' && this.manageSocketFiles) await prepareSocketFile(address.path);
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(`cannot listen on ${formatAddress(address)}: ${err.code ?? ''} ${err.message}`.trim()));
+      const onError = (err: NodeJS.ErrnoException): void => {
+        // CLI-12: Node says EACCES (or ENOENT) for a socket path in a folder that does not exist.
+        const missing = address.kind === 'unix' ? missingFolder(address.path) : undefined;
+        if (missing !== undefined) reject(new ListenError(`cannot listen on ${formatAddress(address)}: the folder ${missing} does not exist`));
+        else reject(new ListenError(`cannot listen on ${formatAddress(address)}: ${err.code ?? ''} ${err.message}`.trim()));
+      };
       server.once('error', onError);
       const done = (): void => {
         server.off('error', onError);
@@ -169,14 +175,27 @@ export class Gateway {
 }
 
 /**
+ * The folder of a unix socket path when it does not exist (CLI-12), else undefined. Abstract
+ * socket names (Linux, a leading NUL or `@`) have no folder.
+ */
+function missingFolder(socketPath: string): string | undefined {
+  if (socketPath.startsWith('\0') || socketPath.startsWith('@')) return undefined;
+  const folder = dirname(resolvePath(socketPath));
+  return existsSync(folder) ? undefined : folder;
+}
+
+/**
  * A unix socket path that exists is replaced only when it is a stale socket (nothing accepts on
- * it); a live socket or another kind of file is refused with a clear error.
+ * it); a live socket or another kind of file is refused with a clear error, and a path in a
+ * folder that does not exist is named as such (CLI-12).
  */
 export async function prepareSocketFile(path: string): Promise<void> {
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
   } catch {
+    const missing = missingFolder(path);
+    if (missing !== undefined) throw new ListenError(`cannot listen on unix:${path}: the folder ${missing} does not exist`);
     return; // does not exist
   }
   if (!isSocket) throw new ListenError(`cannot listen on unix:${path}: the path exists and is not a socket`);

@@ -260,6 +260,48 @@ describe('CLI-4: app loading', () => {
   });
 });
 
+describe('CLI-11, CLI-12, CLI-13: start-up reports', () => {
+  const syntax: Array<[string, Record<string, string>, string, string]> = [
+    // [case, files written, the app given, FILE:LINE:COLUMN expected (FILE relative to the folder)]
+    ['an ES module', { 'bad.mjs': 'export default 1;\nconst x = ;\n' }, 'bad.mjs', 'bad.mjs:2:11'],
+    ['a CommonJS module', { 'bad.cjs': 'module.exports = 1;\nconst x = (;\n' }, 'bad.cjs', 'bad.cjs:2:12'],
+    ['an ES module imported by the app', { 'entry.mjs': "import x from './lib/inner.mjs';\nexport default x;\n", 'lib/inner.mjs': 'export default 1;\n\n  let = ;\n' }, 'entry.mjs', 'lib/inner.mjs:3:'],
+    ['a CommonJS module required by the app', { 'entry.cjs': "module.exports = require('./inner.cjs');\n", 'inner.cjs': 'module.exports = {;\n' }, 'entry.cjs', 'inner.cjs:1:'],
+  ];
+  test.each(syntax)('CLI-11: a syntax error in %s is reported with its file, line and column, exit 2', async (_name, files, entry, where) => {
+    const dir = tempDir();
+    for (const [name, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      fs.writeFileSync(path.join(dir, name), text);
+    }
+    const r = await runCli(['serve', path.join(dir, entry), '--http', '127.0.0.1:0']);
+    expect(r.code).toBe(2);
+    const line = oneLine(r.stderr);
+    expect(line).toContain(`${path.join(dir, where)}`);
+    expect(line).toMatch(new RegExp(`${path.basename(where).replace(/[.]/g, '\\.')}\\d*: SyntaxError: Unexpected `));
+  });
+
+  test('CLI-12: a unix socket in a folder that does not exist is named as such, not EACCES', async () => {
+    const folder = path.join(tempDir(), 'missing', 'run');
+    const r = await runCli(['serve', example('hello.mjs'), '--http', `unix:${folder}/g.sock`]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toMatch(new RegExp(`cannot listen on unix:${folder}/g\\.sock: the folder ${folder} does not exist`));
+    expect(r.stderr).not.toMatch(/EACCES|ENOENT/);
+  });
+
+  test.each([
+    ['hello.mjs', 'environ app'],
+    ['hello-node.mjs', 'node handler'],
+    ['express.cjs', 'node handler: Express'],
+    ['koa.mjs', 'node handler: Koa'],
+    ['hono.mjs', 'fetch handler: Hono'],
+  ])('CLI-13: the start-up log names the interface detected for %s', async (file, what) => {
+    const { proc } = await serve([example(file), '--http', '127.0.0.1:0']);
+    const line = (await proc.waitFor(/info app: .*/))[0];
+    expect(line).toBe(`info app: ${example(file)} (${what})`);
+  });
+});
+
 describe('CLI-5: listen addresses', () => {
   test('CLI-5: a bare PORT listens on it', async () => {
     const port = await freePort();

@@ -1,7 +1,12 @@
 /** The environ rules E-1..E-16 (docs/conformance.md §7), one or more tests each. */
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
-import type { Environ } from '../src/app.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { App, Environ } from '../src/app.js';
+import { toService } from '../src/loader.js';
+import { fastcgiFront } from './helpers/fcgi-client.js';
+import { scgiFront } from './helpers/scgi-client.js';
+import { uwsgiFront } from './helpers/uwsgi-client.js';
 import {
   RequestError,
   gatewayScheme,
@@ -305,6 +310,45 @@ describe('E-12 request headers → HTTP_*', () => {
     expect(isPlainChunked('CHUNKED')).toBe(true);
     expect(isPlainChunked('gzip, chunked')).toBe(false);
     expect(isPlainChunked('chunked, chunked')).toBe(false);
+  });
+});
+
+describe('E-17 a Transfer-Encoding the web server already decoded is not passed on', () => {
+  test.each([
+    ['CONTENT_LENGTH first (nginx)', [['CONTENT_LENGTH', '7'], ['HTTP_TRANSFER_ENCODING', 'chunked']]],
+    ['CONTENT_LENGTH after the field', [['HTTP_TRANSFER_ENCODING', 'chunked'], ['CONTENT_LENGTH', '7']]],
+  ] as const)('gatewayVars: %s → no HTTP_TRANSFER_ENCODING', (_name, pairs) => {
+    const vars = gatewayVars([['REQUEST_METHOD', 'POST'], ...pairs], opts);
+    expect(vars.CONTENT_LENGTH).toBe('7');
+    expect('HTTP_TRANSFER_ENCODING' in vars).toBe(false);
+  });
+  test('gatewayVars: without a CONTENT_LENGTH (a streamed body, nginx sends "") the field stays', () => {
+    const vars = gatewayVars([['REQUEST_METHOD', 'POST'], ['CONTENT_LENGTH', ''], ['HTTP_TRANSFER_ENCODING', 'chunked']], opts);
+    expect(vars.HTTP_TRANSFER_ENCODING).toBe('chunked');
+  });
+  test.each([fastcgiFront, scgiFront, uwsgiFront].map((f) => [f.name, f] as const))('over %s: the environ and a node handler see CONTENT_LENGTH 7 and no Transfer-Encoding', async (_name, front) => {
+    const environApp: App = (environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'application/json']]);
+      return [JSON.stringify({ te: environ.HTTP_TRANSFER_ENCODING ?? null, cl: environ.CONTENT_LENGTH ?? null })];
+    };
+    const nodeHandler = (req: IncomingMessage, res: ServerResponse): void => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => res.end(JSON.stringify({ te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null, body: Buffer.concat(chunks).toString() })));
+    };
+    for (const [service, expected] of [
+      [toService(environApp, 'environ', 'E-17 environ app'), { te: null, cl: '7' }],
+      [toService(nodeHandler, 'node', 'E-17 node handler'), { te: null, cl: '7', body: 'chunked' }],
+    ] as const) {
+      const running = await front.start(service);
+      try {
+        const res = await running.request({ method: 'POST', path: '/te', body: 'chunked', headers: { 'Transfer-Encoding': 'chunked', 'Content-Type': 'text/plain' } });
+        expect(res.status).toBe(200);
+        expect(JSON.parse(res.body.toString())).toEqual(expected);
+      } finally {
+        await running.close();
+      }
+    }
   });
 });
 

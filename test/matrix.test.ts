@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { FRONT_NAMES } from '../src/fronts/registry.js';
 import { FRONTS, REGISTRY_HARNESSES, type MatrixFront, type MatrixRequest, type MatrixResult, type MatrixServer, type Need, type StartOptions } from './helpers/fronts.js';
-import { type ContractWatch, type Flavour, gate, probe, resetProbe, validatedService } from './helpers/behaviour-apps.js';
+import { type ContractWatch, type Flavour, LENGTH_BODY, SSE_EVENT_BYTES, gate, probe, resetProbe, resetSse, sse, validatedService } from './helpers/behaviour-apps.js';
 import { VIA_HARNESSES } from './helpers/upstream-harness.js';
 
 /** The direct fronts, then gatewire to gatewire through each upstream client (front → client → front → app). */
@@ -252,6 +252,42 @@ const CASES: Case[] = [
     },
   },
   {
+    // The tutorial SSE pattern: the Node handler clears its timer in req.on('close'); the environ app stops on gatewire.signal.
+    name: 'SSE: a client gone after its first events stops the stream within about one event (req close, R-13)',
+    flavours: ['environ', 'node', 'express', 'koa'],
+    async run(s) {
+      resetSse();
+      const res = await s.request({ path: '/sse', abortAfterBytes: 3 * SSE_EVENT_BYTES });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']?.[0]).toMatch(/^text\/event-stream/);
+      expect(res.truncated).toBe(true);
+      // The raw clients count the head in abortAfterBytes: they may leave before the first event.
+      const received = (res.body.toString('latin1').match(/^data: /gm) ?? []).length;
+      await until(() => sse.stopped === 1, 'the app to stop its stream on req close', 3000);
+      const atStop = sse.written;
+      await sleep(100);
+      // Stopped means stopped; and what it wrote after the client left is an event or two at most.
+      expect({ stopped: sse.stopped, written: sse.written }).toEqual({ stopped: 1, written: atStop });
+      expect(sse.written - received).toBeLessThanOrEqual(2);
+    },
+  },
+  ...(['node', 'environ'] as const).map(
+    (kind): Case => ({
+      name: `explicit flush (${kind === 'node' ? "Node handlers: flushHeaders(), write('')" : "environ app: write('')"}): the head arrives at once, the first body byte 500 ms later (R-12)`,
+      flavours: kind === 'node' ? ['node', 'express', 'koa'] : ['environ'],
+      needs: ['earlyHeadViaClient'],
+      async run(s, t) {
+        for (const path of t.flavour === 'node' ? ['/flush', '/flush?how=write'] : ['/flush']) {
+          const res = await s.request({ path, timing: true });
+          expect(res.status).toBe(200);
+          expect(res.headers['x-flushed']).toEqual(['yes']);
+          expect(res.body.toString()).toBe('late body\n');
+          expect({ path, headEarly: (res.headAt ?? Infinity) < 250, bodyLate: (res.bodyAt ?? 0) >= 400 }).toEqual({ path, headEarly: true, bodyLate: true });
+        }
+      },
+    }),
+  ),
+  {
     // SCGI, uwsgi and CGI get the length: a web server buffers a chunked body for them.
     name: 'chunked request body: arrives whole and byte-exact (HTTP chunked, FastCGI without CONTENT_LENGTH)',
     async run(s) {
@@ -392,6 +428,59 @@ const CASES: Case[] = [
     needs: ['httpWire'],
     request: (method) => ({ method, path: '/echo', incompleteHead: true }),
   }),
+  {
+    name: 'fetch: Hono streamText and streamSSE stream; their Transfer-Encoding and Connection are dropped, not a 500 (R-14)',
+    flavours: ['hono'],
+    async run(s, t) {
+      const text = await s.request({ path: '/hono-stream-text' });
+      expect({ status: text.status, body: text.body.toString(), truncated: text.truncated }).toEqual({ status: 200, body: 'one two', truncated: false });
+      expect(text.headers['x-content-type-options']).toEqual(['nosniff']);
+      const sse = await s.request({ path: '/hono-sse' });
+      expect({ status: sse.status, body: sse.body.toString(), truncated: sse.truncated }).toEqual({ status: 200, body: 'event: tick\ndata: a\nid: 1\n\ndata: b\n\n', truncated: false });
+      expect(sse.headers['content-type']).toEqual(['text/event-stream']);
+      expect(sse.headers['cache-control']).toEqual(['no-cache']);
+      if (!t.front.framing.includes('connection')) expect(sse.headers.connection).toBeUndefined();
+    },
+  },
+  {
+    name: 'fetch: a Response with Connection, Keep-Alive and Proxy-Connection is served without them (R-14)',
+    flavours: ['hono'],
+    async run(s, t) {
+      const res = await s.request({ path: '/hop-by-hop' });
+      expect({ status: res.status, body: res.body.toString(), kept: res.headers['x-kept'] }).toEqual({ status: 200, body: 'hop\n', kept: ['yes'] });
+      expect(res.headers['proxy-connection']).toBeUndefined();
+      for (const name of ['connection', 'keep-alive']) if (!t.front.framing.includes(name)) expect(res.headers[name]).toBeUndefined();
+    },
+  },
+  {
+    name: 'fetch: a body of known length (string, bytes, ArrayBuffer, Blob, URLSearchParams, c.text, c.json) has its Content-Length; HEAD too (R-15)',
+    flavours: ['hono'],
+    async run(s) {
+      const expected: Record<string, Buffer> = {
+        text: Buffer.from(LENGTH_BODY),
+        json: Buffer.from(JSON.stringify({ body: LENGTH_BODY })),
+        string: Buffer.from(LENGTH_BODY),
+        bytes: Buffer.from(LENGTH_BODY),
+        arraybuffer: Buffer.from(LENGTH_BODY),
+        blob: Buffer.from(LENGTH_BODY),
+        params: Buffer.from(new URLSearchParams({ body: LENGTH_BODY }).toString()),
+        empty: Buffer.alloc(0),
+      };
+      for (const [kind, body] of Object.entries(expected)) {
+        const res = await s.request({ path: `/length/${kind}` });
+        expect({ kind, status: res.status, length: res.headers['content-length'], te: res.headers['transfer-encoding'], body: res.body.toString('latin1'), truncated: res.truncated }).toEqual({
+          kind,
+          status: 200,
+          length: [String(body.length)],
+          te: undefined,
+          body: body.toString('latin1'),
+          truncated: false,
+        });
+      }
+      const head = await s.request({ method: 'HEAD', path: '/length/string' });
+      expect({ status: head.status, body: head.body.length, truncated: head.truncated }).toEqual({ status: 200, body: 0, truncated: false });
+    },
+  },
   {
     name: 'refusal 405: CONNECT (no tunnels)',
     flavours: ['environ'],

@@ -2,31 +2,110 @@
  * Fetch handlers `(Request) => Response` (Hono's `app.fetch`, and any WinterCG-style handler)
  * as Apps. The Request URL is the full public URL (E-9): SCRIPT_NAME is part of it, so a Hono app
  * served under `--mount /app` routes with `app.basePath('/app')` (see README).
+ *
+ * The Response becomes a start_response call and a body (R-14, R-15):
+ *   - Framing and hop-by-hop fields a Response carries (Hono's streamText and streamSSE set
+ *     `Transfer-Encoding: chunked`, streamSSE `Connection: keep-alive`) are the adapter's to drop,
+ *     as the Node adapter drops Node's own: each front frames the response itself, and R-6 would
+ *     refuse them from an app. The set is protocols/cgi/head.ts's, the one every part uses.
+ *   - A Response's body is always a ReadableStream, even for `new Response('text')`. What a body
+ *     built from bytes in memory (a string, an ArrayBuffer or typed array, a Blob, URLSearchParams,
+ *     FormData, c.text() and c.json()) holds is already queued in that stream: the adapter takes
+ *     what the stream hands over before the event loop's next turn, without waiting for anything.
+ *     When the stream ended within that, the whole body is known and goes out as one chunk, so
+ *     the exchange sends its Content-Length (call.ts); otherwise what was read goes first and the
+ *     rest streams (chunked on HTTP/1.1). A Response that says `Transfer-Encoding: chunked` (a
+ *     streaming helper) or gives its own Content-Length streams at once.
  */
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import type { App, CgiVars, Environ, FetchHandler, HeaderList } from '../app.js';
 import { requestUrl } from '../environ.js';
+import { isHopByHop } from '../../protocols/cgi/head.js';
 
 const NO_BODY = new Set(['GET', 'HEAD']);
+
+/** At most this many reads before the head goes out: a stream that never pauses still streams. */
+const MAX_EARLY_READS = 16;
 
 export function fromFetchHandler(handler: FetchHandler): App {
   return async (environ, startResponse) => {
     const response = await handler(toRequest(environ));
     if (!(response instanceof Response)) throw new TypeError(`the fetch handler returned ${typeof response}, not a Response`);
     const headers: HeaderList = [];
+    let streaming = false;
+    let hasLength = false;
     for (const [name, value] of response.headers) {
       if (name === 'set-cookie') continue;
+      if (isHopByHop(name)) {
+        // R-14: the front frames the response; the framework's own framing is not passed on.
+        if (name === 'transfer-encoding') streaming = true;
+        continue;
+      }
+      if (name === 'content-length') hasLength = true;
       headers.push([name, value]);
     }
     // R-10: each Set-Cookie stays its own field.
     for (const cookie of response.headers.getSetCookie()) headers.push(['set-cookie', cookie]);
     const reason = response.statusText || STATUS_CODES[response.status] || '';
-    startResponse(`${response.status} ${reason}`, headers);
     const body = response.body;
-    if (body === null) return [];
-    return iterateStream(body);
+    if (body === null) {
+      startResponse(`${response.status} ${reason}`, headers);
+      return [];
+    }
+    const reader = body.getReader();
+    // R-15: a body that is all there already goes out whole, with its length.
+    const early = streaming || hasLength ? { chunks: [], done: false, pending: undefined } : await readQueued(reader);
+    try {
+      startResponse(`${response.status} ${reason}`, headers);
+    } catch (err) {
+      reader.cancel().catch(() => undefined);
+      throw err;
+    }
+    if (early.done) {
+      reader.releaseLock();
+      return [early.chunks.length === 1 ? (early.chunks[0] as Buffer) : Buffer.concat(early.chunks)];
+    }
+    return iterateStream(reader, early.chunks, early.pending);
   };
+}
+
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+interface Early {
+  chunks: Buffer[];
+  done: boolean;
+  /** A read that had not settled by the deadline: the stream's next chunk. */
+  pending: Promise<ReadResult> | undefined;
+}
+
+/**
+ * Reads what the stream yields before the next turn of the event loop (at most MAX_EARLY_READS
+ * reads): a body from memory is queued or produced in microtasks and ends within it, a real
+ * stream (a file, a generator awaiting I/O or timers) is still waiting when the deadline fires.
+ */
+async function readQueued(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Early> {
+  let timer: NodeJS.Immediate | undefined;
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setImmediate(resolve, undefined);
+  });
+  const chunks: Buffer[] = [];
+  try {
+    for (let i = 0; i < MAX_EARLY_READS; i++) {
+      const read = reader.read();
+      const r = await Promise.race([read, deadline]);
+      if (r === undefined) return { chunks, done: false, pending: read };
+      if (r.done) return { chunks, done: true, pending: undefined };
+      if (r.value !== undefined && r.value.byteLength > 0) chunks.push(toBuffer(r.value));
+    }
+    return { chunks, done: false, pending: undefined };
+  } finally {
+    clearImmediate(timer);
+  }
+}
+
+function toBuffer(value: Uint8Array): Buffer {
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 /** The Request an environ stands for. */
@@ -50,11 +129,13 @@ export function toRequest(environ: Environ): Request {
   return new Request(requestUrl(vars, environ['gatewire.url_scheme']), init);
 }
 
-async function* iterateStream(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
+/** The chunks read early, then the rest of the stream; `pending` is a read already under way. */
+async function* iterateStream(reader: ReadableStreamDefaultReader<Uint8Array>, first: readonly Buffer[], pending: Promise<ReadResult> | undefined): AsyncGenerator<Uint8Array> {
   try {
+    yield* first;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await (pending ?? reader.read());
+      pending = undefined;
       if (done) return;
       if (value !== undefined && value.byteLength > 0) yield value;
     }
@@ -63,3 +144,4 @@ async function* iterateStream(stream: ReadableStream<Uint8Array>): AsyncGenerato
     reader.cancel().catch(() => undefined);
   }
 }
+

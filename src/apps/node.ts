@@ -9,12 +9,25 @@
  * and the body becomes the exchange's async iterable, with backpressure through the socket's
  * write callbacks. The few settings that keep Node from adding framing (no chunked encoding, no
  * Date) are own properties, which survive any prototype swap.
+ *
+ * What node:http apps watch to stop work is kept as node:http keeps it (R-13): `req` emits
+ * 'close' once the response finished (an unread body is dumped first, as node:http's
+ * resOnFinish does, so 'end' then 'close' follow), and when the client goes away (the
+ * environ's abort: client or web server gone, FCGI_ABORT_REQUEST, a timeout), when `req` is
+ * destroyed with node:http's 'aborted' error: `req.aborted` and `req.destroyed` true, 'aborted'
+ * emitted, `req.socket.destroyed` true, `res` closed with `writableEnded` false.
+ *
+ * A head Node writes with no body behind it in the same turn of the event loop (flushHeaders(),
+ * write(''), writeHead() then flushHeaders()) is an explicit flush: the exchange sends it at
+ * once through start_response's write('') (R-12), as node:http puts it on the socket. A head
+ * followed by body bytes in the same turn (write(buffer), end(buffer)) goes out with them.
  */
 import * as http from 'node:http';
 import { Duplex } from 'node:stream';
-import type { App, Environ, HeaderList, NodeHandler, StartResponse } from '../app.js';
+import type { App, Environ, HeaderList, NodeHandler, StartResponse, Write } from '../app.js';
 import { AppContractError } from '../app.js';
 import { percentDecodePath, quotePath, rawPathBelow } from '../environ.js';
+import { abortWatch } from '../request.js';
 import { isHopByHop } from '../../protocols/cgi/head.js';
 
 const kNeedDrain = Object.getOwnPropertySymbols(new http.OutgoingMessage()).find((s) => s.description === 'kNeedDrain');
@@ -113,6 +126,12 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
   private error: unknown;
   private readonly socket: CaptureSocket;
   private readonly res: http.ServerResponse;
+  /** start_response's write(): write('') sends the head now (R-12). */
+  private write: Write | undefined;
+  /** A body byte (or the end) came after the head: no flush of a lone head is needed. */
+  private bodySeen = false;
+  /** The client went away (the environ's abort): the exchange ends quietly. */
+  private gone = false;
 
   constructor(
     handler: NodeHandler,
@@ -131,14 +150,27 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
       if (kNeedDrain !== undefined) (res as unknown as Record<symbol, boolean>)[kNeedDrain] = false;
       res.emit('drain');
     });
-    res.on('finish', () => this.end());
+    res.on('finish', () => {
+      this.end();
+      dumpRequest(req);
+    });
     // A handler that destroys its connection (Express's finalhandler after headers, Koa's pipeline
     // on a stream error) ends the response with an error: the peer must see the truncation.
     this.socket.on('close', () => {
-      if (!res.writableFinished) this.fail(new Error('the Node handler closed the connection before finishing its response'));
+      if (!res.writableFinished && !this.gone) this.fail(new Error('the Node handler closed the connection before finishing its response'));
     });
     this.socket.on('error', () => undefined);
     this.res = res;
+    // R-13: the client gone, as node:http's socket close: the socket first, then req.
+    const watch = abortWatch(environ);
+    if (watch !== undefined) {
+      const onGone = (): void => this.clientGone(req);
+      if (watch.aborted) queueMicrotask(onGone);
+      else {
+        watch.add(onGone);
+        req.once('close', () => watch.remove(onGone));
+      }
+    }
     try {
       const r = handler(req, res);
       if (typeof (r as Promise<unknown> | undefined)?.then === 'function') (r as Promise<unknown>).then(undefined, (err: unknown) => this.fail(err));
@@ -213,10 +245,13 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
     if (this.head !== undefined) {
       chunk = this.readHead(chunk);
       if (chunk.length === 0) {
+        // A head alone: a flush, unless body bytes or the end follow in this turn (R-12).
+        if (this.head === undefined) setImmediate(() => this.flushLoneHead());
         done();
         return;
       }
     }
+    this.bodySeen = true;
     const waiter = this.waiter;
     if (waiter !== undefined) {
       this.waiter = this.failWaiter = undefined;
@@ -251,14 +286,34 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
     const code = statusLine[1] as string;
     const reason = statusLine[2] || http.STATUS_CODES[Number(code)] || '';
     try {
-      this.startResponse(`${code} ${reason}`, headers);
+      this.write = this.startResponse(`${code} ${reason}`, headers);
     } catch (err) {
       this.fail(err);
     }
     return all.subarray(end + 4);
   }
 
+  /** R-12: Node put its head on the socket with no body behind it: the exchange sends it now. */
+  private flushLoneHead(): void {
+    if (this.bodySeen || this.finished || this.write === undefined) return;
+    try {
+      this.write('');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** R-13: the client is gone: `res` closes with its socket, `req` is destroyed as node:http's. */
+  private clientGone(req: http.IncomingMessage): void {
+    if (this.gone) return;
+    this.gone = true;
+    if (!this.socket.destroyed) this.socket.destroy();
+    if (!req.destroyed) req.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    this.end();
+  }
+
   private end(): void {
+    this.bodySeen = true;
     if (this.finished) return;
     this.finished = true;
     const waiter = this.waiter;
@@ -277,5 +332,18 @@ class NodeExchange implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
       this.waiter = this.failWaiter = undefined;
       reject(this.error);
     }
+  }
+}
+
+/**
+ * R-13, node:http's resOnFinish: a body the handler never started reading is dumped once the
+ * response finished, so `req` ends and emits 'close'.
+ */
+function dumpRequest(req: http.IncomingMessage): void {
+  const r = req as http.IncomingMessage & { _consuming?: boolean; _dump?: () => void; _readableState?: { resumeScheduled?: boolean } };
+  if (req.destroyed || req.readableEnded) return;
+  if (!r._consuming && !r._readableState?.resumeScheduled) {
+    if (typeof r._dump === 'function') r._dump();
+    else req.resume();
   }
 }

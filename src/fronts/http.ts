@@ -6,11 +6,17 @@
  * (body limit, before 100-continue too), H-8 (decoded NUL), H-10 (client gone aborts the app),
  * H-11 (IPv4-mapped peers), H-14 (the in-flight cap the gateway fronts share), and the environ
  * (E-5..E-14).
+ *
+ * Upgrade (WebSocket): a Service with an `upgrade` handler becomes the server's 'upgrade'
+ * listener, called as node:http calls one, after the same request checks (H-15); without one,
+ * node:http itself treats an Upgrade request as a plain request (H-16). --auto serves HTTP
+ * with this very server, so both hold there too.
  */
 import * as http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { CgiVars, HeaderList, NodeHandler, Service } from '../app.js';
+import type { Duplex } from 'node:stream';
+import type { CgiVars, HeaderList, NodeHandler, Service, UpgradeHandler } from '../app.js';
 import { Exchange, type RawOutput, type ResponseSink } from '../call.js';
 import { RequestError, httpVars, normalizeRemoteAddr, rawPathBelow } from '../environ.js';
 import type { Logger } from '../log.js';
@@ -77,6 +83,9 @@ export function createHttpServer(opts: HttpFrontOptions): http.Server {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => front.checkContinue(req, res));
   server.on('connect', (req: IncomingMessage, socket: Socket) => front.refuseConnect(req, socket));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => front.clientError(err, socket));
+  // H-16: only with a listener does node:http take an Upgrade request out of the request path.
+  const upgrade = opts.service.upgrade;
+  if (upgrade !== undefined) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => front.upgrade(upgrade, req, socket as Socket, head));
   return server;
 }
 
@@ -270,6 +279,41 @@ class HttpFront {
     if (this.opts.logger.access !== null) this.accessLog(req, {}, requestId, r.status, r.body?.length ?? 0, performance.now());
   }
 
+  /**
+   * H-15: an Upgrade request for the app's upgrade handler, with node:http's arguments, once it
+   * passed the request checks a plain request gets (H-1..H-5, H-8: refused on the socket like
+   * CONNECT). The URL is the one below the mount, the full one in originalUrl, as for node
+   * handlers. The connection is the handler's from then on: no in-flight count, no timeouts of
+   * ours, no access log line (the handler answers 101 or refuses by itself).
+   */
+  upgrade(handler: UpgradeHandler, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    let vars: CgiVars;
+    try {
+      [vars] = this.requestVars(req, {});
+    } catch (err) {
+      const status = err instanceof RequestError ? err.status : 400;
+      const id = newRequestId();
+      this.opts.logger.warn(`http: ${status} upgrade refused: ${err instanceof Error ? err.message : String(err)}`, { remote: normalizeRemoteAddr(socket.remoteAddress), request: `${req.method ?? '-'} ${String(req.url).slice(0, 200)}`, request_id: id });
+      socket.end(replyBytes(reply(status, id, req.method, [['Connection', 'close'], ['Date', new Date().toUTCString()]]), httpHead));
+      return;
+    }
+    const mount = vars.SCRIPT_NAME as string;
+    if (mount !== '') {
+      (req as IncomingMessage & { originalUrl?: string | undefined }).originalUrl = req.url;
+      req.url = rawPathBelow(vars.REQUEST_URI as string, mount.length);
+    }
+    const fail = (err: unknown): void => {
+      this.opts.logger.error(`upgrade handler failed: ${(err as Error)?.message ?? String(err)}`, { request_id: newRequestId(), stack: (err as Error | undefined)?.stack });
+      socket.destroy();
+    };
+    try {
+      const r = handler(req, socket, head);
+      if (typeof (r as Promise<unknown> | undefined)?.then === 'function') (r as Promise<unknown>).then(undefined, fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
   /** CONNECT: no tunnels here (1.2: Node emits no request event for it). */
   refuseConnect(req: IncomingMessage, socket: Socket): void {
     const id = newRequestId();
@@ -403,6 +447,11 @@ class HttpSink implements ResponseSink {
 
   end(): void {
     this.res.end();
+  }
+
+  /** R-12: the head now, before any body byte (node:http would keep it until the first write). */
+  sendHead(): void {
+    this.res.flushHeaders();
   }
 
   abort(): void {

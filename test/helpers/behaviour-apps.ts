@@ -14,15 +14,24 @@
  *   GET /cookies         → two Set-Cookie fields
  *   GET /forever         → streams a chunk every 5 ms until the client goes away; records it in `probe`
  *   GET /hold            → (environ app) waits until `gate.release()`, then answers `held`
+ *   GET /hono-stream-text, /hono-sse, /hop-by-hop, /length/:kind → (Hono only) streamText,
+ *                          streamSSE, a Response with hop-by-hop fields, bodies of known length (R-14, R-15)
+ *   GET /sse             → an SSE stream, one `data: N` event every 20 ms; the Node flavours
+ *                          stop their timer on req 'close' (the tutorial pattern), the environ
+ *                          app on gatewire.signal; counted in `sse` (R-13)
+ *   GET /flush[?how=write] → flushes its head (flushHeaders(); the node flavour with
+ *                          `how=write`: write(''); the environ app: write('')), waits 500 ms,
+ *                          then sends `late body` (R-12)
  *
  * validatedService() wraps any of them in validateApp (src/validate.ts) and records every
  * contract slip it reports, so a test can fail on one even when the app swallowed the error.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import express from 'express';
 import Koa from 'koa';
 import { Hono } from 'hono';
+import { streamSSE, streamText } from 'hono/streaming';
 import type { App, Body, Chunk, Environ, Service, StartResponse } from '../../src/app.js';
 import { toService } from '../../src/loader.js';
 import { ValidationError, validateApp } from '../../src/validate.js';
@@ -35,6 +44,36 @@ export function resetProbe(): void {
 }
 
 const FOREVER_CHUNK = Buffer.alloc(1024, 'f');
+
+/** What the /sse route did: events written, and streams stopped by the app's close handler. */
+export const sse = { written: 0, stopped: 0 };
+
+export function resetSse(): void {
+  sse.written = sse.stopped = 0;
+}
+
+const SSE_MS = 20;
+/** A bound against a stream nobody stops (10 s). */
+const SSE_MAX = 500;
+const sseEvent = (n: number): string => `data: ${String(n).padStart(4, '0')}\n\n`;
+export const SSE_EVENT_BYTES = sseEvent(0).length;
+const FLUSH_WAIT_MS = 500;
+const sseHeaders = { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' };
+
+/** The tutorial SSE handler on node:http's req/res: the timer is cleared in req.on('close'). */
+function nodeSse(req: import('node:http').IncomingMessage, write: (s: string) => void, open: () => void): void {
+  open();
+  let n = 0;
+  const timer = setInterval(() => {
+    if (n >= SSE_MAX) return;
+    write(sseEvent(n++));
+    sse.written++;
+  }, SSE_MS);
+  req.on('close', () => {
+    clearInterval(timer);
+    sse.stopped++;
+  });
+}
 
 /** Requests waiting in /hold; release() lets them all answer. */
 export const gate = {
@@ -138,6 +177,29 @@ export function environApp(environ: Environ, startResponse: StartResponse): unkn
       startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
       return foreverChunks(environ['gatewire.signal']);
     }
+    case '/sse': {
+      const signal = environ['gatewire.signal'];
+      startResponse('200 OK', Object.entries(sseHeaders));
+      return (async function* () {
+        try {
+          for (let n = 0; n < SSE_MAX && !signal.aborted; n++) {
+            yield sseEvent(n);
+            sse.written++;
+            await new Promise((r) => setTimeout(r, SSE_MS));
+          }
+        } finally {
+          sse.stopped++;
+        }
+      })();
+    }
+    case '/flush': {
+      const write = startResponse('200 OK', [['Content-Type', 'text/plain'], ['X-Flushed', 'yes']]);
+      write(''); // R-12: the head now
+      return (async function* () {
+        await new Promise((r) => setTimeout(r, FLUSH_WAIT_MS));
+        yield 'late body\n';
+      })();
+    }
     default:
       startResponse('404 Not Found', [['Content-Type', 'text/plain']]);
       return ['not found\n'];
@@ -194,6 +256,15 @@ function nodeApp(req: import('node:http').IncomingMessage, res: import('node:htt
       Readable.from(foreverChunks(ac.signal)).pipe(res);
       return;
     }
+    case '/sse':
+      nodeSse(req, (e) => res.write(e), () => res.writeHead(200, sseHeaders).flushHeaders());
+      return;
+    case '/flush':
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'X-Flushed': 'yes' });
+      if (url.searchParams.get('how') === 'write') res.write('');
+      else res.flushHeaders();
+      setTimeout(() => res.end('late body\n'), FLUSH_WAIT_MS);
+      return;
     default:
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
   }
@@ -234,6 +305,17 @@ function expressApp(): express.Express {
     res.on('close', () => ac.abort());
     res.type('application/octet-stream');
     Readable.from(foreverChunks(ac.signal)).pipe(res);
+  });
+  app.get('/sse', (req, res) => {
+    nodeSse(req, (e) => res.write(e), () => {
+      res.set(sseHeaders);
+      res.flushHeaders();
+    });
+  });
+  app.get('/flush', (_req, res) => {
+    res.type('text/plain').set('X-Flushed', 'yes');
+    res.flushHeaders();
+    setTimeout(() => res.end('late body\n'), FLUSH_WAIT_MS);
   });
   // Errors: a plain 500 without the stack, quietly (the default handler prints to the console).
   app.use((err: Error, _req: express.Request, res: express.Response, next: express.NextFunction) => {
@@ -295,6 +377,26 @@ function koaApp(): Koa {
         ctx.body = Readable.from(foreverChunks(ac.signal));
         return;
       }
+      case '/sse': {
+        const stream = new PassThrough();
+        nodeSse(ctx.req, (e) => stream.write(e), () => {
+          ctx.set(sseHeaders);
+          ctx.status = 200;
+          ctx.body = stream;
+        });
+        ctx.req.on('close', () => stream.end());
+        return;
+      }
+      case '/flush':
+        ctx.status = 200;
+        ctx.type = 'text/plain';
+        ctx.set('X-Flushed', 'yes');
+        ctx.flushHeaders();
+        ctx.body = Readable.from((async function* () {
+          await new Promise((r) => setTimeout(r, FLUSH_WAIT_MS));
+          yield 'late body\n';
+        })());
+        return;
       default:
         ctx.status = 404;
         ctx.body = 'not found\n';
@@ -361,9 +463,52 @@ function honoApp(): Hono {
     });
     return new Response(stream, { headers: { 'Content-Type': 'application/octet-stream' } });
   });
+  // Hono-only routes (R-14, R-15): what a fetch Response carries that no other flavour has.
+  app.get('/hono-stream-text', (c) =>
+    streamText(c, async (stream) => {
+      await stream.write('one ');
+      await stream.sleep(5);
+      await stream.write('two');
+    }),
+  );
+  app.get('/hono-sse', (c) =>
+    streamSSE(c, async (stream) => {
+      await stream.writeSSE({ data: 'a', event: 'tick', id: '1' });
+      await stream.sleep(5);
+      await stream.writeSSE({ data: 'b' });
+    }),
+  );
+  app.get('/hop-by-hop', () => new Response('hop\n', { headers: { Connection: 'keep-alive', 'Keep-Alive': 'timeout=5', 'Proxy-Connection': 'x', 'X-Kept': 'yes' } }));
+  app.get('/length/:kind', (c) => {
+    const kind = c.req.param('kind');
+    const bytes = Buffer.from(LENGTH_BODY, 'utf8');
+    switch (kind) {
+      case 'text':
+        return c.text(LENGTH_BODY);
+      case 'json':
+        return c.json({ body: LENGTH_BODY });
+      case 'string':
+        return new Response(LENGTH_BODY);
+      case 'bytes':
+        return new Response(new Uint8Array(bytes));
+      case 'arraybuffer':
+        return new Response(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+      case 'blob':
+        return new Response(new Blob([LENGTH_BODY.slice(0, 5), LENGTH_BODY.slice(5)]));
+      case 'params':
+        return new Response(new URLSearchParams({ body: LENGTH_BODY }));
+      case 'empty':
+        return new Response('');
+      default:
+        return c.notFound();
+    }
+  });
   app.onError((_err, c) => c.text('Internal Server Error\n', 500));
   return app;
 }
+
+/** The body of the Hono /length routes: non-ASCII, so a length counted in chars shows. */
+export const LENGTH_BODY = 'known length: \u00e9\u20ac\n';
 
 export type Flavour = 'environ' | 'node' | 'express' | 'koa' | 'hono';
 

@@ -12,7 +12,7 @@ import { runCgiChild } from '../../src/fronts/cgi.js';
 import { resolveOptions } from '../../src/options.js';
 import { parseCgiResponse } from './fcgi-client.js';
 import type { MatrixFront, MatrixRequest, MatrixResult } from './fronts.js';
-import { decodedPath, queryOf } from './scgi-client.js';
+import { HeadClock, decodedPath, queryOf } from './scgi-client.js';
 
 /** The environment a web server gives the CGI program for `req`, with the program at `mount`. */
 export function cgiEnvironment(req: MatrixRequest, mount: string, bodyLength: number | undefined): Record<string, string> {
@@ -62,12 +62,16 @@ class CapturedStdout extends Writable {
   private total = 0;
   private headEnd = -1;
 
-  constructor(private readonly abortAfter: number | undefined) {
+  constructor(
+    private readonly abortAfter: number | undefined,
+    readonly clock: HeadClock | undefined,
+  ) {
     super();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
     this.chunks.push(chunk);
+    this.clock?.see(Buffer.concat(this.chunks));
     this.total += chunk.length;
     if (this.headEnd < 0) {
       const at = Buffer.concat(this.chunks).indexOf('\r\n\r\n');
@@ -113,7 +117,7 @@ export const cgiFront: MatrixFront = {
         const body = req.body === undefined ? undefined : Buffer.from(req.body);
         // A chunked request too: CGI has no length-less body, the web server sends the length.
         const env = cgiEnvironment(req, mount, body?.length);
-        const stdout = new CapturedStdout(req.abortAfterBytes);
+        const stdout = new CapturedStdout(req.abortAfterBytes, req.timing ? new HeadClock() : undefined);
         const code = await runCgiChild(service, { env, stdin: stdinOf(body), stdout, maxBodyBytes });
         const out = Buffer.concat(stdout.chunks);
         const parsed = parseCgiResponse(out);
@@ -123,7 +127,7 @@ export const cgiFront: MatrixFront = {
         const noBody = method === 'HEAD' || parsed.status === 204 || parsed.status === 304;
         const cl = parsed.headers['content-length']?.[0];
         const badLength = noBody ? parsed.body.length > 0 : cl !== undefined && Number(cl) !== parsed.body.length;
-        return { status: parsed.status, reason: parsed.reason, headers: parsed.headers, body: parsed.body, truncated: stdout.closedByUs || code !== 0 || badLength };
+        return { status: parsed.status, reason: parsed.reason, headers: parsed.headers, body: parsed.body, truncated: stdout.closedByUs || code !== 0 || badLength, ...stdout.clock?.times() };
       },
       close: async () => undefined,
     };

@@ -274,6 +274,8 @@ export interface FcgiRequestOptions {
   noStdinEos?: boolean;
   /** Destroy the connection once this many STDOUT bytes arrived (a client that went away). */
   destroyAfterStdoutBytes?: number;
+  /** Called with the STDOUT content so far on every event of the connection (the matrix's head clock). */
+  onStdout?: (stdout: Buffer) => void;
   /** Bound for the whole exchange (guards against hangs). */
   timeoutMs?: number;
 }
@@ -316,6 +318,7 @@ export async function fcgiRequest(target: FcgiAddress | FcgiConn, opts: FcgiRequ
     })();
     const limit = opts.destroyAfterStdoutBytes;
     await conn.until(() => {
+      opts.onStdout?.(conn.stdoutOf(id, from));
       if (limit !== undefined && !conn.destroyedByUs && conn.stdoutOf(id, from).length >= limit) conn.destroy();
       return conn.endOf(id, from) !== undefined || conn.destroyedByUs;
     }, timeoutMs);

@@ -20,6 +20,7 @@ import { type FcgiAddress, fcgiRequest, nginxParams, parseCgiResponse } from './
 import {
   type GatewayAddress,
   type GatewayResponse,
+  HeadClock,
   parseScgiResponse,
   rawExchange,
   responseTruncated,
@@ -48,6 +49,8 @@ export interface MatrixRequest {
   httpVersion?: string;
   /** HTTP only: the head is sent without its final empty line, and nothing more (a stalled client); implies `exact`. */
   incompleteHead?: boolean;
+  /** Report when the head and the first body byte arrived (headAt, bodyAt). */
+  timing?: boolean;
 }
 
 /** What the protocol clients (fcgi-client.ts, scgi-client.ts, uwsgi-client.ts) report. */
@@ -57,6 +60,9 @@ export interface MatrixResponse {
   body: Buffer;
   /** The response did not end cleanly (reset, short body, no terminal chunk). */
   truncated: boolean;
+  /** With `timing`: ms from sending the request to the complete head, and to the first body byte. */
+  headAt?: number;
+  bodyAt?: number;
 }
 
 /** What every matrix harness reports: the response and its reason phrase (HTTP/uwsgi status line, `Status:` text). */
@@ -109,7 +115,10 @@ export type Need =
   /** --max-inflight applies. */
   | 'inflightLimit'
   /** A path outside --mount reaches gatewire and is refused. */
-  | 'mountRefusal';
+  | 'mountRefusal'
+  /** An environ app's flushed head (R-12) reaches the client through the HTTP front's environ path (HttpSink). */
+  /** A flushed head (R-12) crosses an upstream client hop before the first body byte. */
+  | 'earlyHeadViaClient';
 
 export interface MatrixFront {
   name: string;
@@ -148,12 +157,14 @@ export function httpRequest(port: number, req: MatrixRequest): Promise<MatrixRes
     const body = req.body === undefined ? undefined : Buffer.from(req.body);
     if (body !== undefined && !req.chunked) headers['Content-Length'] = String(body.length);
     if (req.chunked) headers['Transfer-Encoding'] = 'chunked';
+    const clock = req.timing ? new HeadClock() : undefined;
     const r = http.request({ host: '127.0.0.1', port, method: req.method ?? 'GET', path: req.path, headers, agent: false });
     // A reset after the response began (R-11) is a truncated response, not a failed request:
     // node:http reports it on the request too, before the response's 'close'.
     let lateError: (() => void) | undefined;
     r.on('error', (err) => (lateError === undefined ? reject(err) : lateError()));
     r.on('response', (res) => {
+      clock?.head();
       lateError = () => {
         truncated = true;
         finish();
@@ -162,6 +173,7 @@ export function httpRequest(port: number, req: MatrixRequest): Promise<MatrixRes
       let received = 0;
       let truncated = false;
       res.on('data', (c: Buffer) => {
+        clock?.body();
         chunks.push(c);
         received += c.length;
         if (req.abortAfterBytes !== undefined && received >= req.abortAfterBytes) {
@@ -192,6 +204,7 @@ export function httpRequest(port: number, req: MatrixRequest): Promise<MatrixRes
           headers: collectHeaders(res.rawHeaders),
           body: Buffer.concat(chunks),
           truncated: truncated || !res.complete,
+          ...clock?.times(),
         });
       }
     });
@@ -227,10 +240,14 @@ export async function httpRawRequest(addr: GatewayAddress, req: MatrixRequest): 
       parts.push(Buffer.from('0\r\n\r\n'));
     } else parts.push(body);
   }
-  const conn = await rawExchange(addr, Buffer.concat(parts), req.abortAfterBytes === undefined ? {} : { destroyAfterBytes: req.abortAfterBytes });
+  const clock = req.timing ? new HeadClock() : undefined;
+  const conn = await rawExchange(addr, Buffer.concat(parts), {
+    ...(req.abortAfterBytes === undefined ? {} : { destroyAfterBytes: req.abortAfterBytes }),
+    ...(clock === undefined ? {} : { onData: (data: Buffer) => clock.see(data) }),
+  });
   const res = parseHttpResponse(conn.data);
   if (res === null) return { status: 0, reason: '', headers: {}, body: conn.data, truncated: true };
-  return { status: res.status, reason: res.reason, headers: res.headers, body: res.body, truncated: conn.destroyedByUs || responseTruncated(conn, res, method) };
+  return { status: res.status, reason: res.reason, headers: res.headers, body: res.body, truncated: conn.destroyedByUs || responseTruncated(conn, res, method), ...clock?.times() };
 }
 
 /** The matrix request over FastCGI, with the params nginx's fastcgi_params send; truncation as a web server sees it. */
@@ -244,8 +261,10 @@ export async function fastcgiRequest(addr: FcgiAddress, port: number, req: Matri
     ...(body === undefined ? {} : { contentLength: req.chunked ? ('stream' as const) : body.length }),
     serverPort: port,
   });
+  const clock = req.timing ? new HeadClock() : undefined;
   const res = await fcgiRequest(addr, {
     params,
+    ...(clock === undefined ? {} : { onStdout: (stdout: Buffer) => clock.see(stdout) }),
     ...(body === undefined ? {} : req.chunked ? { stdinChunks: thirds(body) } : { stdin: body }),
     ...(req.abortAfterBytes === undefined ? {} : { destroyAfterStdoutBytes: req.abortAfterBytes }),
   });
@@ -253,7 +272,7 @@ export async function fastcgiRequest(addr: FcgiAddress, port: number, req: Matri
   if (parsed === null) return { status: 0, reason: '', headers: {}, body: res.stdout, truncated: true };
   // A web server reports a failure when the connection is cut before END_REQUEST, or when
   // END_REQUEST carries a non-zero appStatus after the head went out (F-38).
-  return { status: parsed.status, reason: parsed.reason, headers: parsed.headers, body: parsed.body, truncated: !res.completed || res.appStatus !== 0 };
+  return { status: parsed.status, reason: parsed.reason, headers: parsed.headers, body: parsed.body, truncated: !res.completed || res.appStatus !== 0, ...clock?.times() };
 }
 
 /** A response parser that also keeps the reason phrase it saw. */
@@ -360,6 +379,7 @@ export const injectFront: MatrixFront = {
     return {
       async request(req) {
         const headers: Record<string, string> = { ...(req.headers ?? {}) };
+        const clock = req.timing ? new HeadClock() : undefined;
         // inject() adds Content-Length unless it is given; a chunked request has none (httpVars drops it).
         if (req.chunked) headers['Transfer-Encoding'] = 'chunked';
         const res = await inject(service.app, {
@@ -369,10 +389,11 @@ export const injectFront: MatrixFront = {
           ...(req.body === undefined ? {} : { body: Buffer.from(req.body) }),
           ...(opts.mount === undefined ? {} : { mount: opts.mount }),
           ...(req.abortAfterBytes === undefined ? {} : { abortAfterBytes: req.abortAfterBytes }),
+          ...(clock === undefined ? {} : { onHead: () => clock.head(), onBody: () => clock.body() }),
         });
         const out: Record<string, string[]> = {};
         for (const [k, v] of res.headers) (out[k.toLowerCase()] ??= []).push(v);
-        return { status: res.status, reason: res.reason, headers: out, body: res.body, truncated: res.aborted };
+        return { status: res.status, reason: res.reason, headers: out, body: res.body, truncated: res.aborted, ...clock?.times() };
       },
       close: async () => undefined,
     };

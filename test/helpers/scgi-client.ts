@@ -147,6 +147,38 @@ export class RawConn {
   }
 }
 
+/**
+ * When a response's head was complete and when its first body byte came, in ms since the
+ * request was sent, from the bytes received so far (a CGI-style or HTTP head ends at CRLF CRLF).
+ */
+export class HeadClock {
+  headAt: number | undefined;
+  bodyAt: number | undefined;
+  private readonly start = performance.now();
+
+  see(data: Buffer): void {
+    if (this.bodyAt !== undefined) return;
+    const end = data.indexOf('\r\n\r\n');
+    if (end === -1) return;
+    const now = performance.now() - this.start;
+    this.headAt ??= now;
+    if (data.length > end + 4) this.bodyAt = now;
+  }
+
+  /** The body's first byte came now (a client that parses the head itself). */
+  body(): void {
+    this.bodyAt ??= performance.now() - this.start;
+  }
+
+  head(): void {
+    this.headAt ??= performance.now() - this.start;
+  }
+
+  times(): { headAt?: number; bodyAt?: number } {
+    return { ...(this.headAt === undefined ? {} : { headAt: this.headAt }), ...(this.bodyAt === undefined ? {} : { bodyAt: this.bodyAt }) };
+  }
+}
+
 export interface RawExchangeOptions {
   /** Send a FIN after the bytes (default false: web servers do not half-close). */
   halfClose?: boolean;
@@ -154,6 +186,8 @@ export interface RawExchangeOptions {
   gapMs?: number;
   /** Destroy our side once this many bytes arrived (a client that went away). */
   destroyAfterBytes?: number;
+  /** Called with the bytes received so far on every event of the connection (the matrix's head clock). */
+  onData?: (data: Buffer) => void;
   timeoutMs?: number;
   /** Source address of the connection (e.g. 127.0.0.2, to test allow-lists). */
   localAddress?: string;
@@ -174,6 +208,7 @@ export async function rawExchange(addr: GatewayAddress, chunks: Buffer | Buffer[
   const limit = opts.destroyAfterBytes;
   try {
     await conn.until(() => {
+      opts.onData?.(conn.data);
       if (limit !== undefined && !conn.destroyedByUs && conn.data.length >= limit) conn.destroy();
       return conn.closed || conn.destroyedByUs;
     }, opts.timeoutMs ?? WAIT_MS * 3, 'the server to close the connection');
@@ -316,11 +351,15 @@ export async function singleRequestMatrix(
   const headers = { Host: 'localhost', ...(req.headers ?? {}) };
   // A web server buffers a chunked client body first: the gateway always gets a length.
   const fwd: ForwardedRequest = { method, uri: req.path, headers, serverPort, ...(req.body === undefined ? {} : { contentLength: body.length }) };
-  const conn = await rawExchange(addr, encode(fwd, body), req.abortAfterBytes === undefined ? {} : { destroyAfterBytes: req.abortAfterBytes });
+  const clock = req.timing ? new HeadClock() : undefined;
+  const conn = await rawExchange(addr, encode(fwd, body), {
+    ...(req.abortAfterBytes === undefined ? {} : { destroyAfterBytes: req.abortAfterBytes }),
+    ...(clock === undefined ? {} : { onData: (data: Buffer) => clock.see(data) }),
+  });
   const res = parse(conn.data);
   if (res === null) return { status: 0, headers: {}, body: conn.data, truncated: true };
   const truncated = conn.destroyedByUs || responseTruncated(conn, res, method);
-  return { status: res.status, headers: res.headers, body: res.body, truncated };
+  return { status: res.status, headers: res.headers, body: res.body, truncated, ...clock?.times() };
 }
 
 /** Starts a Gateway from resolveOptions flags; returns it with its bound listeners. */
