@@ -82,6 +82,8 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
     ...(options.cgiIndex === undefined ? {} : { index: options.cgiIndex.split(',').map((n) => n.trim()).filter((n) => n !== '') }),
     passAuthorization: options.cgiPassAuth,
     ...(options.cgiScriptLog === undefined ? {} : { scriptLog: options.cgiScriptLog }),
+    ...(options.cgiDocumentRoot === undefined ? {} : { documentRoot: options.cgiDocumentRoot }),
+    followSymlinks: options.cgiFollowSymlinks,
     logger,
   });
   // One line per server: the primary (or the only process) says it, cluster workers do not.

@@ -146,6 +146,8 @@ interface CommonOptions {
   cgiIndex: string | undefined;
   cgiPassAuth: boolean;
   cgiScriptLog: string | undefined;
+  cgiDocumentRoot: string | undefined;
+  cgiFollowSymlinks: boolean;
   upstream: UpstreamTarget[];
   upstreamParam: Array<[string, string]>;
   upstreamConns: number;
@@ -211,6 +213,8 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'cgiIndex', flags: '--cgi-index <names>', env: 'GATEWIRE_CGI_INDEX', description: 'scripts tried for a directory, e.g. index.cgi (default: none, 403)', default: undefined, parse: (t) => t },
   { key: 'cgiPassAuth', flags: '--cgi-pass-auth', env: 'GATEWIRE_CGI_PASS_AUTH', description: 'pass Authorization to scripts as HTTP_AUTHORIZATION (like Apache CGIPassAuth)', default: 'false', parse: (t, w) => parseBoolean(t, w), boolean: true },
   { key: 'cgiScriptLog', flags: '--cgi-script-log <path>', env: 'GATEWIRE_CGI_SCRIPT_LOG', description: 'Apache ScriptLog-style dump of failing script requests (default: off)', default: undefined, parse: (t) => t },
+  { key: 'cgiDocumentRoot', flags: '--cgi-document-root <dir>', env: 'GATEWIRE_CGI_DOCUMENT_ROOT', description: 'DOCUMENT_ROOT of scripts when the front sends none (--http), and PATH_TRANSLATED = DIR + PATH_INFO (default: the --cgi-bin DIR)', default: undefined, parse: (t) => t },
+  { key: 'cgiFollowSymlinks', flags: '--cgi-follow-symlinks', env: 'GATEWIRE_CGI_FOLLOW_SYMLINKS', description: 'let a symlink under --cgi-bin lead to a script outside it (like Apache Options FollowSymLinks); the URL path must still stay under DIR', default: 'false', parse: (t, w) => parseBoolean(t, w), boolean: true },
   // Loaded lazily: src/upstream/address.ts imports OptionError from this module.
   { key: 'upstream', flags: '--upstream <url>', env: 'GATEWIRE_UPSTREAM', description: 'forward every request to an application server instead of an APP: fastcgi://HOST:PORT, fastcgi+unix:///PATH (also fastcgi://unix:/PATH), scgi://..., uwsgi://...; repeat for round robin', default: undefined, parse: (t) => (require('./upstream/address.js') as typeof import('./upstream/address.js')).parseUpstreamUrl(t), repeatable: true },
   { key: 'upstreamParam', flags: '--upstream-param <pair>', env: 'GATEWIRE_UPSTREAM_PARAM', description: 'NAME=VALUE: a variable sent with every upstream request, replacing the front\'s (e.g. SCRIPT_FILENAME=/srv/app.php, PHP_VALUE=...); repeatable', default: undefined, parse: parseParam, repeatable: true },

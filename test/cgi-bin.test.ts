@@ -256,6 +256,44 @@ describe('C-1 script selection', () => {
     fs.rmSync(base, { recursive: true, force: true });
   });
 
+  test('C-1 followSymlinks (Apache FollowSymLinks): off, a link out of the root → 403; on, the script outside runs, through a linked file or directory', async () => {
+    const base = tmp('gatewire-cgi-follow-');
+    fs.mkdirSync(path.join(base, 'cgi-bin'));
+    fs.mkdirSync(path.join(base, 'opt', 'app', 'bin'), { recursive: true });
+    fs.writeFileSync(path.join(base, 'opt', 'app', 'bin', 'app.cgi'), '#!/bin/sh\nprintf "Content-Type: text/plain\\n\\nSCRIPT_NAME=%s PATH_INFO=%s SCRIPT_FILENAME=%s PWD=%s\\n" "$SCRIPT_NAME" "$PATH_INFO" "$SCRIPT_FILENAME" "$(pwd -P)"\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(base, 'opt', 'app', 'bin', 'noexec.cgi'), '#!/bin/sh\necho no\n', { mode: 0o644 });
+    const real = fs.realpathSync(base);
+    fs.symlinkSync(path.join(real, 'opt', 'app', 'bin', 'app.cgi'), path.join(base, 'cgi-bin', 'app.cgi'));
+    fs.symlinkSync(path.join(real, 'opt', 'app', 'bin', 'noexec.cgi'), path.join(base, 'cgi-bin', 'noexec.cgi'));
+    fs.symlinkSync('../opt/app', path.join(base, 'cgi-bin', 'app'));
+    const root = path.join(base, 'cgi-bin');
+    try {
+      const { app: off } = make({ root });
+      expect((await get(off, '/app.cgi')).status).toBe(403);
+      expect((await get(off, '/app/bin/app.cgi')).status).toBe(403);
+      expect(off.stats().spawned).toBe(0);
+
+      const { app: on } = make({ root, followSymlinks: true });
+      expect(text(await get(on, '/app.cgi/x'))).toBe(`SCRIPT_NAME=/cgi-bin/app.cgi PATH_INFO=/x SCRIPT_FILENAME=${root}/app.cgi PWD=${real}/opt/app/bin\n`);
+      // A symlinked directory in the middle of the path.
+      expect(text(await get(on, '/app/bin/app.cgi'))).toBe(`SCRIPT_NAME=/cgi-bin/app/bin/app.cgi PATH_INFO= SCRIPT_FILENAME=${root}/app/bin/app.cgi PWD=${real}/opt/app/bin\n`);
+      // Everything else is unchanged: the exec bit, a directory without an index script.
+      expect((await get(on, '/noexec.cgi')).status).toBe(403);
+      expect((await get(on, '/app/bin')).status).toBe(403);
+      // The path as named must stay under the root: a `..` above it is still refused, nothing spawned.
+      const before = on.stats().spawned;
+      for (const url of ['/../opt/app/bin/app.cgi', '/%2e%2e/opt/app/bin/app.cgi', '/app/../../opt/app/bin/app.cgi', '/app.cgi/../../opt/app/bin/app.cgi']) expect((await get(on, url)).status).toBe(400);
+      expect(on.stats().spawned).toBe(before);
+      // A web server's SCRIPT_FILENAME naming the link under the root is honoured too.
+      const viaName = withEnviron(on, (env) => {
+        env.SCRIPT_FILENAME = `${root}/app.cgi`;
+      });
+      expect(text(await get(viaName, '/app.cgi'))).toMatch(/^SCRIPT_NAME=\/cgi-bin\/app\.cgi PATH_INFO= /);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   test('C-1: a non-regular file (FIFO) → 403', async () => {
     const base = tmp('gatewire-cgi-fifo-');
     execFileSync('mkfifo', ['-m', '755', path.join(base, 'pipe.sh')]);
@@ -782,6 +820,35 @@ describe('C-19..C-30 script output', () => {
     expect(header(res, 'location')).toEqual([]);
   });
 
+  test('C-23: the re-dispatched request gets REDIRECT_STATUS=200 and REDIRECT_URL (Apache); a web server\'s REDIRECT_STATUS is kept', async () => {
+    const base = tmp('gatewire-cgi-redirect-');
+    fs.writeFileSync(path.join(base, 'redirect.sh'), '#!/bin/sh\nprintf "Location: %s/dump.sh/p?q=1\\n\\n" "${SCRIPT_NAME%/*}"\n', { mode: 0o755 });
+    fs.copyFileSync(path.join(ROOT, 'env.sh'), path.join(base, 'dump.sh'));
+    fs.chmodSync(path.join(base, 'dump.sh'), 0o755);
+    try {
+      const { app: redirecting } = make({ root: base });
+      const direct = envOf(await get(redirecting, '/dump.sh'));
+      expect(direct.REDIRECT_STATUS).toBeUndefined();
+      expect(direct.REDIRECT_URL).toBeUndefined();
+      const res = await get(redirecting, '/redirect.sh?first');
+      expect(res.status).toBe(200);
+      expect(envOf(res)).toMatchObject({ REDIRECT_STATUS: '200', REDIRECT_URL: '/cgi-bin/redirect.sh', SCRIPT_NAME: '/cgi-bin/dump.sh', PATH_INFO: '/p', QUERY_STRING: 'q=1' });
+      // Over the HTTP front too.
+      await withHttp(redirecting, async (port) => {
+        const raw = (await rawResponse(port, 'GET /cgi-bin/redirect.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toString('latin1');
+        expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+        expect(raw).toMatch(/^REDIRECT_STATUS=200$/m);
+        expect(raw).toMatch(/^REDIRECT_URL=\/cgi-bin\/redirect\.sh$/m);
+      });
+      const fromWebServer = withEnviron(redirecting, (env) => {
+        env.REDIRECT_STATUS = '404';
+      });
+      expect(envOf(await get(fromWebServer, '/redirect.sh')).REDIRECT_STATUS).toBe('404');
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   test('C-23: HEAD stays HEAD through a local redirect; C-27 no body for HEAD', async () => {
     const { app: app2 } = make();
     const probe = withEnviron(app2, () => undefined);
@@ -1184,6 +1251,35 @@ describe('C-6: bytes that are not UTF-8 reach the script exactly (gatewire serve
     expect(viaFcgi).toMatchObject({ HTTP_COOKIE: 'n=Ren\xe9', HTTP_USER_AGENT: 'caf\xe9', HTTP_X_ODD: ODD, HTTP_X_LINES: 'caf\xe9\n\n', PATH_INFO: '/caf\xe9', SCRIPT_NAME: '/cgi-bin/environ-hex.sh', PATH_TRANSLATED: '/var/www/html/caf\xe9' });
     // C-3: the wrapper's shell and env(1) add nothing of their own (no PWD, SHLVL, OLDPWD, _).
     for (const env of [viaHttp, viaFcgi]) expect(Object.keys(env).filter((k) => ['PWD', 'OLDPWD', 'SHLVL', '_'].includes(k))).toEqual([]);
+  });
+});
+
+describe('C-2: --cgi-document-root (gatewire serve --cgi-bin, --http and --fastcgi)', () => {
+  beforeAll(() => ensureBuilt(), 180_000);
+  afterEach(() => killAll());
+
+  test('C-2: over --http DOCUMENT_ROOT is the option and PATH_TRANSLATED is built on it; a web server\'s DOCUMENT_ROOT wins', async () => {
+    const proc = spawnCli(['serve', '--cgi-bin', ROOT, '--cgi-document-root', '/srv/www', '--http', '127.0.0.1:0', '--fastcgi', '127.0.0.1:0']);
+    await proc.listening(2);
+    const port = (front: string): number => Number(new RegExp(`listening: ${front} on 127\\.0\\.0\\.1:(\\d+)`).exec(proc.stderr)?.[1]);
+    const raw = await rawResponse(port('http'), 'GET /cgi-bin/env.sh/a/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(raw.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(envOf({ body: raw.subarray(raw.indexOf('\r\n\r\n') + 4) })).toMatchObject({ DOCUMENT_ROOT: '/srv/www', PATH_TRANSLATED: '/srv/www/a/b', PATH_INFO: '/a/b', SCRIPT_FILENAME: `${ROOT}/env.sh` });
+    const params: Array<[string, string]> = [
+      ['REQUEST_METHOD', 'GET'],
+      ['SCRIPT_NAME', '/cgi-bin/env.sh'],
+      ['PATH_INFO', '/a/b'],
+      ['REQUEST_URI', '/cgi-bin/env.sh/a/b'],
+      ['QUERY_STRING', ''],
+      ['DOCUMENT_ROOT', '/var/www/html'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+      ['SERVER_NAME', 'example.test'],
+      ['SERVER_PORT', '80'],
+      ['REMOTE_ADDR', '192.0.2.7'],
+    ];
+    const cgi = parseCgiResponse((await fcgiRequest({ port: port('fastcgi') }, { params })).stdout);
+    expect(cgi?.status).toBe(200);
+    expect(envOf({ body: cgi?.body ?? Buffer.alloc(0) })).toMatchObject({ DOCUMENT_ROOT: '/var/www/html', PATH_TRANSLATED: '/var/www/html/a/b' });
   });
 });
 

@@ -455,7 +455,7 @@ const DIFFERENCES: readonly Difference[] = [
     requests: ENV,
     values: { gatewire: '{DOCROOT}/cgi-bin', 'nginx→gatewire': '{DOCROOT}', 'nginx→fcgiwrap': '{DOCROOT}', apache: '{DOCROOT}' },
     right: 'configuration (not an RFC 3875 variable)',
-    why: 'nginx sends its root (fastcgi_params), Apache its DocumentRoot; gatewire\'s HTTP front has no document root of its own and gives its cgi-bin folder (no option sets another).',
+    why: 'nginx sends its root (fastcgi_params), Apache its DocumentRoot; gatewire\'s HTTP front has no document root of its own and gives its cgi-bin folder unless --cgi-document-root names one (C-2; not given here).',
   },
   {
     field: 'var:PATH_TRANSLATED',
@@ -511,7 +511,7 @@ const DIFFERENCES: readonly Difference[] = [
     requests: ENV.filter((id) => id !== 'redirect-local'),
     values: { gatewire: UNSET, 'nginx→gatewire': '200', 'nginx→fcgiwrap': '200', apache: UNSET },
     right: 'all (not RFC 3875)',
-    why: 'nginx\'s fastcgi_params send REDIRECT_STATUS 200 for php-cgi\'s force-redirect check; gatewire sets it only for its .php preset, Apache only after an internal redirect (below).',
+    why: 'nginx\'s fastcgi_params send REDIRECT_STATUS 200 for php-cgi\'s force-redirect check; gatewire sets it only for its .php preset and, like Apache, after a local redirect (redirect-local: 200 on every host that runs the second script, C-23).',
   },
   {
     field: 'var:DOCUMENT_URI',
@@ -571,13 +571,6 @@ const DIFFERENCES: readonly Difference[] = [
     values: { gatewire: '/cgi-bin/env.sh', 'nginx→gatewire': '/cgi-bin/env.sh', 'nginx→fcgiwrap': NOT_RUN, apache: '/cgi-bin/redirect.sh?local' },
     right: 'both (not RFC 3875)',
     why: 'RFC 3875 §6.2.2 says "as if the client requested that URI": gatewire rewrites REQUEST_URI to the new target; Apache keeps the target of the client\'s request line. Both name the first script in REDIRECT_URL.',
-  },
-  {
-    field: 'var:REDIRECT_STATUS',
-    requests: ['redirect-local'],
-    values: { gatewire: UNSET, 'nginx→gatewire': '200', 'nginx→fcgiwrap': NOT_RUN, apache: '200' },
-    right: 'all (not RFC 3875)',
-    why: 'Apache\'s internal-redirect convention: REDIRECT_STATUS is the status of the first answer. gatewire follows it for REDIRECT_URL only; behind nginx the 200 is nginx\'s param, carried into the redirected request.',
   },
   {
     field: /^var:REDIRECT_(?!URL$|STATUS$)/,

@@ -53,6 +53,17 @@ describe('CGI options and composition', () => {
     expect(resolveOptions({}, { GATEWIRE_CGI_PASS_AUTH: '1' }).cgiPassAuth).toBe(true);
     expect(() => resolveOptions({}, { GATEWIRE_CGI_PASS_AUTH: 'maybe' })).toThrow(OptionError);
   });
+  test('--cgi-document-root DIR and its variable; unset by default (the cgi-bin folder is used)', () => {
+    expect(resolveOptions({}, {}).cgiDocumentRoot).toBeUndefined();
+    expect(resolveOptions({ cgiDocumentRoot: '/srv/www' }, {}).cgiDocumentRoot).toBe('/srv/www');
+    expect(resolveOptions({}, { GATEWIRE_CGI_DOCUMENT_ROOT: '/srv/env' }).cgiDocumentRoot).toBe('/srv/env');
+  });
+  test('--cgi-follow-symlinks is a value-less flag, off by default; its variable takes true/false', () => {
+    expect(resolveOptions({}, {}).cgiFollowSymlinks).toBe(false);
+    expect(resolveOptions({ cgiFollowSymlinks: true }, {}).cgiFollowSymlinks).toBe(true);
+    expect(resolveOptions({}, { GATEWIRE_CGI_FOLLOW_SYMLINKS: 'yes' }).cgiFollowSymlinks).toBe(true);
+    expect(() => resolveOptions({}, { GATEWIRE_CGI_FOLLOW_SYMLINKS: 'maybe' })).toThrow(OptionError);
+  });
   test('CGI defaults', () => {
     expect(resolveOptions({}, {})).toMatchObject({ cgiBin: undefined, cgiMount: '/cgi-bin', cgiTimeout: 60000, cgiMaxQueue: 64 });
   });

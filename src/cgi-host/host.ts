@@ -24,7 +24,8 @@
  *   (status and fields kept, hop-by-hop fields and Content-Length dropped, Transfer-Encoding →
  *   502): the HTTP version and framing on the wire are the web server's;
  * - a local redirect (`Location: /path`, no Status, no body) is re-dispatched inside this app when
- *   the path is under the mount, else by `localRedirectApp`, else answered 302.
+ *   the path is under the mount, else by `localRedirectApp`, else answered 302; the second request
+ *   gets REDIRECT_URL (the first path) and REDIRECT_STATUS 200 unless the web server sent one.
  */
 import { cpus, tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -107,6 +108,13 @@ export interface CgiBinOptions {
   rejectFunctionDefinitions?: boolean;
   /** DOCUMENT_ROOT when the front gave none; PATH_TRANSLATED = it + PATH_INFO (C-2). @default root */
   documentRoot?: string;
+  /**
+   * C-1: a symlink under the root may resolve to a file or directory outside it (Apache Options
+   * FollowSymLinks, e.g. /srv/cgi-bin/app.cgi → /opt/app/bin/app.cgi). The path named in the URL
+   * must still lie under the root (dot segments are resolved first, a `..` above it is a 400);
+   * off, a symlink leaving the root is a 403. @default false
+   */
+  followSymlinks?: boolean;
   /** Honour a web server's SCRIPT_FILENAME (FastCGI front) when its real path is a script under the root. @default true */
   trustScriptFilename?: boolean;
   /** Basename prefix of NPH scripts (C-28). @default 'nph-' */
@@ -149,6 +157,7 @@ export const CGI_BIN_DEFAULTS = {
   fallbackPath: '/usr/local/bin:/usr/bin:/bin',
   passAuthorization: false,
   rejectFunctionDefinitions: false,
+  followSymlinks: false,
   trustScriptFilename: true,
   nphPrefix: 'nph-',
   headLimits: CGI_HEAD_LIMITS,
@@ -252,7 +261,7 @@ function resolveConfig(options: CgiBinOptions): Config {
   const spoolDir = options.spoolDir ?? tmpdir();
   if (!isAbsolute(resolve(spoolDir))) throw new TypeError('Expected `spoolDir` to be a directory');
   return {
-    select: { root, realRoot, index, interpreters, nphPrefix: options.nphPrefix ?? D.nphPrefix },
+    select: { root, realRoot, index, interpreters, nphPrefix: options.nphPrefix ?? D.nphPrefix, followSymlinks: options.followSymlinks ?? D.followSymlinks },
     env: {
       base: baseEnv(path, options.inheritEnv ?? D.inheritEnv, options.extraEnv ?? {}, process.env),
       passAuthorization: options.passAuthorization ?? D.passAuthorization,
@@ -585,6 +594,9 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     next.QUERY_STRING = q === -1 ? '' : location.slice(q + 1);
     next.REQUEST_URI = location;
     next.REDIRECT_URL = (environ.REQUEST_URI ?? '').split('?')[0];
+    // Apache's convention: the status of the answer that redirected, 200 for a CGI local
+    // redirect; a web server's own value (nginx's fastcgi_params send 200) is kept.
+    if (next.REDIRECT_STATUS === undefined || next.REDIRECT_STATUS === '') next.REDIRECT_STATUS = '200';
     delete next.CONTENT_LENGTH;
     delete next.CONTENT_TYPE;
     delete next.SCRIPT_FILENAME; // the web server's choice was for the first script

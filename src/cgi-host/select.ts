@@ -14,6 +14,12 @@
  * a separator boundary: /srv/cgi-bin-evil is not under /srv/cgi-bin); otherwise 403. Entries
  * that are not symlinks are not realpath'd: each step of the walk starts from a real directory
  * under the root and names one entry of it, so the path is already canonical.
+ *
+ * With `followSymlinks` (opt-in, Apache's Options FollowSymLinks) a symlink may lead anywhere:
+ * what must stay under the root is the path as named in the URL, and that already holds, since
+ * dot segments are resolved lexically first (a `..` above the root is a 400) and each step names
+ * one entry of the directory reached. Nothing else changes: a file still needs the exec bit or an
+ * interpreter, a directory an index script.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
@@ -51,6 +57,8 @@ export interface SelectConfig {
   interpreters: ReadonlyMap<string, ResolvedInterpreter>;
   /** Basename prefix marking an NPH script (C-28). */
   nphPrefix: string;
+  /** C-1: a symlink under the root may resolve outside it (Apache Options FollowSymLinks). */
+  followSymlinks: boolean;
 }
 
 /** The script a request runs. Paths in `file`/`realFile`/`cwd` are fs strings; the rest are CGI byte strings. */
@@ -140,7 +148,7 @@ function step(realDir: string, name: string, cfg: SelectConfig): { real: string;
   } catch {
     return { status: 404, reason: `broken symlink: ${path}` };
   }
-  if (!isUnder(real, cfg.realRoot)) return { status: 403, reason: `symlink ${path} resolves outside the root: ${real}` };
+  if (!cfg.followSymlinks && !isUnder(real, cfg.realRoot)) return { status: 403, reason: `symlink ${path} resolves outside the root: ${real}` };
   try {
     return { real, st: statSync(real) };
   } catch {
@@ -180,7 +188,7 @@ function fileTarget(
  * C-1: maps the decoded path below the mount (the environ's PATH_INFO) to a script.
  * 400: NUL, `..` above the root, bytes that cannot be a file name; 404: nothing there;
  * 403: a directory without an index script, a non-regular or non-executable file, a symlink
- * leaving the root.
+ * leaving the root (unless `followSymlinks`).
  */
 export function selectScript(pathBelowMount: string, cfg: SelectConfig): SelectResult {
   if (pathBelowMount.includes('\0')) return { status: 400, reason: 'NUL byte in the path' };
@@ -234,10 +242,14 @@ export function selectByFilename(filename: string, cfg: SelectConfig): Omit<Scri
   } catch {
     return undefined;
   }
-  if (!isUnder(real, cfg.realRoot) || !st.isFile()) return undefined;
-  // The script path below the mount: from the name as sent when it is under the root as
-  // configured, else from the real path.
-  const rel = isUnder(lexical, cfg.root) && lexical !== cfg.root ? lexical.slice(cfg.root === '/' ? 0 : cfg.root.length) : real.slice(cfg.realRoot === '/' ? 0 : cfg.realRoot.length);
+  // The script path below the mount: from the name as sent when it is under the root (as
+  // configured or real), else from the real path. With followSymlinks the name as sent is what
+  // must lie under the root (C-1), as for the walk.
+  const below = (p: string, root: string): string | undefined => (isUnder(p, root) && p !== root ? p.slice(root === '/' ? 0 : root.length) : undefined);
+  const named = below(lexical, cfg.root) ?? below(lexical, cfg.realRoot);
+  const inside = isUnder(real, cfg.realRoot) || (cfg.followSymlinks && named !== undefined);
+  if (!inside || !st.isFile()) return undefined;
+  const rel = named ?? real.slice(cfg.realRoot === '/' ? 0 : cfg.realRoot.length);
   const segments = rel.split('/').filter((s) => s !== '');
   if (segments.length === 0) return undefined;
   const result = fileTarget(real, st, segments, segments.map(textToBytes), '', cfg);
