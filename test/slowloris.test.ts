@@ -24,7 +24,7 @@ import { encodeUwsgiRequest } from '../protocols/uwsgi/index.js';
 
 const HEADERS_TIMEOUT_MS = 2000;
 const SLOTS = 300;
-const ATTACK_MS = 18_000;
+const ATTACK_MS = 20_000;
 const TRICKLE_GAP_MS = 500;
 const NORMAL_EVERY_MS = 200;
 /** Headers timeout plus generous slack (timer periods, a loaded machine). */
