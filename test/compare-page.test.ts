@@ -11,8 +11,8 @@
  * of the request the form submitted.
  *
  * Chromium missing: the browser suites are skipped with the reason in their title, or, under
- * GATEWIRE_REQUIRE_PEERS=1 (CI), fail (the rule of test/helpers/peers.ts, for a binary that is not
- * one of its peers). GATEWIRE_UPDATE_SCREENSHOT=1 writes the screenshot to docs/compare.png.
+ * GATEWIRE_REQUIRE_PEERS=1 (CI), fail: chromium is one of test/helpers/peers.ts's peers.
+ * GATEWIRE_UPDATE_SCREENSHOT=1 writes the screenshot to docs/compare.png.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -32,10 +32,9 @@ import { inject } from '../src/inject.js';
 import type { Logger } from '../src/logger.js';
 import { serve, type RunningServer } from '../src/serve.js';
 import { ensureBuilt, killAll, poll, runCli, spawnCli } from './fixtures/apps/cli-harness.js';
-import { peer } from './helpers/peers.js';
+import { describeWithPeers, peer, peerPath } from './helpers/peers.js';
 
 const ROOT = path.resolve(__dirname, '..');
-const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -342,18 +341,6 @@ interface Watched {
   requests: string[];
 }
 
-/** Chromium present: describe(); missing: skipped with the reason, or failing under GATEWIRE_REQUIRE_PEERS=1. */
-function describeWithChromium(title: string, fn: () => void): void {
-  if (fs.existsSync(CHROMIUM)) describe(title, fn);
-  else if (process.env['GATEWIRE_REQUIRE_PEERS'] !== '1') describe.skip(`${title} (skipped: ${CHROMIUM} not installed; apt-get install chromium)`, fn);
-  else {
-    describe(title, () => {
-      test('requires chromium', () => {
-        throw new Error(`${CHROMIUM} is required (GATEWIRE_REQUIRE_PEERS=1) but not installed; apt-get install chromium`);
-      });
-    });
-  }
-}
 
 let browser: Browser | undefined;
 let tmp = '';
@@ -361,7 +348,7 @@ const contexts: BrowserContext[] = [];
 
 async function openPage(): Promise<Watched> {
   if (browser === undefined) {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+    browser = await chromium.launch({ executablePath: peerPath('chromium'), headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
   }
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
   contexts.push(context);
@@ -543,7 +530,7 @@ describe('createComparePageApp API', () => {
 
 // ---- the --html page in Chromium ------------------------------------------------------------
 
-describeWithChromium('the --html page in Chromium', () => {
+describeWithPeers('the --html page in Chromium', ['chromium'], () => {
   const hero = buildReport(HERO_REQUEST, { load: true });
 
   async function openReport(report: CompareReport, name: string): Promise<Watched & { url: string }> {
@@ -729,7 +716,7 @@ describeWithChromium('the --html page in Chromium', () => {
 
 // ---- a real comparison: the command's own --html and --serve -------------------------------
 
-describeWithChromium('a real comparison in Chromium: gatewire compare --html and --serve', () => {
+describeWithPeers('a real comparison in Chromium: gatewire compare --html and --serve', ['chromium'], () => {
   const nginx = peer('nginx').path !== undefined;
   beforeAll(() => ensureBuilt(), 180_000);
 
@@ -794,7 +781,7 @@ describeWithChromium('a real comparison in Chromium: gatewire compare --html and
 
 // ---- the live page through gatewire's HTTP front ------------------------------------------
 
-describeWithChromium('the live page (--serve) in Chromium', () => {
+describeWithPeers('the live page (--serve) in Chromium', ['chromium'], () => {
   let server: RunningServer | undefined;
   let base = '';
   const calls: CompareRequest[] = [];

@@ -1,6 +1,7 @@
 /**
  * Harness for tests against real peer servers: nginx, Apache httpd, spawn-fcgi + fcgiwrap,
- * cgi-fcgi, uWSGI, php-cgi, php-fpm, python3. Every peer is the Debian binary, started for real in a
+ * cgi-fcgi, uWSGI, php-cgi, php-fpm, python3, chromium (the browser tests). Every peer is the
+ * Debian binary, started for real in a
  * temporary folder with a config rendered from fixtures/, listening only on 127.0.0.1 or a
  * unix socket, and stopped (whole process group) when the test is done.
  *
@@ -60,7 +61,8 @@ export type PeerName =
   | 'uwsgi-python3'
   | 'php-cgi'
   | 'php-fpm8.2'
-  | 'python3';
+  | 'python3'
+  | 'chromium';
 
 interface PeerSpec {
   /** Executable name looked up on PATH and in the sbin/bin folders. */
@@ -101,6 +103,8 @@ const PEERS: Record<PeerName, PeerSpec> = {
   // Debian's python first: a pyenv python under /root is unreadable once http.server --cgi
   // drops to nobody.
   python3: { bin: 'python3', fixed: ['/usr/bin/python3'], pkg: 'python3' },
+  // The browser tests drive Debian's build (playwright-core downloads none).
+  chromium: { bin: 'chromium', fixed: ['/usr/bin/chromium'], pkg: 'chromium' },
 };
 
 export interface PeerLookup {
