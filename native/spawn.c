@@ -35,6 +35,13 @@
  *
  *   kill(pid, signal) -> 0 | -errno: kill(2) without a JS exception for ESRCH.
  *   supported() -> boolean: pidfd_open works here (Linux 5.3+).
+ *
+ *   notify(socketPath, message) -> 0 | -errno: sd_notify(3) without libsystemd. Sends message
+ *     (a Buffer: "READY=1", "RELOADING=1\nMONOTONIC_USEC=...", ...) as one datagram on a new
+ *     AF_UNIX SOCK_DGRAM socket to socketPath (a Buffer: $NOTIFY_SOCKET's bytes; a leading '@'
+ *     names the abstract namespace), then closes the socket. Blocking, but a datagram to a local
+ *     socket is queued or refused at once (EAGAIN when the receiver's queue is full). The kernel
+ *     attaches the sender's credentials for a receiver with SO_PASSCRED (systemd checks the pid).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,7 +50,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -651,6 +661,41 @@ static napi_value Supported(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value Notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  void *path = NULL, *message = NULL;
+  size_t path_len = 0, message_len = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 2 || napi_get_buffer_info(env, args[0], &path, &path_len) != napi_ok ||
+      napi_get_buffer_info(env, args[1], &message, &message_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "notify(socketPath: Buffer, message: Buffer)");
+    return NULL;
+  }
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  /* A path: NUL-terminated within sun_path. An abstract name: '\0' then the bytes, no NUL at
+   * the end; its length is part of the name, so the address length must be exact. */
+  const char *p = path;
+  if (path_len < 2 || (p[0] != '/' && p[0] != '@') || memchr(p, '\0', path_len) != NULL) return int_value(env, -EINVAL);
+  if (path_len >= sizeof addr.sun_path + (p[0] == '@')) return int_value(env, -ENAMETOOLONG);
+  memcpy(addr.sun_path, p, path_len);
+  socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+  if (p[0] == '@') addr.sun_path[0] = '\0';
+  else addr_len += 1; /* the NUL */
+
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  ssize_t sent;
+  do {
+    sent = sendto(fd, message, message_len, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
+  } while (sent < 0 && errno == EINTR);
+  int result = sent < 0 ? -errno : (size_t)sent == message_len ? 0 : -EMSGSIZE;
+  close(fd);
+  return int_value(env, result);
+}
+
 /* The environment's teardown (see addon_state). */
 static void env_cleanup(void *arg) {
   addon_state *state = arg;
@@ -680,7 +725,7 @@ NAPI_MODULE_INIT() {
   } exported[] = {
       {"spawn", Spawn, 0},         {"readPipe", ReadPipe, 0},     {"pausePipe", PipeControl, 0},
       {"resumePipe", PipeControl, 1}, {"closePipe", PipeControl, 2}, {"kill", Kill, 0},
-      {"supported", Supported, 0},
+      {"supported", Supported, 0},    {"notify", Notify, 0},
   };
   for (size_t i = 0; i < sizeof exported / sizeof exported[0]; i++) {
     napi_value fn;

@@ -8,9 +8,10 @@
  * Exit codes: 0 after a clean stop (SIGTERM), 130 after SIGINT, 2 for a usage error (bad option,
  * app that cannot be loaded, address that cannot be bound), 1 for anything unexpected.
  */
-import type { Cluster } from 'node:cluster';
-import { closeSync, openSync, unlinkSync } from 'node:fs';
+import { chownSync, closeSync, openSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import type { Service } from './app.js';
 import type { Logger } from './log.js';
 import type * as LoaderModule from './loader.js';
 import type * as ComposeModule from './compose.js';
@@ -21,10 +22,11 @@ import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
 import { registerRequestCommand } from './cli-request.js';
 import { registerCompareCommand } from './cli-compare.js';
+import { type Identity, dropTo, removePidFile, resolveIdentity, writePidFile } from './privileges.js';
+import { workerInfo } from './worker-env.js';
 
 // What only `serve` needs (cluster, winston, node:http and the fronts) is loaded when it runs:
 // `gatewire cgi` pays its start-up on every request (K-17).
-let cluster: Cluster;
 let createLogger: (typeof import('./log.js'))['createLogger'];
 let LoadError: typeof LoaderModule.LoadError;
 let buildService: typeof ComposeModule.buildService;
@@ -32,16 +34,14 @@ let appLine: typeof ComposeModule.appLine;
 let Gateway: typeof ServerModule.Gateway;
 let ListenError: typeof ServerModule.ListenError;
 let listenersOf: typeof ServerModule.listenersOf;
-let prepareSocketFile: typeof ServerModule.prepareSocketFile;
 let frontFlags: typeof RegistryModule.frontFlags;
 
 // require, not import(): Node 20 loads CommonJS through import() with its export lexer (~50 ms).
 function loadServeModules(): void {
-  cluster = require('node:cluster') as Cluster;
   ({ createLogger } = require('./log.js') as typeof import('./log.js'));
   ({ LoadError } = require('./loader.js') as typeof LoaderModule);
   ({ buildService, appLine } = require('./compose.js') as typeof ComposeModule);
-  ({ Gateway, ListenError, listenersOf, prepareSocketFile } = require('./server.js') as typeof ServerModule);
+  ({ Gateway, ListenError, listenersOf } = require('./server.js') as typeof ServerModule);
   ({ frontFlags } = require('./fronts/registry.js') as typeof RegistryModule);
 }
 
@@ -94,13 +94,34 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     usageError('serve: no app given (gatewire serve APP --http ADDR, --upstream URL, or --cgi-bin DIR)');
   }
   if (listenersOf(options).length === 0) usageError(`serve: nothing to listen on: give at least one of ${frontFlags()} ADDR`);
-
-  if (options.accessLog !== undefined && options.accessLog !== '-') {
+  let identity: Identity | undefined;
+  try {
+    identity = resolveIdentity(options.user, options.group);
+  } catch (err) {
+    if (err instanceof OptionError) usageError(err.message);
+    throw err;
+  }
+  const worker = workerInfo();
+  if (worker === undefined && options.accessLog !== undefined && options.accessLog !== '-') {
     // Open it once now: a directory or a missing folder is a usage error, not lines lost in silence.
     try {
       closeSync(openSync(options.accessLog, 'a'));
+      if (identity !== undefined) chownSync(options.accessLog, identity.uid, identity.gid); // workers reopen it
     } catch (err) {
       usageError(`cannot open the access log ${options.accessLog}: ${(err as Error).message}`);
+    }
+  }
+  if (worker === undefined && options.workers > 0) {
+    await runPrimary(options, identity);
+    return;
+  }
+  if (identity !== undefined) {
+    // Before the app is loaded: app code never runs as root.
+    try {
+      dropTo(identity);
+    } catch (err) {
+      if (err instanceof OptionError) usageError(err.message);
+      throw err;
     }
   }
   const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: options.accessLog });
@@ -111,42 +132,57 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
     if (err instanceof LoadError) usageError(err.message);
     throw err;
   }
-  // CLI-13: said once per server, by the primary or the only process, once start-up went well.
-  const started = cluster.isWorker ? undefined : appLine(appSpec, service);
-  if (options.workers > 1 && cluster.isPrimary) {
-    await runPrimary(options, logger, started);
+  installCrashGuards(logger, worker !== undefined);
+  if (worker !== undefined) {
+    const { runWorker } = require('./worker.js') as typeof import('./worker.js');
+    try {
+      await runWorker({ info: worker, options, logger, service, appLine: appLine(appSpec, service), exit: (code) => exit(logger, code) });
+    } catch (err) {
+      if (err instanceof ListenError) usageError(err.message);
+      throw err;
+    }
     return;
   }
-  installCrashGuards(logger);
-  const gateway = new Gateway(service, options, logger, { manageSocketFiles: !cluster.isWorker });
+  await runSingleProcess(options, logger, service, appLine(appSpec, service));
+}
+
+/** --workers 0: this process serves; no reload, recycling or watchdog. */
+async function runSingleProcess(options: ServeOptions, logger: Logger, service: Service, started: string | undefined): Promise<void> {
+  const gateway = new Gateway(service, options, logger);
+  if (options.pidFile !== undefined) writePidFileOrExit(options.pidFile);
   // Handlers go in before listening: once `listening` is logged, a supervisor may signal at once,
   // and a SIGTERM without a handler kills the process (no graceful close, socket files left).
   let stopping = false;
   let exitCode = 0; // 130 once SIGINT arrived, even during a SIGTERM drain
+  const done = (): void => {
+    if (options.pidFile !== undefined) removePidFile(options.pidFile);
+    exit(logger, exitCode);
+  };
   process.on('SIGTERM', () => {
     if (stopping) return;
     stopping = true;
     logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
-    void gateway.close(options.shutdownTimeout).then(() => exit(logger, exitCode));
+    void gateway.close(options.shutdownTimeout).then(done);
   });
   let interrupted = false;
-  process.on('SIGINT', () => {
+  const stopNow = (signal: 'SIGINT' | 'SIGQUIT', code: number): void => {
     // "Stop now" holds during a SIGTERM drain too: Ctrl-C must not wait for the deadline.
     if (interrupted) return;
     interrupted = stopping = true;
-    exitCode = 130;
-    logger.info('SIGINT: stopping now');
-    void gateway.closeNow().then(() => exit(logger, exitCode));
-  });
-  if (cluster.isWorker) {
-    // The primary asks for a graceful stop with a message (a signal would reach the whole group).
-    process.on('message', (msg: unknown) => {
-      if (msg === 'gatewire:shutdown' && !stopping) {
-        stopping = true;
-        void gateway.close(options.shutdownTimeout).then(() => exit(logger, 0));
-      }
+    exitCode = code;
+    logger.info(`${signal}: stopping now`);
+    void gateway.closeNow().then(done);
+  };
+  process.on('SIGINT', () => stopNow('SIGINT', 130));
+  process.on('SIGQUIT', () => stopNow('SIGQUIT', 131));
+  process.on('SIGHUP', () => logger.warn('SIGHUP: ignored (--workers 0 serves in one process, which cannot reload; use --workers 1 or more)'));
+  for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+    process.on(signal, () => {
+      logger.info(`${signal}: reopening log files`);
+      logger.reopen?.();
     });
   }
+  installIgnoredSignals(logger, ['SIGTTIN', 'SIGTTOU']);
   try {
     await gateway.listen();
   } catch (err) {
@@ -158,98 +194,91 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   if (started !== undefined) logger.info(started);
 }
 
-/** Workers: fork N, replace any that dies, stop them all on SIGTERM/SIGINT. */
-async function runPrimary(options: ServeOptions, logger: Logger, started: string | undefined): Promise<void> {
-  for (const spec of listenersOf(options)) {
-    if (spec.address.kind === 'fd') usageError('--workers cannot be used with fd: addresses');
-    if (spec.address.kind === 'unix') {
-      try {
-        await prepareSocketFile(spec.address.path);
-      } catch (err) {
-        if (err instanceof ListenError) usageError(err.message);
-        throw err;
-      }
-    }
+function writePidFileOrExit(path: string): void {
+  try {
+    writePidFile(path);
+  } catch (err) {
+    if (err instanceof OptionError) usageError(err.message);
+    throw err;
   }
-  if (started !== undefined) logger.info(started); // CLI-13, once the socket files are prepared
-  let stopping = false;
-  let recentCrashes = 0;
-  const fork = (): void => {
-    const started = Date.now();
-    const worker = cluster.fork();
-    worker.on('exit', (code, signal) => {
-      if (stopping) return;
-      if (code === 2) {
-        // Exit 2 is a usage error (e.g. the address cannot be bound): a new worker would fail
-        // the same way, forever. Stop them all and fail like a single process does.
-        stopping = true;
-        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-        removeSocketFiles(options);
-        exit(logger, 2);
-        return;
-      }
-      const quick = Date.now() - started < 1000;
-      recentCrashes = quick ? recentCrashes + 1 : 0;
-      const delay = Math.min(100 * 2 ** recentCrashes, 5000);
-      logger.error(`worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); starting a new one in ${delay} ms`);
-      setTimeout(() => {
-        if (!stopping) fork();
-      }, delay);
-    });
-  };
-  for (let i = 0; i < options.workers; i++) fork();
-  logger.info(`primary ${process.pid}: ${options.workers} workers`);
-  let forced = false;
-  const stop = (graceful: boolean): void => {
-    if (!graceful && !forced && stopping) {
-      // SIGINT during a graceful stop: stop now.
-      forced = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-      return;
-    }
-    if (stopping) return;
-    stopping = true;
-    forced = !graceful;
-    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    for (const w of workers) {
-      if (graceful) w.send('gatewire:shutdown');
-      else w.process.kill('SIGKILL');
-    }
-    const deadline = setTimeout(() => {
-      for (const w of workers) w.process.kill('SIGKILL');
-    }, options.shutdownTimeout + 1000);
-    deadline.unref();
-    const wait = (): void => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
-        removeSocketFiles(options);
-        exit(logger, forced ? 130 : 0);
-      } else setTimeout(wait, 20);
-    };
-    wait();
-  };
-  process.on('SIGTERM', () => stop(true));
-  process.on('SIGINT', () => stop(false));
 }
 
-function removeSocketFiles(options: ServeOptions): void {
-  for (const spec of listenersOf(options)) {
-    if (spec.address.kind !== 'unix') continue;
-    try {
-      unlinkSync(spec.address.path);
-    } catch {
-      // already gone
+/**
+ * Signals gatewire has no use for would end it silently with Node's default action: each gets a
+ * handler that says it was ignored. (SIGPROF stays: V8's profiler uses it.)
+ */
+function installIgnoredSignals(logger: Logger, extra: NodeJS.Signals[]): void {
+  for (const signal of [...extra, 'SIGWINCH', 'SIGALRM', 'SIGVTALRM', 'SIGXCPU', 'SIGXFSZ', 'SIGPWR', 'SIGIO'] as NodeJS.Signals[]) {
+    if (!(signal in osConstants.signals)) continue;
+    process.on(signal, () => (signal === 'SIGWINCH' ? undefined : logger.warn(`${signal}: ignored`)));
+  }
+}
+
+/** The supervising primary (src/supervisor.ts): binds, starts the workers, handles the signals. */
+async function runPrimary(options: ServeOptions, identity: Identity | undefined): Promise<void> {
+  const { Supervisor } = require('./supervisor.js') as typeof import('./supervisor.js');
+  // The primary writes no access lines: its workers do.
+  const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: undefined });
+  if (options.pidFile !== undefined) writePidFileOrExit(options.pidFile);
+  const systemd = require('./systemd.js') as typeof import('./systemd.js');
+  const activated = systemd.listenFds(process.env, process.pid);
+  // sd_notify (Type=notify / notify-reload): the primary is systemd's main pid and speaks for all.
+  const notify = (state: string): void => {
+    if (!systemd.sdNotify(state)) {
+      const problem = systemd.notifyProblem();
+      if (problem !== undefined) logger.warn(`sd_notify: ${problem}`);
     }
+  };
+  const supervisor = new Supervisor({
+    options,
+    logger,
+    owner: identity === undefined ? undefined : { uid: identity.uid, gid: identity.gid },
+    resolveNamed: (name) => systemd.resolveNamedFd(name, activated),
+    hooks: {
+      state: (state, detail) => {
+        if (state === 'ready') notify(`READY=1\nSTATUS=${detail}`);
+        else if (state === 'reloading') notify(systemd.reloadingMessage());
+        else if (state === 'draining') notify(`STOPPING=1\nSTATUS=${detail}`);
+      },
+    },
+    exit: (code) => exit(logger, code),
+  });
+  // Handlers before binding: a supervisor (systemd, a test) may signal as soon as the process runs.
+  process.on('SIGHUP', () => supervisor.reload());
+  process.on('SIGTERM', () => {
+    logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
+    supervisor.stopAll('drain', 0);
+  });
+  process.on('SIGINT', () => {
+    logger.info('SIGINT: stopping now');
+    supervisor.stopAll('now', 130);
+  });
+  process.on('SIGQUIT', () => {
+    logger.info('SIGQUIT: stopping now');
+    supervisor.stopAll('now', 131);
+  });
+  process.on('SIGTTIN', () => supervisor.resize(1));
+  process.on('SIGTTOU', () => supervisor.resize(-1));
+  process.on('SIGUSR1', () => supervisor.reopenLogs('SIGUSR1'));
+  process.on('SIGUSR2', () => supervisor.reopenLogs('SIGUSR2'));
+  installIgnoredSignals(logger, []);
+  try {
+    await supervisor.start();
+  } catch (err) {
+    if (options.pidFile !== undefined) removePidFile(options.pidFile);
+    if (err instanceof ListenError) usageError(err.message);
+    throw err;
   }
 }
 
 /** An app's stray exception or rejection is logged, never the end of the server. */
-function installCrashGuards(logger: Logger): void {
+function installCrashGuards(logger: Logger, isWorker: boolean): void {
   process.on('unhandledRejection', (reason) => {
     logger.error(`unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`, { stack: (reason as Error)?.stack });
   });
   process.on('uncaughtException', (err) => {
     logger.error(`uncaught exception: ${err.message}`, { stack: err.stack });
-    if (cluster.isWorker) process.exit(1); // the primary starts a fresh worker
+    if (isWorker) process.exit(1); // the primary starts a fresh worker
   });
 }
 

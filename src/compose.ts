@@ -6,7 +6,7 @@
 import type { App, Service } from './app.js';
 import { createCgiBinApp, CGI_INTERPRETERS, type CgiInterpreter } from './cgi-host/host.js';
 import { describeSpawnMethod, spawnMethod } from './cgi-host/spawn.js';
-import type { Cluster } from 'node:cluster';
+import { workerInfo } from './worker-env.js';
 import { splitMount } from './environ.js';
 import { replyFromApp } from './reply.js';
 import { describeInterface } from './load-report.js';
@@ -86,9 +86,9 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
     followSymlinks: options.cgiFollowSymlinks,
     logger,
   });
-  // One line per server: the primary (or the only process) says it, cluster workers do not.
+  // One line per server: the first workers (or the only process) say it, later ones do not.
   // The fallback is a warning (every script costs the server a fork), unless it was asked for.
-  if (!(require('node:cluster') as Cluster).isWorker) {
+  if (workerInfo()?.announce !== false) {
     const how = spawnMethod();
     const line = `cgi-bin: scripts start with ${describeSpawnMethod(how)}`;
     if (how.method === 'native' || process.env.GATEWIRE_SPAWN === 'node') logger.info(line);

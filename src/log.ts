@@ -44,12 +44,26 @@ export function createLogger(opts: LogOptions): Logger {
 
   let accessLogger: winston.Logger | undefined;
   let access: Logger['access'] = null;
+  let reopen: (() => void) | undefined;
   if (opts.accessLog !== undefined) {
-    const transport =
-      opts.accessLog === '-'
+    const path = opts.accessLog;
+    let transport: winston.transport =
+      path === '-'
         ? new winston.transports.Console({ stderrLevels: [] })
-        : new winston.transports.File({ filename: opts.accessLog });
+        : new winston.transports.File({ filename: path });
     accessLogger = winston.createLogger({ level: 'info', format: winston.format.printf((i) => String(i.message)), transports: [transport] });
+    if (path !== '-') {
+      const logger = accessLogger;
+      // winston cannot reopen a file: the transport is replaced; what the old one still buffers
+      // ends in the moved file, the next line goes to the new one.
+      reopen = () => {
+        const old = transport;
+        transport = new winston.transports.File({ filename: path });
+        logger.add(transport);
+        logger.remove(old);
+        old.close?.();
+      };
+    }
     const line = opts.format === 'json' ? accessJson : accessCombined;
     const sink = accessLogger;
     access = (record) => sink.info(line(record));
@@ -68,6 +82,7 @@ export function createLogger(opts: LogOptions): Logger {
     debug: wrap('debug'),
     debugEnabled: opts.level === 'debug',
     access,
+    reopen: () => reopen?.(),
     close: () =>
       Promise.all(
         [errors, accessLogger].filter((l): l is winston.Logger => l !== undefined).map(

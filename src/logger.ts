@@ -35,6 +35,8 @@ export interface Logger {
   readonly debugEnabled: boolean;
   /** Null when the access log is off. */
   readonly access: ((record: AccessRecord) => void) | null;
+  /** Opens the log files again under their names (logrotate moved them: SIGUSR1). */
+  reopen?(): void;
   close(): Promise<void>;
 }
 

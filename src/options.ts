@@ -18,9 +18,11 @@ export class OptionError extends GatewireError {
 export type ListenAddress =
   | { kind: 'tcp'; host: string | undefined; port: number }
   | { kind: 'unix'; path: string }
-  | { kind: 'fd'; fd: number };
+  | { kind: 'fd'; fd: number }
+  /** A socket systemd passed by name (FileDescriptorName=, LISTEN_FDNAMES): see src/systemd.ts. */
+  | { kind: 'systemd'; name: string };
 
-/** ADDR = PORT | HOST:PORT | [V6]:PORT | unix:PATH | fd:N */
+/** ADDR = PORT | HOST:PORT | [V6]:PORT | unix:PATH | fd:N | fd:NAME | systemd:NAME */
 export function parseAddress(text: string): ListenAddress {
   const s = text.trim();
   if (s.startsWith('unix:')) {
@@ -28,10 +30,13 @@ export function parseAddress(text: string): ListenAddress {
     if (p === '') throw new OptionError(`invalid address ${JSON.stringify(text)}: unix: needs a path`);
     return { kind: 'unix', path: p };
   }
-  if (s.startsWith('fd:')) {
-    const fd = s.slice(3);
-    if (!/^[0-9]+$/.test(fd)) throw new OptionError(`invalid address ${JSON.stringify(text)}: fd: needs a number`);
-    return { kind: 'fd', fd: Number(fd) };
+  if (s.startsWith('fd:') || s.startsWith('systemd:')) {
+    const scheme = s.startsWith('fd:') ? 'fd' : 'systemd';
+    const rest = s.slice(scheme.length + 1);
+    if (scheme === 'fd' && /^[0-9]+$/.test(rest)) return { kind: 'fd', fd: Number(rest) };
+    // fd:NAME = systemd:NAME. A name as systemd allows in FileDescriptorName=: 1-255 printable ASCII, no ':'.
+    if (!/^[\x21-\x39\x3b-\x7e]{1,255}$/.test(rest)) throw new OptionError(`invalid address ${JSON.stringify(text)}: ${scheme}: needs ${scheme === 'fd' ? 'a number or ' : ''}a socket name (FileDescriptorName=)`);
+    return { kind: 'systemd', name: rest };
   }
   let host: string | undefined;
   let port: string;
@@ -43,7 +48,7 @@ export function parseAddress(text: string): ListenAddress {
     port = s;
   } else {
     const colon = s.lastIndexOf(':');
-    if (colon <= 0 || s.indexOf(':') !== colon) throw new OptionError(`invalid address ${JSON.stringify(text)}: expected PORT, HOST:PORT, [V6]:PORT, unix:PATH or fd:N`);
+    if (colon <= 0 || s.indexOf(':') !== colon) throw new OptionError(`invalid address ${JSON.stringify(text)}: expected PORT, HOST:PORT, [V6]:PORT, unix:PATH, fd:N or systemd:NAME`);
     host = s.slice(0, colon);
     port = s.slice(colon + 1);
   }
@@ -55,6 +60,7 @@ export function parseAddress(text: string): ListenAddress {
 export function formatAddress(a: ListenAddress): string {
   if (a.kind === 'unix') return `unix:${a.path}`;
   if (a.kind === 'fd') return `fd:${a.fd}`;
+  if (a.kind === 'systemd') return `systemd:${a.name}`;
   if (a.host === undefined) return String(a.port);
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
@@ -91,6 +97,12 @@ function parseCount(text: string, what: string, max = 1024): number {
   return Number(text);
 }
 
+/** A whole number from 0 (off) to max. */
+function parseCountOrZero(text: string, what: string, max: number): number {
+  if (!/^[0-9]+$/.test(text.trim()) || Number(text) > max) throw new OptionError(`invalid ${what} ${JSON.stringify(text)}: expected a whole number from 0 to ${max}`);
+  return Number(text);
+}
+
 function parseBoolean(text: string, what: string): boolean {
   const t = text.trim().toLowerCase();
   if (t === 'true' || t === '1' || t === 'yes' || t === 'on') return true;
@@ -118,6 +130,8 @@ export type ServeOptions = ListenerOptions & CommonOptions;
 type ListenerOptions = { [K in FrontName]: ListenAddress[] } & { [K in AllowKey]: string | undefined };
 
 interface CommonOptions {
+  /** --config: the TOML file the options were read from (src/config-file.ts), if any. */
+  config: string | undefined;
   socketMode: number | undefined;
   mount: string;
   interface: AppInterface | undefined;
@@ -157,6 +171,14 @@ interface CommonOptions {
   upstreamMaxFails: number;
   upstreamFailTimeout: number;
   php: string | undefined;
+  timeout: number;
+  maxRequests: number;
+  maxRequestsJitter: number;
+  maxMemory: number;
+  stats: ListenAddress | undefined;
+  user: string | undefined;
+  group: string | undefined;
+  pidFile: string | undefined;
 }
 
 export interface OptionSpec {
@@ -185,10 +207,11 @@ function listenerOptions(): OptionSpec[] {
 
 export const SERVE_OPTIONS: readonly OptionSpec[] = [
   ...listenerOptions(),
+  { key: 'config', flags: '--config <file>', env: 'GATEWIRE_CONFIG', description: 'read options from a TOML file, keyed by long option name (http = ["127.0.0.1:8080"], max-body-bytes = "10m"); flags and GATEWIRE_* variables override it', default: undefined, parse: (t) => t },
   { key: 'socketMode', flags: '--socket-mode <mode>', env: 'GATEWIRE_SOCKET_MODE', description: 'file mode of unix sockets, octal (e.g. 660)', default: undefined, parse: parseMode },
   { key: 'mount', flags: '--mount <prefix>', env: 'GATEWIRE_MOUNT', description: 'URL prefix the app is mounted at: becomes SCRIPT_NAME, the rest PATH_INFO', default: '', parse: parseMount },
   { key: 'interface', flags: '--interface <kind>', env: 'GATEWIRE_INTERFACE', description: 'app interface: environ, node or fetch (default: detected)', default: undefined, parse: parseChoice(['environ', 'node', 'fetch'] as const) },
-  { key: 'workers', flags: '--workers <n>', env: 'GATEWIRE_WORKERS', description: 'worker processes (node:cluster); a crashed worker is replaced', default: '1', parse: parseCount },
+  { key: 'workers', flags: '--workers <n>', env: 'GATEWIRE_WORKERS', description: 'worker processes under a supervising primary (HUP reloads them, a crashed one is replaced); 0 = serve in this one process, without reload, recycling or watchdog', default: '1', parse: (t, w) => parseCountOrZero(t, w, 1024) },
   { key: 'logLevel', flags: '--log-level <level>', env: 'GATEWIRE_LOG_LEVEL', description: 'error, warn, info or debug', default: 'info', parse: parseChoice(['error', 'warn', 'info', 'debug'] as const) },
   { key: 'logFormat', flags: '--log-format <format>', env: 'GATEWIRE_LOG_FORMAT', description: 'text (access log in Apache combined format) or json (one object per line)', default: 'text', parse: parseChoice(['text', 'json'] as const) },
   { key: 'accessLog', flags: '--access-log <path>', env: 'GATEWIRE_ACCESS_LOG', description: 'write an access log to PATH, or - for stdout (default: off)', default: undefined, parse: (t) => t },
@@ -224,13 +247,17 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'upstreamIdleTimeout', flags: '--upstream-idle-timeout <time>', env: 'GATEWIRE_UPSTREAM_IDLE_TIMEOUT', description: 'an idle pooled FastCGI connection is closed after this (php-fpm: keep it well under 5s)', default: '2s', parse: (t, w) => parseDuration(t, w) },
   { key: 'upstreamMaxFails', flags: '--upstream-max-fails <n>', env: 'GATEWIRE_UPSTREAM_MAX_FAILS', description: 'failures within --upstream-fail-timeout that take an upstream out of the rotation', default: '1', parse: (t, w) => parseCount(t, w, 1_000_000) },
   { key: 'upstreamFailTimeout', flags: '--upstream-fail-timeout <time>', env: 'GATEWIRE_UPSTREAM_FAIL_TIMEOUT', description: 'how long a failed upstream stays out of the rotation', default: '10s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'timeout', flags: '--timeout <time>', env: 'GATEWIRE_TIMEOUT', description: 'an app that has not started its response in TIME gets a 504 (its gatewire.signal aborts); a worker whose event loop is blocked longer is killed and replaced; 0 = off', default: '0', parse: (t, w) => parseDuration(t, w) },
+  { key: 'maxRequests', flags: '--max-requests <n>', env: 'GATEWIRE_MAX_REQUESTS', description: 'replace a worker after N requests, without failing one (0 = never)', default: '0', parse: (t, w) => parseCountOrZero(t, w, 1e12) },
+  { key: 'maxRequestsJitter', flags: '--max-requests-jitter <n>', env: 'GATEWIRE_MAX_REQUESTS_JITTER', description: 'add a random 0..N to --max-requests per worker, so workers do not recycle together', default: '0', parse: (t, w) => parseCountOrZero(t, w, 1e12) },
+  { key: 'maxMemory', flags: '--max-memory <size>', env: 'GATEWIRE_MAX_MEMORY', description: 'replace a worker whose RSS passes SIZE, after its in-flight requests (0 = never)', default: '0', parse: (t, w) => parseSize(t, w) },
+  { key: 'stats', flags: '--stats <addr>', env: 'GATEWIRE_STATS', description: 'a listener of its own for /metrics (Prometheus), /healthz, /readyz and /stats (JSON per worker), served by the primary', default: undefined, parse: (t) => parseAddress(t) },
+  { key: 'user', flags: '--user <name>', env: 'GATEWIRE_USER', description: 'workers run as this user (name or uid); the primary binds first, so port 80 or a socket under /run works as root', default: undefined, parse: (t) => t },
+  { key: 'group', flags: '--group <name>', env: 'GATEWIRE_GROUP', description: 'workers run with this group (default: the --user\'s primary group)', default: undefined, parse: (t) => t },
+  { key: 'pidFile', flags: '--pid-file <path>', env: 'GATEWIRE_PID_FILE', description: 'write the primary\'s pid to PATH (atomically); refuse to start while it names a live process', default: undefined, parse: (t) => t },
   { key: 'php', flags: '--php <root>', env: 'GATEWIRE_PHP', description: 'with a fastcgi --upstream (php-fpm): run ROOT\'s .php files there (SCRIPT_FILENAME, PATH_INFO as nginx/Caddy compute them) and serve its other files', default: undefined, parse: (t) => t },
 ];
 
-/**
- * Resolves every option: the flag's text if given, else the environment variable, else the
- * default. `flags` holds raw texts keyed like ServeOptions (arrays for repeatable options).
- */
 /** `NAME=VALUE` of --upstream-param: NAME a CGI variable name. */
 function parseParam(text: string, what: string): [string, string] {
   const eq = text.indexOf('=');
@@ -239,28 +266,90 @@ function parseParam(text: string, what: string): [string, string] {
   return [name, text.slice(eq + 1)];
 }
 
-export function resolveOptions(flags: Partial<Record<keyof ServeOptions, string | string[] | boolean>>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+/** What a command line gives resolveOptions: commander's texts keyed like ServeOptions (arrays for repeatable options, true for a value-less flag). */
+export type OptionFlags = Partial<Record<keyof ServeOptions, string | string[] | boolean>>;
+
+/**
+ * The options of a config file (src/config-file.ts loads it): per key, the texts a flag would
+ * give (already checked by the option's parse), and the line that sets it.
+ */
+export interface ConfigLayer {
+  /** The file as it was named: sources and messages say `PATH:LINE`. */
+  readonly path: string;
+  readonly values: Partial<Record<keyof ServeOptions, readonly string[]>>;
+  readonly lines: Partial<Record<keyof ServeOptions, number>>;
+}
+
+/** Where an option's value came from: `flag`, `env GATEWIRE_X`, `file PATH:LINE` or `default`. */
+export type OptionSource = 'flag' | `env ${string}` | `file ${string}` | 'default';
+
+export interface ResolvedOptions {
+  options: ServeOptions;
+  sources: Record<keyof ServeOptions, OptionSource>;
+  /** The texts each value was parsed from (undefined: unset); what `gatewire config` prints. */
+  texts: Record<keyof ServeOptions, readonly string[] | undefined>;
+}
+
+/**
+ * Resolves every option: the flag's text if given, else the environment variable, else the
+ * config file's value, else the default.
+ */
+export function resolveOptions(flags: OptionFlags, env: NodeJS.ProcessEnv = process.env, file?: ConfigLayer): ServeOptions {
+  return resolveOptionsWithSources(flags, env, file).options;
+}
+
+/** resolveOptions, and for each key where its value came from and the texts it was parsed from. */
+export function resolveOptionsWithSources(flags: OptionFlags, env: NodeJS.ProcessEnv = process.env, file?: ConfigLayer): ResolvedOptions {
   const out: Record<string, unknown> = {};
+  const sources: Record<string, OptionSource> = {};
+  const chosen: Record<string, readonly string[] | undefined> = {};
   for (const spec of SERVE_OPTIONS) {
     const given = flags[spec.key];
     const flag = typeof given === 'boolean' ? String(given) : given; // a value-less flag (--cgi-pass-auth)
     const what = `${spec.flags.split(' ')[0]} value`;
     const fromEnv = env[spec.env];
-    let texts: string[] | undefined;
-    let source = '';
-    if (flag !== undefined && (!Array.isArray(flag) || flag.length > 0)) texts = Array.isArray(flag) ? flag : [flag];
-    else if (fromEnv !== undefined && fromEnv !== '') {
+    const fromFile = file?.values[spec.key];
+    let texts: readonly string[] | undefined;
+    let source: OptionSource = 'default';
+    if (flag !== undefined && (!Array.isArray(flag) || flag.length > 0)) {
+      texts = Array.isArray(flag) ? flag : [flag];
+      source = 'flag';
+    } else if (fromEnv !== undefined && fromEnv !== '') {
       texts = spec.repeatable ? fromEnv.split(',').filter((t) => t.trim() !== '') : [fromEnv];
-      source = spec.env;
+      source = `env ${spec.env}`;
+    } else if (file !== undefined && fromFile !== undefined) {
+      texts = fromFile;
+      source = `file ${file.path}:${file.lines[spec.key] ?? 1}`;
     } else if (spec.default !== undefined) texts = [spec.default];
     try {
       if (spec.repeatable) out[spec.key] = (texts ?? []).map((t) => spec.parse(t, what));
-      else out[spec.key] = texts === undefined ? undefined : spec.parse(texts[texts.length - 1] as string, what);
+      else out[spec.key] = texts === undefined || texts.length === 0 ? undefined : spec.parse(texts[texts.length - 1] as string, what);
     } catch (err) {
       // A bad value from the environment names its variable: the user may never have typed the flag.
-      if (err instanceof OptionError && source !== '') throw new OptionError(`${err.message} (from ${source})`);
+      if (err instanceof OptionError && source !== 'flag' && source !== 'default') {
+        throw new OptionError(source.startsWith('env ') ? `${err.message} (from ${spec.env})` : `${source.slice(5)}: ${spec.flags.split(' ')[0]?.slice(2)}: ${err.message}`);
+      }
       throw err;
     }
+    sources[spec.key] = source;
+    chosen[spec.key] = texts;
   }
-  return out as unknown as ServeOptions;
+  return { options: out as unknown as ServeOptions, sources: sources as ResolvedOptions['sources'], texts: chosen as ResolvedOptions['texts'] };
+}
+
+/**
+ * The CLI's options: flag > GATEWIRE_* variable > the config file (--config FILE, or
+ * GATEWIRE_CONFIG) > default. The file is read on each call, so each worker start (and so a HUP
+ * reload) sees its current content. A bad file is one OptionError naming `PATH:LINE`.
+ */
+export function optionsFromCli(flags: OptionFlags, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  return resolveCliOptions(flags, env).options;
+}
+
+/** optionsFromCli with the sources of every value (`gatewire config`). */
+export function resolveCliOptions(flags: OptionFlags, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  const path = typeof flags.config === 'string' && flags.config !== '' ? flags.config : env.GATEWIRE_CONFIG || undefined;
+  // Required here, not imported: `gatewire cgi` reads this table on every request and needs no TOML parser (K-17).
+  const file = path === undefined ? undefined : (require('./config-file.js') as typeof import('./config-file.js')).loadConfigFile(path);
+  return resolveOptionsWithSources(flags, env, file);
 }

@@ -14,6 +14,7 @@ import { InflightCounter } from './fronts/common.js';
 import { FRONTS, type FrontContext, type FrontName, type Listener, frontByName, frontFlags } from './fronts/registry.js';
 import type { Logger } from './log.js';
 import { type ListenAddress, type ServeOptions, formatAddress } from './options.js';
+import { listenFds, resolveNamedFd } from './systemd.js';
 
 export { ListenError } from './errors.js';
 export type { FrontName } from './fronts/registry.js';
@@ -21,6 +22,8 @@ export type { FrontName } from './fronts/registry.js';
 export interface ListenerSpec {
   front: FrontName;
   address: ListenAddress;
+  /** What log lines call it, when not its address (a worker's inherited fd: the primary's address). */
+  label?: string;
 }
 
 export interface BoundListener {
@@ -28,6 +31,8 @@ export interface BoundListener {
   /** The address actually bound (port 0 resolved). */
   address: ListenAddress;
   server: net.Server;
+  /** What log lines call it (ListenerSpec.label, else the address). */
+  label: string;
 }
 
 /** Every listener the options ask for, in registry order. */
@@ -49,6 +54,8 @@ export class Gateway {
   private ownedSocketFiles: string[] = [];
   private closing: Promise<void> | undefined;
   private readonly descriptors: DescriptorWatch;
+  /** Requests in flight in this process, all fronts together (--max-inflight), and how many were admitted. */
+  readonly inflight: InflightCounter;
 
   constructor(
     private readonly service: Service,
@@ -56,8 +63,9 @@ export class Gateway {
     private readonly logger: Logger,
     private readonly gatewayOptions: GatewayOptions = {},
   ) {
+    this.inflight = new InflightCounter(options.maxInflight);
     this.descriptors = new DescriptorWatch(logger, {
-      refusing: () => this.listeners.map((l) => `${l.front} on ${formatAddress(l.address)}`).join(', '),
+      refusing: () => this.listeners.map((l) => `${l.front} on ${l.label}`).join(', '),
     });
   }
 
@@ -72,7 +80,7 @@ export class Gateway {
       options: this.options,
       mount: normalizeMount(this.options.mount),
       logger: this.logger,
-      inflight: new InflightCounter(this.options.maxInflight),
+      inflight: this.inflight,
       multiprocess: this.gatewayOptions.multiprocess ?? this.options.workers > 1,
     };
     for (const spec of specs) {
@@ -84,8 +92,9 @@ export class Gateway {
         socket.once('close', () => this.sockets.delete(socket));
       });
       const address = await this.bind(server, spec.address);
-      this.listeners.push({ front: spec.front, address, server });
-      this.logger.info(`listening: ${spec.front} on ${formatAddress(address)}`);
+      const label = spec.label ?? formatAddress(address);
+      this.listeners.push({ front: spec.front, address, server, label });
+      this.logger.info(`listening: ${spec.front} on ${label}`);
     }
     this.descriptors.start();
     return this.listeners;
@@ -112,6 +121,7 @@ export class Gateway {
       };
       if (address.kind === 'unix') server.listen(address.path, done);
       else if (address.kind === 'fd') server.listen({ fd: address.fd }, done);
+      else if (address.kind === 'systemd') server.listen({ fd: resolveNamedFd(address.name, listenFds()) }, done);
       else server.listen(address.port, address.host, done);
     });
     if (address.kind === 'unix') {

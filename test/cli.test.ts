@@ -100,7 +100,7 @@ describe('CLI-2: a bad option value is one clear line on stderr and exit 2', () 
   const hello = example('hello.mjs');
   const badFlags: Array<[string[], string]> = [
     [['--http', '127.0.0.1:0', '--workers', 'abc'], '"abc"'],
-    [['--http', '127.0.0.1:0', '--workers', '0'], '--workers'],
+    [['--http', '127.0.0.1:0', '--workers', '2000'], '--workers'],
     [['--http', 'nope'], '"nope"'],
     [['--http', '70000'], '70000'],
     [['--http', '127.0.0.1:0', '--max-body-bytes', '1x'], '"1x"'],

@@ -39,7 +39,7 @@ const FASTCGI_SPEC_NUMBERING = new RegExp(`Section numbers (?:\\(${SECTION}\\) )
 const OUTSIDE = [['shared', '/'], ['reference', '/protocols'], ['protocols', '.md'], ['upstreams', '.md'], ['operations', '.md'], ['peers', '.md']].map((parts) => parts.join(''));
 
 /** Which `## <sign>N` section holds the rows of each prefix. */
-const SECTION_OF_PREFIX: Record<string, string> = { H: '1', F: '2', S: '3', U: '4', C: '5', K: '6', E: '7', R: '8', CLI: '11', UP: '12' };
+const SECTION_OF_PREFIX: Record<string, string> = { H: '1', F: '2', S: '3', U: '4', C: '5', K: '6', E: '7', R: '8', CLI: '11', UP: '12', OP: '13' };
 
 type Citation = 'direct' | 'range';
 

@@ -130,11 +130,22 @@ export function takeHeadStart(socket: Socket): number {
 /** Requests running in this process across all fronts; beyond `max` new ones get 503 (F-16, H-14). */
 export class InflightCounter {
   count = 0;
+  /** Requests admitted since the process started. */
+  admitted = 0;
+  private recycleAt = Infinity;
+  private onRecycle: (() => void) | undefined;
   constructor(readonly max: number) {}
   tryEnter(): boolean {
     if (this.count >= this.max) return false;
     this.count++;
+    if (++this.admitted === this.recycleAt) this.onRecycle?.();
     return true;
+  }
+  /** Calls `then` once, when the `n`th request is admitted (--max-requests). */
+  recycleAfter(n: number, then: () => void): void {
+    this.recycleAt = n;
+    this.onRecycle = then;
+    if (this.admitted >= n) then();
   }
   leave(n = 1): void {
     this.count -= n;

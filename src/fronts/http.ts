@@ -62,10 +62,51 @@ function httpOptions(ctx: FrontContext): HttpFrontOptions {
 export const front: FrontModule = {
   listen(ctx) {
     const server = createHttpServer(httpOptions(ctx));
+    drainOnClose(server);
     return { server, closeIdle: () => server.closeIdleConnections() };
   },
   signature: () => httpSignature,
 };
+
+/**
+ * How long a graceful shutdown leaves a keep-alive connection that is idle when it starts: a
+ * client that sends its next request within it is answered (with `Connection: close`) instead
+ * of having the connection closed under that request (a reset: nginx's 502 for a POST, wrk's
+ * read error). One that stays idle longer is closed then.
+ */
+export const DRAIN_IDLE_GRACE_MS = 1000;
+
+/**
+ * Graceful shutdown for an HTTP listener. From the first call (server.close() makes it, and the
+ * gateway's sweep every 50 ms after): every response not yet started says `Connection: close`
+ * and ends its connection, so keep-alive clients learn of the stop from a response (OP-7);
+ * idle connections are closed once DRAIN_IDLE_GRACE_MS has passed. Costs nothing until then.
+ */
+function drainOnClose(server: http.Server): void {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const closeIdle = http.Server.prototype.closeIdleConnections;
+  let since: number | undefined;
+  // node:http's close() calls closeIdleConnections() on the instance first: this is that hook.
+  server.closeIdleConnections = () => {
+    if (since === undefined) {
+      since = performance.now();
+      server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+        res.shouldKeepAlive = false;
+      });
+      // Responses already in the app's hands: node:http keeps a connection's current response
+      // in socket._httpMessage (it has no public list of them).
+      for (const socket of sockets) {
+        const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+        if (res !== null && res !== undefined && !res.headersSent) res.shouldKeepAlive = false;
+      }
+    }
+    if (performance.now() - since >= DRAIN_IDLE_GRACE_MS) closeIdle.call(server);
+  };
+}
 
 export function createHttpServer(opts: HttpFrontOptions): http.Server {
   const server = http.createServer({

@@ -62,7 +62,8 @@ export type PeerName =
   | 'php-cgi'
   | 'php-fpm8.2'
   | 'python3'
-  | 'chromium';
+  | 'chromium'
+  | 'wrk';
 
 interface PeerSpec {
   /** Executable name looked up on PATH and in the sbin/bin folders. */
@@ -105,6 +106,8 @@ const PEERS: Record<PeerName, PeerSpec> = {
   python3: { bin: 'python3', fixed: ['/usr/bin/python3'], pkg: 'python3' },
   // The browser tests drive Debian's build (playwright-core downloads none).
   chromium: { bin: 'chromium', fixed: ['/usr/bin/chromium'], pkg: 'chromium' },
+  // The load generator of the reload and scale-out tests (and of bench/).
+  wrk: { bin: 'wrk', fixed: ['/usr/bin/wrk'], pkg: 'wrk' },
 };
 
 export interface PeerLookup {
