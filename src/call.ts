@@ -22,7 +22,7 @@ import { Buffer } from 'node:buffer';
 import type { App, Body, Chunk, Environ, HeaderList, StartResponse, Write } from './app.js';
 import { AppContractError } from './app.js';
 import { GatewireError, ServerErrorCode } from './errors.js';
-import { reply } from './reply.js';
+import { reply, sendReply } from './reply.js';
 import { isHopByHop, isValidHeaderName, isValidHeaderValue, parseStatusLine } from '../protocols/cgi/head.js';
 
 /** What a front provides to put a response on its wire. */
@@ -81,6 +81,27 @@ export interface ExchangeLog {
 
 const DONE: Promise<void> = Promise.resolve();
 
+/**
+ * --timeout (OP-10): an app that has not put its head on the wire within `ms` gets a 504.
+ * `onTimeout` is the front's part (abort gatewire.signal, the log line, the metrics hook); it
+ * runs once the 504 is out. After the head went out the deadline no longer applies (OP-11):
+ * a streaming response (SSE, a long download) is legitimate, and its pace is the app's.
+ */
+export interface ExchangeDeadline {
+  ms: number;
+  onTimeout(): void;
+}
+
+/** Where an exchange's output goes once its deadline answered for it: nowhere, quietly. */
+const NOWHERE: ResponseSink = {
+  head: () => undefined,
+  write: () => true,
+  drain: () => DONE,
+  end: () => undefined,
+  abort: () => undefined,
+  closed: true,
+};
+
 /** Thrown inside the exchange when the peer went away; ends the body iteration quietly. */
 class PeerGone extends GatewireError {
   override readonly code = ServerErrorCode.PeerGone;
@@ -118,11 +139,16 @@ export class Exchange {
   /** Set once the app framed the response itself (gatewire.raw_response): no head, no body rules. */
   private raw = false;
   private sink: ResponseSink;
+  /** --timeout fired and answered 504: whatever the app does from then on is ignored. */
+  timedOut = false;
+  /** The --timeout timer while it runs (only with a deadline, only until the head goes out). */
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly environ: Environ,
     sink: ResponseSink,
     private readonly log: ExchangeLog,
+    private readonly deadline?: ExchangeDeadline,
   ) {
     this.sink = sink;
     this.isHead = environ.REQUEST_METHOD === 'HEAD';
@@ -140,6 +166,7 @@ export class Exchange {
   }
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
+    if (this.timedOut) return this.write; // the 504 went out: too late, quietly
     if (this.raw) throw new AppContractError('start_response after gatewire.raw_response: the app frames this response itself');
     if (excInfo !== undefined && excInfo !== null) {
       if (this.headersSent) throw excInfo; // R-3: too late to change anything; abort
@@ -162,6 +189,7 @@ export class Exchange {
    * by the body iterable does not, since PEP 3333 middleware yields those to mean "nothing yet".
    */
   readonly write: Write = (chunk) => {
+    if (this.timedOut) return;
     if (this.state === 'done') throw new AppContractError('write() called after the response ended');
     const buf = toBuffer(chunk);
     if (buf.length > 0) this.emit(buf);
@@ -198,6 +226,62 @@ export class Exchange {
    * array body (the common case) completes synchronously, without async machinery.
    */
   run(app: App): Promise<void> {
+    const done = this.call(app);
+    const deadline = this.deadline;
+    // A response complete (or with its head out) when the app returns needs no timer at all.
+    if (deadline === undefined || deadline.ms <= 0 || this.state === 'done' || this.headersSent) return done;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.timer = undefined;
+        this.timeOut(deadline);
+        resolve();
+      }, deadline.ms);
+      timer.unref();
+      this.timer = timer;
+      void done.then(() => {
+        this.disarm();
+        resolve();
+      });
+    });
+  }
+
+  private disarm(): void {
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * OP-10: the deadline passed before the head went out. gatewire's 504 goes out instead, and
+   * the exchange's sink becomes NOWHERE: a late start_response, write or body reaches nothing
+   * (the body is still closed, R-5), so no second response and nothing on a kept connection.
+   */
+  private timeOut(deadline: ExchangeDeadline): void {
+    if (this.headersSent || this.completed || this.state === 'done') return;
+    this.timedOut = true;
+    this.completed = true;
+    const sink = this.sink;
+    this.sink = NOWHERE;
+    const it = this.iterator;
+    if (!sink.closed) {
+      const r = reply(504, String(this.environ['gatewire.request_id']), this.environ.REQUEST_METHOD);
+      this.status = 504;
+      this.reason = r.reason;
+      this.headersSent = true;
+      if (r.body !== undefined) this.sentBytes = r.body.length;
+      sendReply(sink, r);
+    } else {
+      this.clientAborted = true;
+    }
+    deadline.onTimeout();
+    if (it !== undefined && typeof it.return === 'function') {
+      Promise.resolve()
+        .then(() => it.return?.())
+        .catch(() => undefined);
+    }
+  }
+
+  private call(app: App): Promise<void> {
     let result: Body | Promise<Body>;
     try {
       result = app(this.environ, this.startResponse);
@@ -219,6 +303,7 @@ export class Exchange {
    * over the connection's bytes. Only before start_response; false when the front cannot.
    */
   private async takeRaw(status: number): Promise<boolean> {
+    if (this.timedOut) return false;
     if (this.headers !== undefined || this.headersSent || this.state === 'done' || this.raw) return false;
     const out = await this.sink.raw?.();
     if (out === undefined) return false;
@@ -227,6 +312,7 @@ export class Exchange {
       return false;
     }
     this.raw = true;
+    this.disarm();
     this.sink = rawSink(out);
     this.status = status;
     this.headers = [];
@@ -343,6 +429,7 @@ export class Exchange {
     this.bytes = length;
     this.headersSent = true;
     this.state = 'done';
+    this.disarm();
     if (this.sink.closed) {
       this.clientAborted = true;
       return;
@@ -407,6 +494,7 @@ export class Exchange {
   }
 
   private sendHead(): void {
+    this.disarm();
     this.headersSent = true;
     this.sink.head(this.status, this.reason, this.headers as HeaderList);
   }
@@ -442,6 +530,7 @@ export class Exchange {
     const error = err instanceof Error ? err : new Error(String(err));
     this.failed = error;
     this.state = 'done';
+    this.disarm();
     if (this.sink.closed) {
       if (!this.completed) this.clientAborted = true;
       return;

@@ -15,13 +15,14 @@ import type { Service } from './app.js';
 import type { Logger } from './log.js';
 import type * as LoaderModule from './loader.js';
 import type * as ComposeModule from './compose.js';
-import { OptionError, SERVE_OPTIONS, type ServeOptions, resolveOptions } from './options.js';
+import { OptionError, SERVE_OPTIONS, type ServeOptions, formatAddress, optionsFromCli } from './options.js';
 import type * as ServerModule from './server.js';
 import type * as RegistryModule from './fronts/registry.js';
 import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
 import { registerRequestCommand } from './cli-request.js';
 import { registerCompareCommand } from './cli-compare.js';
+import { registerConfigCommand } from './cli-config.js';
 import { type Identity, dropTo, removePidFile, resolveIdentity, writePidFile } from './privileges.js';
 import { workerInfo } from './worker-env.js';
 
@@ -78,6 +79,7 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
   registerCgiCommand(program);
   registerRequestCommand(program); // its client (upstream/request.ts) is required when it runs
   registerCompareCommand(program); // its engine (compare/run.ts) too
+  registerConfigCommand(program);
   return program;
 }
 
@@ -85,7 +87,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   loadServeModules();
   let options: ServeOptions;
   try {
-    options = resolveOptions(raw);
+    options = optionsFromCli(raw);
   } catch (err) {
     if (err instanceof OptionError) usageError(err.message);
     throw err;
@@ -111,6 +113,7 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
       usageError(`cannot open the access log ${options.accessLog}: ${(err as Error).message}`);
     }
   }
+  if (options.workers === 0 && options.stats !== undefined) usageError('--stats is served by the primary: it needs --workers 1 or more, not 0');
   if (worker === undefined && options.workers > 0) {
     await runPrimary(options, identity);
     return;
@@ -221,6 +224,9 @@ async function runPrimary(options: ServeOptions, identity: Identity | undefined)
   const logger = createLogger({ level: options.logLevel, format: options.logFormat, accessLog: undefined });
   if (options.pidFile !== undefined) writePidFileOrExit(options.pidFile);
   const systemd = require('./systemd.js') as typeof import('./systemd.js');
+  // --stats: a listener of the primary's own, never one of the app's.
+  const stats = options.stats === undefined ? undefined : (require('./stats-server.js') as typeof import('./stats-server.js'));
+  const primaryMetrics = stats === undefined ? undefined : new stats.PrimaryMetrics();
   const activated = systemd.listenFds(process.env, process.pid);
   // sd_notify (Type=notify / notify-reload): the primary is systemd's main pid and speaks for all.
   const notify = (state: string): void => {
@@ -240,6 +246,9 @@ async function runPrimary(options: ServeOptions, identity: Identity | undefined)
         else if (state === 'reloading') notify(systemd.reloadingMessage());
         else if (state === 'draining') notify(`STOPPING=1\nSTATUS=${detail}`);
       },
+      workerRestarted: (reason) => primaryMetrics?.workerRestarted(reason),
+      reloaded: (result) => primaryMetrics?.reloaded(result),
+      workers: (n) => primaryMetrics?.setWorkers(n),
     },
     exit: (code) => exit(logger, code),
   });
@@ -268,6 +277,22 @@ async function runPrimary(options: ServeOptions, identity: Identity | undefined)
     if (options.pidFile !== undefined) removePidFile(options.pidFile);
     if (err instanceof ListenError) usageError(err.message);
     throw err;
+  }
+  if (stats !== undefined && primaryMetrics !== undefined && options.stats !== undefined) {
+    const at = options.stats;
+    if (at.kind !== 'tcp' && at.kind !== 'unix') usageError('--stats takes HOST:PORT, PORT or unix:PATH');
+    try {
+      const server = await stats.startStatsServer(at.kind === 'unix' ? { path: at.path } : { host: at.host, port: at.port }, {
+        snapshots: () => supervisor.snapshots(),
+        status: () => supervisor.status(),
+        state: () => supervisor.state,
+        primary: primaryMetrics,
+      });
+      logger.info(`stats: /metrics, /healthz, /readyz, /stats on ${at.kind === 'unix' ? `unix:${at.path}` : `${at.host ?? '*'}:${server.port ?? at.port}`}`);
+    } catch (err) {
+      logger.error(`stats: cannot listen on ${formatAddress(at)}: ${(err as Error).message}`);
+      supervisor.stopAll('now', 2);
+    }
   }
 }
 

@@ -43,6 +43,8 @@ export function listenersOf(options: ServeOptions): ListenerSpec[] {
 export interface GatewayOptions {
   /** False in cluster workers: the primary prepares and removes unix socket files. Default true. */
   manageSocketFiles?: boolean;
+  /** Called for every 504 of --timeout, with the front's protocol (--stats counts them). */
+  onTimeout?: FrontContext['onTimeout'];
   /** Several processes serve these listeners (E-16). Default: `options.workers > 1`. */
   multiprocess?: boolean;
 }
@@ -82,6 +84,7 @@ export class Gateway {
       logger: this.logger,
       inflight: this.inflight,
       multiprocess: this.gatewayOptions.multiprocess ?? this.options.workers > 1,
+      ...(this.gatewayOptions.onTimeout === undefined ? {} : { onTimeout: this.gatewayOptions.onTimeout }),
     };
     for (const spec of specs) {
       const listener = frontByName(spec.front).load().listen(ctx);

@@ -24,8 +24,6 @@ export interface WorkerRun {
   appLine: string | undefined;
   /** Ends the process once the logger is flushed. */
   exit: (code: number) => void;
-  /** --stats: what /metrics and /stats read from this worker. */
-  snapshot?: (() => Promise<unknown>) | undefined;
 }
 
 function send(message: WorkerMessage): void {
@@ -33,10 +31,23 @@ function send(message: WorkerMessage): void {
 }
 
 export async function runWorker(run: WorkerRun): Promise<Gateway> {
-  const { info, options, logger } = run;
+  const { info, options } = run;
   const service = info.beatMs > 0 ? withLastRequest(run.service) : run.service;
   const specs: ListenerSpec[] = info.listeners.map((l) => ({ front: l.front as FrontName, address: { kind: 'fd', fd: l.fd }, label: l.label }));
-  const gateway = new Gateway(service, options, logger, { manageSocketFiles: false, multiprocess: options.workers > 1 });
+  // --stats: every exchange's access record feeds this worker's metrics; the primary asks for them.
+  let metrics: import('./metrics.js').WorkerMetrics | undefined;
+  let logger = run.logger;
+  if (options.stats !== undefined) {
+    const { WorkerMetrics, instrumentLogger } = require('./metrics.js') as typeof import('./metrics.js');
+    metrics = new WorkerMetrics(() => gateway.inflight.count);
+    logger = instrumentLogger(run.logger, metrics);
+  }
+  const timeouts = metrics;
+  const gateway: Gateway = new Gateway(service, options, logger, {
+    manageSocketFiles: false,
+    multiprocess: options.workers > 1,
+    ...(timeouts === undefined ? {} : { onTimeout: (protocol: string) => timeouts.timeout(protocol) }),
+  });
 
   let stopping = false;
   const drain = (why: string): void => {
@@ -66,7 +77,7 @@ export async function runWorker(run: WorkerRun): Promise<Gateway> {
     if (msg.t === 'drain') drain('asked to stop');
     else if (msg.t === 'reopen-logs') logger.reopen?.();
     else if (msg.t === 'snapshot') {
-      const reply = run.snapshot?.() ?? Promise.resolve(undefined);
+      const reply = metrics?.snapshot() ?? Promise.resolve(undefined);
       void reply.then((data) => send({ t: 'snapshot', n: msg.n, data }));
     }
   });

@@ -32,7 +32,7 @@ describe('options', () => {
     expect(parseAddress('unix:/run/g.sock')).toEqual({ kind: 'unix', path: '/run/g.sock' });
     expect(parseAddress('fd:0')).toEqual({ kind: 'fd', fd: 0 });
   });
-  test.each(['', 'x', 'host:', ':80', '70000', '::1:80', 'unix:', 'fd:x', 'h:8o'])('bad ADDR %j → OptionError', (a) => {
+  test.each(['', 'x', 'host:', ':80', '70000', '::1:80', 'unix:', 'fd:', 'fd:a:b', 'h:8o'])('bad ADDR %j → OptionError', (a) => {
     expect(() => parseAddress(a)).toThrow(OptionError);
   });
   test('sizes and durations', () => {

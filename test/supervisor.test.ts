@@ -356,6 +356,38 @@ describe('recycling and the watchdog', () => {
   });
 });
 
+describe('--stats', () => {
+  test('OP-13, OP-15: --workers 2 --stats: /metrics counts every request of both workers, /readyz is 503 during a drain, /stats lists the workers', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'app.mjs');
+    writeApp(file, 'v1', "const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\nexport const app2 = async (environ, startResponse) => { if (environ.PATH_INFO === '/slow') await sleep(1500); startResponse('200 OK', [['Content-Type', 'text/plain']]); return [String(process.pid)]; };");
+    const { proc, port } = await start([`${file}:app2`, '--http', '127.0.0.1:0', '--workers', '2', '--stats', '127.0.0.1:0']);
+    const statsPort = Number((await proc.waitFor(/stats: \/metrics, \/healthz, \/readyz, \/stats on 127\.0\.0\.1:(\d+)/))[1]);
+    const pids = new Set<string>();
+    for (let i = 0; i < 300; i++) pids.add((await get(port)).body);
+    expect(pids.size).toBe(2);
+    const metrics = await get(statsPort, '/metrics');
+    expect(metrics.status).toBe(200);
+    const total = [...metrics.body.matchAll(/^gatewire_requests_total\{[^}]*protocol="http"[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    expect(total).toBe(300);
+    expect(metrics.body).toMatch(/^gatewire_request_duration_seconds_count\{protocol="http"\} 300$/m);
+    expect(metrics.body).toMatch(/^process_resident_memory_bytes \d+/m);
+    const stats = JSON.parse((await get(statsPort, '/stats')).body) as { pid: number; workers: Array<{ pid: number }> };
+    expect(stats.pid).toBe(proc.pid);
+    expect(new Set(stats.workers.map((w) => String(w.pid)))).toEqual(pids);
+    expect((await get(statsPort, '/readyz')).status).toBe(200);
+    expect((await get(statsPort, '/healthz')).status).toBe(200);
+    const slow = request({ port, path: '/slow', timeoutMs: 10_000 });
+    await sleep(200);
+    proc.signal('SIGTERM');
+    await proc.waitFor(/SIGTERM: finishing in-flight requests/);
+    const during = await get(statsPort, '/readyz');
+    expect([during.status, during.body.trim()]).toEqual([503, 'draining']);
+    expect((await slow).status).toBe(200);
+    expect(await proc.waitExit()).toEqual({ code: 0, signal: null });
+  });
+});
+
 describe('signals and files', () => {
   test('OP-18: USR1 after logrotate moved the access log: every worker writes to the new file; no debugger port opens', async () => {
     const dir = tempDir();

@@ -7,7 +7,8 @@
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList, Service } from '../app.js';
-import type { ResponseSink } from '../call.js';
+import type { ExchangeDeadline, ResponseSink } from '../call.js';
+import type { RequestContext } from '../request.js';
 import { normalizeRemoteAddr } from '../environ.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -28,6 +29,10 @@ export interface GatewayFrontOptions {
   idleTimeout: number;
   inflight: InflightCounter;
   multiprocess: boolean;
+  /** --timeout (OP-10): ms for the app to put its head out, then 504; 0 = off. */
+  timeout: number;
+  /** FrontContext.onTimeout: counts timeouts (metrics). */
+  onTimeout: ((protocol: ListenerProtocol) => void) | undefined;
 }
 
 /**
@@ -54,7 +59,46 @@ export function gatewayOptions(ctx: FrontContext, name: AllowFront, fallbackEnv?
     idleTimeout: ctx.options.idleTimeout,
     inflight: ctx.inflight,
     multiprocess: ctx.multiprocess,
+    timeout: ctx.options.timeout,
+    onTimeout: ctx.onTimeout,
   };
+}
+
+/**
+ * --timeout (OP-10) for one exchange, or undefined when it is off (then nothing is made per
+ * request). On timeout: gatewire.signal aborts with the reason, one warn line with the request
+ * id, and the metrics hook. The 504 itself is the exchange's (call.ts).
+ */
+export function appDeadline(
+  opts: { timeout: number; logger: Logger; onTimeout: ((protocol: ListenerProtocol) => void) | undefined },
+  protocol: ListenerProtocol,
+  ctx: RequestContext,
+): ExchangeDeadline | undefined {
+  const ms = opts.timeout;
+  if (!(ms > 0)) return undefined;
+  return { ms, onTimeout: () => appTimedOut(opts, protocol, ms, ctx.id, () => ctx.abort(timeoutReason(ms))) };
+}
+
+/** The abort reason and the log line of an app timeout. */
+export function timeoutReason(ms: number): string {
+  return `timeout: app did not answer in ${ms} ms`;
+}
+
+/** The front's part of a timeout: abort, log, count. */
+export function appTimedOut(
+  opts: { logger: Logger; onTimeout: ((protocol: ListenerProtocol) => void) | undefined },
+  protocol: ListenerProtocol,
+  ms: number,
+  requestId: string,
+  abort: () => void,
+): void {
+  opts.logger.warn(timeoutReason(ms), { request_id: requestId, protocol });
+  abort();
+  try {
+    opts.onTimeout?.(protocol);
+  } catch (err) {
+    opts.logger.error(`the onTimeout hook failed: ${(err as Error)?.message ?? String(err)}`, { request_id: requestId });
+  }
 }
 
 /** A plain net.Server whose connections a ConnectionHandler serves (every front but HTTP). */

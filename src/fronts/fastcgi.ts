@@ -21,7 +21,7 @@ import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '.
 import { BodyInput } from '../input.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { reply, sendReply } from '../reply.js';
-import { DRAIN_MS, type GatewayFrontOptions, gatewayAccess, gatewayOptions, listenOn, refusePeer, resetAfterFlush, takeHeadStart, waitDrain } from './common.js';
+import { DRAIN_MS, type GatewayFrontOptions, appDeadline, gatewayAccess, gatewayOptions, listenOn, refusePeer, resetAfterFlush, takeHeadStart, waitDrain } from './common.js';
 import type { ConnectionHandler, FrontContext, FrontModule } from './registry.js';
 import { fastcgiSignature } from '../../protocols/detect.js';
 import { isProtocolError, LimitError, ProtocolError } from '../../protocols/errors.js';
@@ -346,9 +346,12 @@ class FastcgiConnection {
       multiprocess: opts.multiprocess,
     });
     const sink = new FastcgiSink(this, req);
-    const exchange = new Exchange(environ, sink, {
-      error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
-    });
+    const exchange = new Exchange(
+      environ,
+      sink,
+      { error: (message, err) => opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }) },
+      appDeadline(opts, 'fastcgi', ctx),
+    );
     req.exchange = exchange;
     if (expected < 0) {
       input.onLimit = () => {

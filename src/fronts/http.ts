@@ -23,9 +23,9 @@ import type { Logger } from '../log.js';
 import { type Reply, reply, replyBytes, sendReply } from '../reply.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
-import { type InflightCounter, resetAfterFlush } from './common.js';
+import { type InflightCounter, appDeadline, appTimedOut, resetAfterFlush } from './common.js';
 import { takeConnection } from './http-raw.js';
-import type { FrontContext, FrontModule } from './registry.js';
+import type { FrontContext, FrontModule, ListenerProtocol } from './registry.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
 import { httpSignature } from '../../protocols/detect.js';
 
@@ -42,6 +42,10 @@ export interface HttpFrontOptions {
   multiprocess: boolean;
   /** Requests in flight in this process, shared with the gateway fronts: beyond its max a 503 (H-14). */
   inflight: InflightCounter;
+  /** --timeout (OP-10): ms for the app to start its response, then 504; 0 (or absent) = off. */
+  timeout?: number;
+  /** FrontContext.onTimeout: counts timeouts (metrics). */
+  onTimeout?: ((protocol: ListenerProtocol) => void) | undefined;
 }
 
 function httpOptions(ctx: FrontContext): HttpFrontOptions {
@@ -56,6 +60,8 @@ function httpOptions(ctx: FrontContext): HttpFrontOptions {
     keepAliveTimeout: ctx.options.keepAliveTimeout,
     multiprocess: ctx.multiprocess,
     inflight: ctx.inflight,
+    timeout: ctx.options.timeout,
+    onTimeout: ctx.onTimeout,
   };
 }
 
@@ -131,6 +137,53 @@ export function createHttpServer(opts: HttpFrontOptions): http.Server {
 }
 
 const kCounted = Symbol('gatewire.inflightOnConnection');
+const kTimer = Symbol('gatewire.timeout');
+
+/** A Node handler's res with its --timeout timer. */
+type TimedResponse = ServerResponse & { [kTimer]?: NodeJS.Timeout | undefined };
+
+/**
+ * After a 504 of --timeout: res's own methods shadow node:http's (and Express's, whose
+ * prototype swap they survive), so the handler's late answer reaches nothing. headersSent reads
+ * false so a late error handler tries to answer (into nothing) instead of destroying the
+ * kept-alive connection; statusCode stays 504 for the access log.
+ */
+function makeInert(res: ServerResponse): void {
+  const self = function (this: ServerResponse): ServerResponse {
+    return res;
+  };
+  const callback = (args: unknown[]): void => {
+    const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+    if (cb !== undefined) process.nextTick(cb);
+  };
+  const inert: Record<string, unknown> = {
+    writeHead: self,
+    setHeader: self,
+    setHeaders: self,
+    appendHeader: self,
+    removeHeader: () => undefined,
+    flushHeaders: () => undefined,
+    addTrailers: () => undefined,
+    writeContinue: () => undefined,
+    writeProcessing: () => undefined,
+    writeEarlyHints: () => undefined,
+    setTimeout: self,
+    destroy: self,
+    write: (...args: unknown[]) => {
+      callback(args);
+      return true;
+    },
+    end: (...args: unknown[]) => {
+      callback(args);
+      return res;
+    },
+  };
+  for (const [name, value] of Object.entries(inert)) Object.defineProperty(res, name, { value, writable: true, configurable: true });
+  const status = res.statusCode;
+  Object.defineProperty(res, 'statusCode', { get: () => status, set: () => undefined, configurable: true });
+  Object.defineProperty(res, 'headersSent', { get: () => false, configurable: true });
+  res.on('error', () => undefined);
+}
 
 /** A connection, with how many of its requests are in the in-flight count (H-14). */
 type CountedSocket = Socket & { [kCounted]?: number };
@@ -139,11 +192,16 @@ class HttpFront {
   private readonly node: NodeHandler | undefined;
   /** The 'finish' listener of every counted response: one function for all, no closure per request. */
   private readonly finished: (this: ServerResponse) => void;
+  /** --timeout in ms, 0 = off. */
+  private readonly timeout: number;
 
   constructor(private readonly opts: HttpFrontOptions) {
     this.node = opts.service.node;
     const inflight = opts.inflight;
+    this.timeout = opts.timeout ?? 0;
     this.finished = function (this: ServerResponse): void {
+      const timer = (this as TimedResponse)[kTimer];
+      if (timer !== undefined) clearTimeout(timer);
       const socket = this.req.socket as CountedSocket;
       const counted = socket[kCounted] ?? 0;
       if (counted === 0) return; // its connection closed first and took it out of the count
@@ -225,9 +283,12 @@ class HttpFront {
       multiprocess: this.opts.multiprocess,
     });
     const sink = new HttpSink(res);
-    const exchange = new Exchange(environ, sink, {
-      error: (message, err) => this.opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }),
-    });
+    const exchange = new Exchange(
+      environ,
+      sink,
+      { error: (message, err) => this.opts.logger.error(message, { request_id: ctx.id, stack: (err as Error | undefined)?.stack }) },
+      this.timeout === 0 ? undefined : appDeadline({ timeout: this.timeout, logger: this.opts.logger, onTimeout: this.opts.onTimeout }, 'http', ctx),
+    );
     if (input instanceof LimitedInput) {
       input.onLimit = () => {
         ctx.abort('request body over the limit');
@@ -273,12 +334,36 @@ class HttpFront {
       // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-", a HEAD (no body sent) too (CLI-9).
       res.on('finish', () => this.accessLog(req, vars, id(), res.statusCode, req.method === 'HEAD' ? 0 : Number(res.getHeader('content-length') ?? 0), started));
     }
+    if (this.timeout > 0) {
+      // OP-10: one timer per request, cleared when the response finishes (this.finished). A
+      // response whose head went out (writeHead, a first write) is not cut (OP-11): streaming is
+      // legitimate; the timer then finds headersSent and does nothing.
+      const timer = setTimeout(() => this.nodeTimedOut(req, res, id), this.timeout);
+      timer.unref();
+      (res as TimedResponse)[kTimer] = timer;
+    }
     try {
       const r = handler(req, res);
       if (typeof (r as Promise<unknown> | undefined)?.then === 'function') (r as Promise<unknown>).then(undefined, fail);
     } catch (err) {
       fail(err);
     }
+  }
+
+  /**
+   * OP-10 for a Node handler on Node's own res: the 504 goes out on it (the connection stays
+   * kept-alive), then res is made inert, so what the handler does later (writeHead, setHeader,
+   * write, end, destroy) is ignored instead of throwing ERR_HTTP_HEADERS_SENT or emitting a
+   * write-after-end error. The handler learns of it from res's 'finish' and 'close', as of any
+   * ended response (there is no gatewire.signal without an environ).
+   */
+  private nodeTimedOut(req: IncomingMessage, res: ServerResponse, id: () => string): void {
+    (res as TimedResponse)[kTimer] = undefined;
+    if (res.headersSent || res.writableEnded || res.destroyed) return;
+    const ms = this.timeout;
+    replyOnNodeRes(res, reply(504, id(), req.method));
+    makeInert(res);
+    appTimedOut({ logger: this.opts.logger, onTimeout: this.opts.onTimeout }, 'http', ms, id(), () => undefined);
   }
 
   /** The CGI variables of a request (environ.ts httpVars), or a RequestError to answer. Returns [vars, chunked]. */

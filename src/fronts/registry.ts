@@ -29,6 +29,12 @@ export interface FrontContext {
   inflight: InflightCounter;
   /** Several processes serve the same listeners (`--workers`, spawn-fcgi -F): E-16. */
   multiprocess: boolean;
+  /**
+   * Optional: called once for each request answered 504 by --timeout (OP-10), with the front's
+   * protocol (`http`, `fastcgi`, `scgi`, `uwsgi`; --auto reports the protocol it detected). For
+   * metrics; must not throw (a throw is logged and ignored).
+   */
+  onTimeout?: (protocol: ListenerProtocol) => void;
 }
 
 /** Serves accepted sockets. `closeIdle` (graceful shutdown) closes what carries no request now. */

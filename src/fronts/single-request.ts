@@ -22,7 +22,7 @@ import { GatewireError, ServerErrorCode } from '../errors.js';
 import { RequestError, gatewayScheme, gatewayVars, normalizeRemoteAddr } from '../environ.js';
 import { BodyInput, type BodySource } from '../input.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
-import { DRAIN_MS, type GatewayFrontOptions, StreamSink, gatewayAccess, listenOn, refusePeer, takeHeadStart } from './common.js';
+import { DRAIN_MS, type GatewayFrontOptions, StreamSink, appDeadline, gatewayAccess, listenOn, refusePeer, takeHeadStart } from './common.js';
 import type { ConnectionHandler, Listener } from './registry.js';
 import { reply, replyBytes } from '../reply.js';
 import { LimitError, ProtocolError } from '../../protocols/errors.js';
@@ -271,7 +271,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
     });
     const sink = new StreamSink(socket, this.protocol.serializeHead);
     this.sink = sink;
-    const exchange = new Exchange(environ, sink, this);
+    const exchange = new Exchange(environ, sink, this, appDeadline(opts, this.protocol.name, ctx));
     this.exchange = exchange;
     this.state = 'body';
     this.offer(head.rest);
