@@ -1122,7 +1122,7 @@ describeWithPeers('gatewire SIGTERM while nginx holds kept FastCGI connections',
   // FastCGI keep-conn connection (no request on it) is counted as busy until the shutdown
   // timeout, so `gatewire serve` behind nginx keep_conn on always waits the whole
   // --shutdown-timeout (30 s by default) on SIGTERM and then cuts the connections.
-  test('F-41: SIGTERM closes idle keep-conn connections at once and exits 0 without cutting any', withPeerLogs(async () => {
+  test('F-41, OP-7: SIGTERM closes idle keep-conn connections after a 1 s idle grace (never one nginx is reusing) and exits 0 without cutting any', withPeerLogs(async () => {
     const gw = await startGatewire(PEER_APP, { extraArgs: ['--shutdown-timeout', '2s'] });
     const nginx = await startNginx({ template: 'gatewire_fastcgi', vars: { FASTCGI_ADDR: gw.fcgiAddr } });
     try {

@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { type Proc, ensureBuilt, killAll, request, runCli, spawnCli, tempDir } from './fixtures/apps/cli-harness.js';
 import { describeWithPeers, peerPath, RUNNING_AS_ROOT } from './helpers/peers.js';
+import { reportMeasure } from './helpers/rss.js';
 
 jest.setTimeout(60_000);
 
@@ -94,14 +95,14 @@ function workerPids(stderr: string): number[] {
 }
 
 describeWithPeers('OP-1: reload and recycling under wrk load', ['wrk'], () => {
-  test('OP-1: --workers 2, 8 s of wrk through two HUP reloads that change the code: 0 non-2xx, 0 socket errors, every pid replaced, the new code answers', async () => {
+  test('OP-1: --workers 2, 10 s of wrk through two HUP reloads that change the code: 0 non-2xx, 0 socket errors, every pid replaced, the new code answers', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'app.mjs');
     writeApp(file, 'v1');
     const { proc, port } = await start([file, '--http', '127.0.0.1:0', '--workers', '2']);
     const first = await bodiesUntil(port, (s) => s.size >= 1);
     expect([...first][0]).toMatch(/^v1 \d+$/);
-    const load = wrk(`http://127.0.0.1:${port}/`, 8);
+    const load = wrk(`http://127.0.0.1:${port}/`, 10);
     await sleep(2000);
     writeApp(file, 'v2');
     proc.signal('SIGHUP');
@@ -111,6 +112,7 @@ describeWithPeers('OP-1: reload and recycling under wrk load', ['wrk'], () => {
     proc.signal('SIGHUP');
     await proc.until('the second reload', () => ((proc.stderr.match(/reload done/g) ?? []).length >= 2 ? true : undefined), 20_000);
     const r = await load;
+    reportMeasure('supervisor', `OP-1 two HUPs: ${r.requests} requests, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
     expect({ non2xx: r.non2xx, socketErrors: r.socketErrors }).toEqual({ non2xx: 0, socketErrors: 0 });
     expect(r.requests).toBeGreaterThan(1000);
     const now = await bodiesUntil(port, (s) => s.size >= 2, 200);
@@ -123,12 +125,14 @@ describeWithPeers('OP-1: reload and recycling under wrk load', ['wrk'], () => {
     expect(await proc.waitExit()).toEqual({ code: 0, signal: null });
   });
 
-  test('OP-1, OP-5: 8 s of wrk with --max-requests 500 --max-requests-jitter 50: workers recycle, 0 non-2xx, 0 socket errors', async () => {
+  test('OP-1, OP-5: 10 s of wrk with --max-requests 500 --max-requests-jitter 50: workers recycle, 0 non-2xx, 0 socket errors', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'app.mjs');
     writeApp(file, 'v1');
     const { proc, port } = await start([file, '--http', '127.0.0.1:0', '--workers', '2', '--max-requests', '500', '--max-requests-jitter', '50']);
-    const r = await wrk(`http://127.0.0.1:${port}/`, 8);
+    const r = await wrk(`http://127.0.0.1:${port}/`, 10);
+    const recycledCount = (proc.stderr.match(/--max-requests\), recycling/g) ?? []).length;
+    reportMeasure('supervisor', `OP-1 --max-requests 500: ${r.requests} requests, ${recycledCount} recycles, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
     expect({ non2xx: r.non2xx, socketErrors: r.socketErrors }).toEqual({ non2xx: 0, socketErrors: 0 });
     const recycled = (proc.stderr.match(/--max-requests\), recycling/g) ?? []).length;
     expect(recycled).toBeGreaterThanOrEqual(Math.floor(r.requests / 550) - 2);
@@ -152,6 +156,7 @@ describeWithPeers('OP-1: reload and recycling under wrk load', ['wrk'], () => {
     const timeouts = Number(/timeout (\d+)/.exec(r.text)?.[1] ?? 0);
     expect(timeouts).toBe(0);
     // At most the 16 connections it held, each cut once.
+    reportMeasure('supervisor', `OP-1 kill -9 of one of two workers: ${r.requests} requests, ${r.socketErrors} socket errors, ${timeouts} timeouts`);
     expect(r.socketErrors).toBeLessThanOrEqual(16);
     expect(r.non2xx).toBe(0);
     const seen = await bodiesUntil(port, (b) => b.size >= 2, 300);

@@ -43,6 +43,9 @@ import {
   encodeUnknownType,
 } from '../../protocols/fastcgi/index.js';
 
+/** How long a draining server leaves an idle keep-conn connection open (see shutdown()). */
+export const DRAIN_IDLE_MS = 1000;
+
 /** Body bytes one request may hold unread while other requests share its connection (F-28). */
 const MAX_BUFFERED_BODY_MULTIPLEXED = 1024 * 1024;
 
@@ -103,8 +106,8 @@ class FastcgiConnection {
   private readonly requests = new Map<number, FastcgiRequest>();
   /** Set once the connection is on its way out: nothing more is decoded or written. */
   private closing = false;
-  /** The server is shutting down: close when no request is left, whatever keepConn said. */
-  private draining = false;
+  /** When the connection last had no request left (performance.now() ms). */
+  private idleSince = performance.now();
   /** keepConn of the most recent BEGIN_REQUEST: the web server's wish once no request is left (F-40). */
   private keepConn = true;
   private readonly remote: string;
@@ -386,7 +389,8 @@ class FastcgiConnection {
     if (this.closing || this.socket.destroyed) return;
     this.write(encodeResponseEnd(req.id, appStatus));
     if (req.paused) this.resumeFor(req);
-    if ((!this.keepConn || this.draining) && this.requests.size === 0) this.closeGracefully();
+    if (this.requests.size === 0) this.idleSince = performance.now();
+    if (!this.keepConn && this.requests.size === 0) this.closeGracefully();
     else if (this.requests.size === 0) this.setTimer(this.opts.idleTimeout);
   }
 
@@ -484,9 +488,15 @@ class FastcgiConnection {
   }
 
   /** Server shutdown: close now if no request is active, else once the last one ends. */
+  /**
+   * Graceful shutdown, called at once and every 50 ms after. FastCGI cannot tell the web server
+   * to stop reusing a keep-conn connection, and one closed by us while nginx sends a request on
+   * it is a "prematurely closed" failure (the upstream marked down, a POST lost). So requests
+   * keep being served on open connections, and a connection is closed only after DRAIN_IDLE_MS
+   * without one: nginx closes its own first (keepalive_requests, a keepalive_timeout below it).
+   */
   shutdown(): void {
-    this.draining = true;
-    if (this.requests.size === 0 && !this.closing) this.closeGracefully();
+    if (this.requests.size === 0 && !this.closing && performance.now() - this.idleSince >= DRAIN_IDLE_MS) this.closeGracefully();
   }
 
   /** Whether a request of the connection is still receiving its head or its body. */
