@@ -181,6 +181,7 @@ describe('harness: templates, peer lookup and suite gating', () => {
       SCGI_ADDR: '127.0.0.1:3',
       UWSGI_ADDR: '127.0.0.1:4',
       CGI_DIR: '/c',
+      SOCK_DIR: '/s',
     };
     for (const dir of ['nginx', 'apache']) {
       for (const file of fs.readdirSync(path.join(FIXTURES_DIR, dir)).filter((f) => f.endsWith('.conf'))) {

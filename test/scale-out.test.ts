@@ -94,7 +94,7 @@ describeWithPeers('OP-26: three instances behind one nginx upstream', ['nginx', 
     );
     socks = { a: path.join(dir, 'a.sock'), b: path.join(dir, 'b.sock'), c: path.join(dir, 'c.sock') };
     const procs = { a: await instance('a'), b: await instance('b'), c: await instance('c') };
-    const nginx = await startNginx({ template: 'scale-out', vars: { SOCK_A: socks.a, SOCK_B: socks.b, SOCK_C: socks.c } });
+    const nginx = await startNginx({ template: 'scale-out', vars: { SOCK_DIR: dir } });
     return { nginx, procs };
   }
 

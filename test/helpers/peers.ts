@@ -783,7 +783,8 @@ export interface NginxOptions extends WebServerOptions {
  * site.conf inside `http {}`. The vendored fastcgi_params, scgi_params and uwsgi_params sit
  * next to it. Every path (pid, logs, *_temp_path, default root `html/`) is under the prefix.
  * Template placeholders: PORT, PREFIX, DOCROOT (default `<prefix>/html`) and whatever the
- * template asks for (FASTCGI_ADDR, SCGI_ADDR, UWSGI_ADDR as `127.0.0.1:9000` or `unix:/path`).
+ * template asks for (FASTCGI_ADDR, SCGI_ADDR, UWSGI_ADDR as `127.0.0.1:9000` or `unix:/path`;
+ * SOCK_DIR, the folder of several unix sockets).
  */
 export async function startNginx(options: NginxOptions): Promise<WebServer> {
   const binary = peerPath('nginx');
