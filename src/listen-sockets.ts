@@ -50,19 +50,46 @@ export interface BindOptions {
   resolveNamed: (name: string) => number;
 }
 
-/** Binds every listener, or throws a ListenError naming the first that failed (after closing the others). */
+/**
+ * Binds every listener, or throws a ListenError naming the first that failed (after closing the
+ * others). TCP listeners go in two steps. A bare bind succeeds on a port another server listens
+ * on (SO_REUSEADDR) and only listen() would fail, which the primary must not call; so a
+ * throw-away server first listens on each address (finding a conflict, and picking the port for
+ * port 0), all of them at once so that two port-0 listeners cannot be given the same port; then
+ * they close and the handles are bound on those ports.
+ */
 export async function bindAll(specs: readonly ListenerSpec[], opts: BindOptions): Promise<HeldSocket[]> {
   const held: HeldSocket[] = [];
+  const probes: Array<{ spec: ListenerSpec; ip: string | undefined; server: net.Server; port: number }> = [];
   try {
-    for (const spec of specs) held.push(await bindOne(spec.front, spec.address, opts));
+    for (const spec of specs) {
+      const address = spec.address;
+      if (address.kind !== 'tcp') continue;
+      let ip = address.host;
+      if (ip !== undefined && isIP(ip) === 0) {
+        try {
+          ip = (await lookup(ip)).address;
+        } catch (err) {
+          throw new ListenError(`cannot listen on ${formatAddress(address)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      const entry = { spec, ip, server: net.createServer(), port: 0 };
+      probes.push(entry);
+      entry.port = await probe(entry.server, ip, address.port, address);
+    }
+    const ports = new Map<ListenerSpec, { ip: string | undefined; port: number }>(probes.map((p) => [p.spec, { ip: p.ip, port: p.port }]));
+    await Promise.all(probes.map((p) => new Promise<void>((resolve) => p.server.close(() => resolve()))));
+    probes.length = 0;
+    for (const spec of specs) held.push(await bindOne(spec.front, spec.address, opts, ports.get(spec)));
   } catch (err) {
+    for (const p of probes) p.server.close();
     releaseAll(held);
     throw err;
   }
   return held;
 }
 
-async function bindOne(front: ListenerSpec['front'], address: ListenAddress, opts: BindOptions): Promise<HeldSocket> {
+async function bindOne(front: ListenerSpec['front'], address: ListenAddress, opts: BindOptions, tcp?: { ip: string | undefined; port: number }): Promise<HeldSocket> {
   const failed = (code: number): ListenError => new ListenError(`cannot listen on ${formatAddress(address)}: ${getSystemErrorName(code)}`);
   if (address.kind === 'fd') return { front, fd: address.fd, label: formatAddress(address), socketFile: undefined, handle: undefined };
   if (address.kind === 'systemd') {
@@ -77,20 +104,10 @@ async function bindOne(front: ListenerSpec['front'], address: ListenAddress, opt
     if (opts.owner !== undefined) chownSync(address.path, opts.owner.uid, opts.owner.gid);
     return { front, fd: handle.fd, label: formatAddress(address), socketFile: address.path, handle };
   }
-  // As net.Server.listen(port, host): a name is looked up first; no host = every address (IPv6
-  // with v4-mapped, IPv4 where there is no IPv6).
-  let ip = address.host;
-  if (ip !== undefined && isIP(ip) === 0) {
-    try {
-      ip = (await lookup(ip)).address;
-    } catch (err) {
-      throw new ListenError(`cannot listen on ${formatAddress(address)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  }
-  // A bare bind succeeds on a port another server listens on (SO_REUSEADDR); only listen()
-  // would fail, and the primary must not listen. So a throw-away server tries the address first
-  // (and picks the port for port 0).
-  const port = await probe(ip, address.port, address);
+  // As net.Server.listen(port, host): no host = every address (IPv6 with v4-mapped, IPv4
+  // where there is no IPv6). The name was looked up and the port probed by bindAll.
+  const ip = tcp?.ip;
+  const port = tcp?.port ?? address.port;
   let handle: ServerHandle | number;
   if (ip === undefined) {
     handle = createServerHandle('::', port, 6);
@@ -103,13 +120,13 @@ async function bindOne(front: ListenerSpec['front'], address: ListenAddress, opt
   return { front, fd: handle.fd, label, socketFile: undefined, handle };
 }
 
-function probe(host: string | undefined, port: number, address: ListenAddress): Promise<number> {
+/** Listens on the address with `server` (left open: the caller closes it) and gives the port. */
+function probe(server: net.Server, host: string | undefined, port: number, address: ListenAddress): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer();
     server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`cannot listen on ${formatAddress(address)}: ${err.code ?? ''} ${err.message}`.trim())));
     server.listen({ host, port, exclusive: true }, () => {
       const bound = server.address();
-      server.close(() => resolve(typeof bound === 'object' && bound !== null ? bound.port : port));
+      resolve(typeof bound === 'object' && bound !== null ? bound.port : port);
     });
   });
 }
