@@ -13,6 +13,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ListenerProtocol } from './fronts/registry.js';
+import type { ServiceProbes } from './probes.js';
 import { GatewireError, ServerErrorCode } from './errors.js';
 
 /** What `gatewire.protocol` says: a listener's protocol, or `cgi` when run as a CGI program. */
@@ -128,4 +129,7 @@ export interface Service {
   interface: AppInterface;
   /** The framework the app was detected as (Express, Koa, Fastify, Hono), for the start-up line. */
   framework?: string;
+  /** Figures of what serves behind the app (the cgi-bin host, upstreams) for the --stats metrics. */
+  probes?: ServiceProbes;
 }
+

@@ -95,7 +95,12 @@ export async function buildService(appSpec: string | undefined, options: ServeOp
     else logger.warn(line);
   }
   // Node handlers lose the HTTP front's zero-cost path here: the CGI mount must see every request.
-  return { app: mountApp(options.cgiMount, cgi, app?.app), interface: app?.interface ?? 'environ', ...(app?.framework === undefined ? {} : { framework: app.framework }) };
+  return {
+    app: mountApp(options.cgiMount, cgi, app?.app),
+    interface: app?.interface ?? 'environ',
+    ...(app?.framework === undefined ? {} : { framework: app.framework }),
+    probes: { ...app?.probes, cgi: () => cgi.stats() },
+  };
 }
 
 /**
@@ -122,7 +127,8 @@ function upstreamService(options: ServeOptions, logger: Logger): Service {
     maxFails: options.upstreamMaxFails,
     failTimeout: options.upstreamFailTimeout,
   });
-  if (options.php === undefined) return { app: upstream, interface: 'environ' };
+  const probes = { upstream: () => upstream.stats() };
+  if (options.php === undefined) return { app: upstream, interface: 'environ', probes };
   const { phpApp } = require('./upstream/php.js') as typeof import('./upstream/php.js');
-  return { app: phpApp({ root: options.php, upstream, logger }), interface: 'environ' };
+  return { app: phpApp({ root: options.php, upstream, logger }), interface: 'environ', probes };
 }

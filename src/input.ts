@@ -103,7 +103,8 @@ export class BodyInput extends Readable {
 export class LimitedInput extends Readable {
   /** Called once when the body passes the limit. */
   onLimit: (() => void) | undefined;
-  private received = 0;
+  /** Body bytes read from the source so far. */
+  received = 0;
   private started = false;
 
   constructor(

@@ -18,7 +18,10 @@ export interface AccessRecord {
   uri: string;
   serverProtocol: string;
   status: number;
+  /** Response body bytes. */
   bytes: number;
+  /** Request body bytes received (read by the app or drained); 0 without a body. */
+  requestBytes?: number;
   referer: string | undefined;
   userAgent: string | undefined;
   /** Milliseconds from the first byte of the request to the end of the response. */

@@ -5,6 +5,7 @@
  * them (src/stats-server.ts); a worker never serves /metrics itself.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServiceProbes } from './probes.js';
 import type { AccessRecord, Logger } from './logger.js';
 
 /** Methods counted under their own name; anything else is 'OTHER' (bounded label cardinality). */
@@ -39,10 +40,14 @@ export class WorkerMetrics {
   private readonly requests: Counter<'protocol' | 'method' | 'status'>;
   private readonly duration: Histogram<'protocol'>;
   private readonly bodyBytes: Counter<'protocol'>;
+  private readonly requestBodyBytes: Counter<'protocol'>;
   private readonly timeouts: Counter<'protocol'>;
 
-  /** @param inFlight how many requests the worker is serving now (read at each collection). */
-  constructor(inFlight: () => number) {
+  /**
+   * @param inFlight how many requests the worker is serving now (read at each collection).
+   * @param probes the cgi-bin host's and the upstreams' figures, when the service has them.
+   */
+  constructor(inFlight: () => number, probes: ServiceProbes = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
@@ -64,6 +69,12 @@ export class WorkerMetrics {
       labelNames: ['protocol'] as const,
       registers,
     });
+    this.requestBodyBytes = new Counter({
+      name: 'gatewire_request_body_bytes_total',
+      help: 'Request body bytes received.',
+      labelNames: ['protocol'] as const,
+      registers,
+    });
     this.timeouts = new Counter({
       name: 'gatewire_request_timeouts_total',
       help: 'Requests the app did not answer in time.',
@@ -78,6 +89,8 @@ export class WorkerMetrics {
         this.set(inFlight());
       },
     });
+    if (probes.cgi !== undefined) cgiMetrics(probes.cgi, registers);
+    if (probes.upstream !== undefined) upstreamMetrics(probes.upstream, registers);
   }
 
   /** Counts one finished exchange. */
@@ -86,7 +99,8 @@ export class WorkerMetrics {
     this.observed++;
     this.requests.inc({ protocol, method: methodLabel(record.method), status: String(record.status) });
     this.duration.observe({ protocol }, Math.max(0, record.durationMs) / 1000);
-    this.bodyBytes.inc({ protocol }, Number.isFinite(record.bytes) && record.bytes > 0 ? record.bytes : 0);
+    this.bodyBytes.inc({ protocol }, count(record.bytes));
+    this.requestBodyBytes.inc({ protocol }, count(record.requestBytes));
   }
 
   /** Counts one request the app did not answer in time. */
@@ -109,6 +123,93 @@ export class WorkerMetrics {
     };
     return snap;
   }
+}
+
+function count(n: number | undefined): number {
+  return n !== undefined && Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/**
+ * The cgi-bin host's figures, read from its stats() at each collection. The host counts since
+ * it started; a counter here is set to that count (collect runs before every scrape).
+ */
+function cgiMetrics(stats: NonNullable<ServiceProbes['cgi']>, registers: Registry[]): void {
+  let last = stats();
+  const read = (): ReturnType<typeof stats> => (last = stats());
+  new Gauge({
+    name: 'gatewire_cgi_scripts_running',
+    help: 'CGI scripts running now.',
+    registers,
+    collect() {
+      this.set(read().running);
+    },
+  });
+  new Gauge({
+    name: 'gatewire_cgi_scripts_queued',
+    help: 'CGI requests waiting for a free script slot.',
+    registers,
+    collect() {
+      this.set(last.queued);
+    },
+  });
+  new Counter({
+    name: 'gatewire_cgi_scripts_total',
+    help: 'CGI script runs that ended, by outcome: ok, error (non-zero exit), signal, timeout (killed by the host), killed (client gone, bad output, shutdown), spawn_error.',
+    labelNames: ['outcome'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [outcome, n] of Object.entries(last.exits)) this.inc({ outcome }, n);
+    },
+  });
+  new Counter({
+    name: 'gatewire_cgi_refused_total',
+    help: 'CGI requests answered 503 because no script slot was free in time.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(last.refused);
+    },
+  });
+}
+
+/** Each upstream's pool and failure figures, read from the upstream app at each collection. */
+function upstreamMetrics(stats: NonNullable<ServiceProbes['upstream']>, registers: Registry[]): void {
+  let last = stats();
+  new Gauge({
+    name: 'gatewire_upstream_connections',
+    help: 'Connections open to each upstream, by state (busy or idle in the keep-conn pool).',
+    labelNames: ['upstream', 'state'] as const,
+    registers,
+    collect() {
+      last = stats();
+      this.reset();
+      for (const p of last) {
+        this.set({ upstream: p.upstream, state: 'busy' }, p.connections - p.idle);
+        this.set({ upstream: p.upstream, state: 'idle' }, p.idle);
+      }
+    },
+  });
+  new Counter({
+    name: 'gatewire_upstream_failures_total',
+    help: 'Failures counted against each upstream: refused, timed out, reset or garbage before the answer.',
+    labelNames: ['upstream'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const p of last) this.inc({ upstream: p.upstream }, p.failures);
+    },
+  });
+  new Gauge({
+    name: 'gatewire_upstream_down',
+    help: 'Whether each upstream is left out of the rotation now for its failures (1) or not (0), as the worker that sees it down.',
+    labelNames: ['upstream'] as const,
+    registers,
+    aggregator: 'max',
+    collect() {
+      for (const p of last) this.set({ upstream: p.upstream }, p.down ? 1 : 0);
+    },
+  });
 }
 
 /**

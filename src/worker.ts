@@ -39,7 +39,7 @@ export async function runWorker(run: WorkerRun): Promise<Gateway> {
   let logger = run.logger;
   if (options.stats !== undefined) {
     const { WorkerMetrics, instrumentLogger } = require('./metrics.js') as typeof import('./metrics.js');
-    metrics = new WorkerMetrics(() => gateway.inflight.count);
+    metrics = new WorkerMetrics(() => gateway.inflight.count, service.probes);
     logger = instrumentLogger(run.logger, metrics);
   }
   const timeouts = metrics;

@@ -216,6 +216,49 @@ describe('WorkerMetrics', () => {
     expect(wire.metrics.length).toBe(snap.metrics.length);
   });
 
+  test('OP-30: request body bytes per protocol; the cgi-bin host and upstream figures come from their probes at each scrape', async () => {
+    const cgi = { running: 2, queued: 1, spawned: 9, exits: { ok: 5, error: 1, signal: 0, timeout: 2, killed: 0, spawn_error: 1 }, refused: 3 };
+    const peers = [
+      { upstream: 'fastcgi://127.0.0.1:9000', connections: 3, idle: 1, failures: 0, down: false },
+      { upstream: 'fastcgi://127.0.0.1:9001', connections: 0, idle: 0, failures: 4, down: true },
+    ];
+    const m = new WorkerMetrics(() => 0, { cgi: () => cgi, upstream: () => peers });
+    const r = rng(30);
+    m.observe(record(r, { protocol: 'scgi', requestBytes: 1000 }));
+    m.observe(record(r, { protocol: 'scgi', requestBytes: 24 }));
+    m.observe(record(r, { protocol: 'http' }));
+    m.observe(record(r, { protocol: 'http', requestBytes: Number.NaN }));
+    let exp = parseExposition(await m.registry.metrics());
+    expect(exp.types.get('gatewire_request_body_bytes_total')).toBe('counter');
+    expect(sum(exp, 'gatewire_request_body_bytes_total', (l) => l.protocol === 'scgi')).toBe(1024);
+    expect(sum(exp, 'gatewire_request_body_bytes_total', (l) => l.protocol === 'http')).toBe(0);
+
+    expect(exp.types.get('gatewire_cgi_scripts_running')).toBe('gauge');
+    expect(exp.types.get('gatewire_cgi_scripts_total')).toBe('counter');
+    expect(sum(exp, 'gatewire_cgi_scripts_running')).toBe(2);
+    expect(sum(exp, 'gatewire_cgi_scripts_queued')).toBe(1);
+    expect(sum(exp, 'gatewire_cgi_scripts_total', (l) => l.outcome === 'timeout')).toBe(2);
+    expect(sum(exp, 'gatewire_cgi_scripts_total')).toBe(9);
+    expect(sum(exp, 'gatewire_cgi_refused_total')).toBe(3);
+
+    const conns = (upstream: string, state: string): number => sum(exp, 'gatewire_upstream_connections', (l) => l.upstream === upstream && l.state === state);
+    expect([conns('fastcgi://127.0.0.1:9000', 'busy'), conns('fastcgi://127.0.0.1:9000', 'idle')]).toEqual([2, 1]);
+    expect(sum(exp, 'gatewire_upstream_failures_total', (l) => l.upstream === 'fastcgi://127.0.0.1:9001')).toBe(4);
+    expect(sum(exp, 'gatewire_upstream_down', (l) => l.upstream === 'fastcgi://127.0.0.1:9001')).toBe(1);
+
+    // The next scrape reads the probes again: counters follow the host's counts, gauges its state.
+    cgi.running = 0;
+    cgi.exits.ok = 7;
+    peers[1]!.down = false;
+    exp = parseExposition(await m.registry.metrics());
+    expect(sum(exp, 'gatewire_cgi_scripts_running')).toBe(0);
+    expect(sum(exp, 'gatewire_cgi_scripts_total', (l) => l.outcome === 'ok')).toBe(7);
+    expect(sum(exp, 'gatewire_upstream_down')).toBe(0);
+    // No probes, no such series.
+    const bare = parseExposition(await new WorkerMetrics(() => 0).registry.metrics());
+    expect([...bare.types.keys()].filter((n) => n.startsWith('gatewire_cgi_') || n.startsWith('gatewire_upstream_'))).toEqual([]);
+  });
+
   test('OP-14: 50 random methods add to OTHER only', async () => {
     const m = new WorkerMetrics(() => 0);
     feed(m, 200, 2);

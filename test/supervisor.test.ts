@@ -393,6 +393,44 @@ describe('--stats', () => {
   });
 });
 
+describe('--stats with a cgi-bin and an upstream', () => {
+  test('OP-30: scripts by outcome (a timeout among them), request body bytes, and a refused upstream counted against it', async () => {
+    const dir = tempDir();
+    const dead = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const cgiBin = path.resolve(__dirname, '..', 'fixtures', 'cgi-bin');
+    const { proc, port } = await start(['--upstream', `scgi://127.0.0.1:${dead}`, '--cgi-bin', cgiBin, '--cgi-timeout', '300ms', '--http', '127.0.0.1:0', '--stats', '127.0.0.1:0'], { TMPDIR: dir });
+    const statsPort = Number((await proc.waitFor(/stats: \/metrics, \/healthz, \/readyz, \/stats on 127\.0\.0\.1:(\d+)/))[1]);
+    expect((await get(port, '/cgi-bin/hello.sh')).status).toBe(200);
+    expect((await get(port, '/cgi-bin/exit-nonzero.sh')).status).toBe(200);
+    expect((await get(port, '/cgi-bin/sleep.sh')).status).toBe(504);
+    const posted = await request({ port, path: '/cgi-bin/echo.sh', method: 'POST', body: 'x'.repeat(1234), headers: { 'Content-Type': 'text/plain' } });
+    expect(posted.status).toBe(200);
+    expect((await get(port, '/app')).status).toBe(502); // the upstream refuses
+    // The runs are counted when their process group is gone, a moment after the response.
+    let body = '';
+    for (let i = 0; i < 50; i++) {
+      body = (await get(statsPort, '/metrics')).body;
+      if (/^gatewire_cgi_scripts_total\{outcome="timeout"\} 1$/m.test(body) && /^gatewire_cgi_scripts_total\{outcome="ok"\} 2$/m.test(body)) break;
+      await sleep(100);
+    }
+    expect(body).toMatch(/^gatewire_cgi_scripts_total\{outcome="ok"\} 2$/m);
+    expect(body).toMatch(/^gatewire_cgi_scripts_total\{outcome="error"\} 1$/m);
+    expect(body).toMatch(/^gatewire_cgi_scripts_total\{outcome="timeout"\} 1$/m);
+    expect(body).toMatch(/^gatewire_cgi_scripts_running 0$/m);
+    expect(body).toMatch(/^gatewire_cgi_refused_total 0$/m);
+    expect(body).toMatch(/^gatewire_request_body_bytes_total\{protocol="http"\} 1234$/m);
+    expect(body).toContain(`gatewire_upstream_failures_total{upstream="scgi://127.0.0.1:${dead}"} 1\n`);
+    expect(body).toContain(`gatewire_upstream_connections{upstream="scgi://127.0.0.1:${dead}",state="busy"} 0\n`);
+    proc.signal('SIGTERM');
+    expect(await proc.waitExit()).toEqual({ code: 0, signal: null });
+  });
+});
+
 describe('signals and files', () => {
   test('OP-18: USR1 after logrotate moved the access log: every worker writes to the new file; no debugger port opens', async () => {
     const dir = tempDir();

@@ -544,6 +544,23 @@ describe('the pool', () => {
     expect({ byClient: conn.endedByClient, byFake: conn.closedByFake }).toEqual({ byClient: true, byFake: false });
   });
 
+  test('OP-30: stats() shows the pooled connection busy, then idle, then gone; a refused peer counts a failure and is down', async () => {
+    const f = await fake({ onRequest: slowly(150) });
+    const deadPort = await freePort();
+    const app = upstream([target(tcp(f.port)), target(tcp(deadPort))], { idleTimeout: 300, connectTimeout: 1000, logger: capture() });
+    const front = await httpFront(app);
+    const live = `fastcgi://127.0.0.1:${f.port}`;
+    const dead = `fastcgi://127.0.0.1:${deadPort}`;
+    const first = front.send({ path: '/one' });
+    await waitFor(() => app.stats().some((p) => p.upstream === live && p.connections === 1 && p.idle === 0) || app.stats().some((p) => p.upstream === dead && p.failures > 0), 'the first request to take a connection');
+    echoOf(await first);
+    echoOf(await front.send({ path: '/two' })); // round robin: one of the two went to the dead peer first and was tried on the live one
+    const stats = new Map(app.stats().map((p) => [p.upstream, p]));
+    expect(stats.get(live)).toMatchObject({ connections: 1, idle: 1, failures: 0, down: false });
+    expect(stats.get(dead)).toMatchObject({ connections: 0, idle: 0, failures: 1, down: true });
+    await waitFor(() => app.stats().find((p) => p.upstream === live)?.connections === 0, 'the idle connection to be closed');
+  });
+
   test('UP-28: maxRequestsPerConnection recycles the connection', async () => {
     const r = await rig({}, { maxRequestsPerConnection: 2 });
     for (let i = 0; i < 5; i++) echoOf(await r.send({ path: `/${i}` }));

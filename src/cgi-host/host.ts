@@ -40,6 +40,7 @@ import { isHopByHop } from '../../protocols/cgi/head.js';
 import { replyFromApp } from '../reply.js';
 import { baseEnv, buildChildEnv, type EnvConfig } from './env.js';
 import { CgiRun, type RunResult, type RunStdin } from './process.js';
+import type { CgiOutcome, CgiStats } from '../probes.js';
 import {
   selectByFilename,
   selectScript,
@@ -174,10 +175,21 @@ export const CGI_INTERPRETERS: Readonly<Record<string, CgiInterpreter>> = {
   '.php': { command: 'php-cgi', env: { REDIRECT_STATUS: '200' }, scriptArgument: false },
 };
 
+export type { CgiOutcome, CgiStats } from '../probes.js';
+
+/** How a finished run is counted. */
+export function cgiOutcome(r: RunResult): CgiOutcome {
+  if (r.spawnError !== undefined) return 'spawn_error';
+  if (r.timedOut) return 'timeout';
+  if (r.killed !== undefined) return 'killed';
+  if (r.signal !== null && !r.graceKilled) return 'signal';
+  return r.code === 0 || r.code === null ? 'ok' : 'error';
+}
+
 /** A cgi-bin App, plus what a server needs to manage it. */
 export interface CgiBinApp extends App {
-  /** Scripts running now and requests waiting for a slot. */
-  stats(): { running: number; queued: number; spawned: number };
+  /** Scripts running now, requests waiting for a slot, and what ended how. */
+  stats(): CgiStats;
   /** Stops every running script group (SIGTERM, then SIGKILL) and answers queued requests 503; resolves when all exited. */
   close(): Promise<void>;
 }
@@ -359,10 +371,12 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
   const slots = new Slots(cfg.maxProcesses, cfg.maxQueue);
   const runs = new Set<CgiRun>();
   let spawned = 0;
+  let refused = 0;
+  const exits: Record<CgiOutcome, number> = { ok: 0, error: 0, signal: 0, timeout: 0, killed: 0, spawn_error: 0 };
   let closing = false;
 
   const app = ((environ: Environ, startResponse: StartResponse) => handle(environ, startResponse)) as CgiBinApp;
-  app.stats = () => ({ running: runs.size, queued: slots.queued, spawned });
+  app.stats = () => ({ running: runs.size, queued: slots.queued, spawned, exits: { ...exits }, refused });
   app.close = async () => {
     closing = true;
     slots.rejectAll();
@@ -463,7 +477,9 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     const aborted = (): boolean => signal?.aborted === true;
     const slot = slots.acquire(cfg.queueTimeout, signal);
     if (!(slot === true || (await slot))) {
-      if (!aborted()) log.warn(`cgi: 503 ${slots.queued >= cfg.maxQueue ? 'queue full' : 'no free slot in time'} (${cfg.maxProcesses} running)`, { request_id: id });
+      if (aborted()) return refuse(sr, id, 503, input);
+      refused++;
+      log.warn(`cgi: 503 ${slots.queued >= cfg.maxQueue ? 'queue full' : 'no free slot in time'} (${cfg.maxProcesses} running)`, { request_id: id });
       return refuse(sr, id, 503, input, [['Retry-After', '1']]);
     }
     if (aborted()) {
@@ -500,6 +516,7 @@ export function createCgiBinApp(options: CgiBinOptions): CgiBinApp {
     void run.finished.then((result) => {
       runs.delete(run);
       slots.release();
+      exits[cgiOutcome(result)]++;
       signal?.removeEventListener('abort', onAbort);
       report(environ, target, result, answered);
     });

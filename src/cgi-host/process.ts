@@ -83,6 +83,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   /** Why the host killed the group before a normal end: a timeout, an abort, bad output. */
   killed: string | undefined;
+  /** The kill was a headers, idle or total timeout (C-14, C-15). */
+  timedOut: boolean;
   /** The group was killed because exit and stdout EOF were more than exitGrace apart (C-15). */
   graceKilled: boolean;
   spawnError: NodeJS.ErrnoException | undefined;
@@ -136,6 +138,7 @@ export class CgiRun {
   private exitCode: number | null = null;
   private exitSignal: NodeJS.Signals | null = null;
   private killReason: string | undefined;
+  private timedOut = false;
   private graceKilled = false;
   private reaped = false;
   private closed = false;
@@ -501,6 +504,7 @@ export class CgiRun {
       code: this.exitCode,
       signal: this.exitSignal,
       killed: this.killReason,
+      timedOut: this.timedOut,
       graceKilled: this.graceKilled,
       spawnError: this.spawnError,
       stderrBytes: this.stderrBytes,
@@ -513,6 +517,7 @@ export class CgiRun {
     if (this.reaped || this.closed) return;
     const ms = which === 'headers' ? this.spec.timeouts.headers : which === 'total' ? this.spec.timeouts.total : this.spec.timeouts.idle;
     const reason = `${which} timeout (${ms} ms)`;
+    if (this.killReason === undefined) this.timedOut = true;
     this.settleHead({ ok: false, status: 504, reason: `script timed out before returning headers: ${reason}` });
     this.kill(reason);
   }

@@ -298,7 +298,7 @@ export function resetAfterFlush(socket: Socket): void {
 }
 
 /** The access-log record of a gateway exchange (client data comes from the web server's params). */
-export function gatewayAccess(opts: GatewayFrontOptions, protocol: ListenerProtocol, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
+export function gatewayAccess(opts: GatewayFrontOptions, protocol: ListenerProtocol, vars: CgiVars, id: string, status: number, bytes: number, started: number, requestBytes: number): void {
   opts.logger.access?.({
     id,
     protocol,
@@ -309,6 +309,7 @@ export function gatewayAccess(opts: GatewayFrontOptions, protocol: ListenerProto
     serverProtocol: vars.SERVER_PROTOCOL ?? '-',
     status,
     bytes,
+    requestBytes,
     referer: vars.HTTP_REFERER,
     userAgent: vars.HTTP_USER_AGENT,
     durationMs: performance.now() - started,

@@ -367,7 +367,7 @@ class FastcgiConnection {
     void exchange.run(opts.service.app).then(() => {
       opts.inflight.leave();
       if (!req.ended && !this.closing && !sink.aborted) this.endRequest(req, exchange.failed ? 1 : 0);
-      if (started !== 0) gatewayAccess(opts, 'fastcgi', vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started);
+      if (started !== 0) gatewayAccess(opts, 'fastcgi', vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started, input.received);
     });
   }
 

@@ -310,7 +310,7 @@ class HttpFront {
       live.add(gone);
       void done.then(() => live.delete(gone));
     }
-    if (started !== 0) void done.then(() => this.accessLog(req, vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started));
+    if (started !== 0) void done.then(() => this.accessLog(req, vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started, input instanceof LimitedInput ? input.received : declaredLength(req)));
   }
 
   /** Node handlers get Node's own req/res; the URL below the mount, the full one in originalUrl. */
@@ -332,7 +332,7 @@ class HttpFront {
     };
     if (started !== 0) {
       // Body bytes as declared; a streamed node response (no Content-Length) is logged as "-", a HEAD (no body sent) too (CLI-9).
-      res.on('finish', () => this.accessLog(req, vars, id(), res.statusCode, req.method === 'HEAD' ? 0 : Number(res.getHeader('content-length') ?? 0), started));
+      res.on('finish', () => this.accessLog(req, vars, id(), res.statusCode, req.method === 'HEAD' ? 0 : Number(res.getHeader('content-length') ?? 0), started, declaredLength(req)));
     }
     if (this.timeout > 0) {
       // OP-10: one timer per request, cleared when the response finishes (this.finished). A
@@ -402,7 +402,7 @@ class HttpFront {
     // Framing may be in doubt after a refused request: close rather than read on (except 404).
     const r = reply(err.status, requestId, req.method, err.status === 404 ? [] : [['Connection', 'close']]);
     sendReply(new HttpSink(res), r);
-    if (this.opts.logger.access !== null) this.accessLog(req, {}, requestId, r.status, r.body?.length ?? 0, performance.now());
+    if (this.opts.logger.access !== null) this.accessLog(req, {}, requestId, r.status, r.body?.length ?? 0, performance.now(), 0);
   }
 
   /**
@@ -482,7 +482,7 @@ class HttpFront {
     socket.end(replyBytes(r, httpHead));
   }
 
-  private accessLog(req: IncomingMessage, vars: CgiVars, id: string, status: number, bytes: number, started: number): void {
+  private accessLog(req: IncomingMessage, vars: CgiVars, id: string, status: number, bytes: number, started: number, requestBytes: number): void {
     this.opts.logger.access?.({
       id,
       protocol: 'http',
@@ -492,12 +492,19 @@ class HttpFront {
       serverProtocol: `HTTP/${req.httpVersion}`,
       status,
       bytes,
+      requestBytes,
       referer: vars.HTTP_REFERER,
       userAgent: vars.HTTP_USER_AGENT,
       durationMs: performance.now() - started,
       time: new Date(),
     });
   }
+}
+
+/** A request's Content-Length as node:http parsed it (it refuses a bad one), 0 without one. */
+function declaredLength(req: IncomingMessage): number {
+  const cl = req.headers['content-length'];
+  return cl === undefined ? 0 : Number(cl) || 0;
 }
 
 const kLive = Symbol('gatewire.liveExchanges');

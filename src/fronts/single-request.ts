@@ -298,7 +298,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
     // The app did not read the rest of the body (E-11): drain it with the connection's end.
     const socket = this.socket;
     if (!socket.destroyed) socket.resume();
-    if (started !== 0) gatewayAccess(this.opts, this.protocol.name, vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started);
+    if (started !== 0) gatewayAccess(this.opts, this.protocol.name, vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started, this.input?.received ?? 0);
   }
 
   /** ExchangeLog: an app failure, tagged with the request id. */

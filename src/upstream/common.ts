@@ -15,6 +15,7 @@ import { replyFromApp, replyReason } from '../reply.js';
 import { CGI_HEAD_LIMITS, type CgiHeadLimits, type CgiResponseHead } from '../../protocols/cgi/response.js';
 import { ProtocolError } from '../../protocols/errors.js';
 import type { UpstreamAddress } from './address.js';
+import type { UpstreamPeerStats } from '../probes.js';
 
 /** Options of every upstream client. Durations in ms, sizes in bytes. */
 export interface UpstreamOptions {
@@ -51,7 +52,11 @@ export const UPSTREAM_DEFAULTS = {
 export type UpstreamApp = App & {
   /** Closes idle pooled connections and refuses new requests; in-flight ones finish. */
   close(): Promise<void>;
+  /** Each upstream's figures now (the --stats metrics read them). */
+  stats(): UpstreamPeerStats[];
 };
+
+export type { UpstreamPeerStats } from '../probes.js';
 
 /**
  * The upstream failed (502, 503, 504), or the request cannot reach it (400 for a failed client

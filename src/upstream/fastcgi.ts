@@ -160,6 +160,10 @@ export function fastcgiUpstream(targets: UpstreamTarget | readonly UpstreamTarge
   app.close = async () => {
     await Promise.all([...pools.values()].map((p) => p.close()));
   };
+  app.stats = () => {
+    const now = Date.now();
+    return [...pools.values()].map((pool) => ({ upstream: pool.peer.label, ...pool.counts(), failures: pool.peer.failures, down: pool.peer.downUntil > now }));
+  };
   return app;
 }
 
@@ -434,6 +438,11 @@ class Pool {
     if (this.mpx !== 'yes') return;
     this.mpx = 'no';
     this.mpxLimit = 1;
+  }
+
+  /** Connections open now (busy and idle, not those still connecting) and the idle ones. */
+  counts(): { connections: number; idle: number } {
+    return { connections: this.conns.size, idle: this.idle.length };
   }
 
   async close(): Promise<void> {

@@ -29,6 +29,10 @@ export class Peer {
   firstFail = 0;
   /** Left out of the rotation until this time (ms since the epoch); 0 = live. */
   downUntil = 0;
+  /** Failures since start (the --stats metric), never reset. */
+  failures = 0;
+  /** Connections open to this peer now, where nothing else counts them (SCGI, uwsgi). */
+  open = 0;
   constructor(readonly target: UpstreamTarget) {
     this.label = formatUpstream(target);
   }
@@ -66,6 +70,7 @@ export class UpstreamGroup {
 
   /** Counts a failure; true when it marked the peer down. */
   failed(peer: Peer, now = Date.now()): boolean {
+    peer.failures++;
     if (now - peer.firstFail > this.failTimeout) peer.fails = 0;
     if (peer.fails === 0) peer.firstFail = now;
     peer.fails++;

@@ -106,6 +106,8 @@ export function singleRequestUpstream(targets: readonly UpstreamTarget[], option
   };
   const app = ((environ: Environ, startResponse: StartResponse) => forward(cfg, environ, startResponse)) as UpstreamApp;
   app.close = () => Promise.resolve(); // nothing is pooled: every connection belongs to a request
+  app.stats = () =>
+    cfg.group.peers.map((p) => ({ upstream: p.label, connections: p.open, idle: 0, failures: p.failures, down: p.downUntil > Date.now() }));
   return app;
 }
 
@@ -164,6 +166,9 @@ async function forward(cfg: Config, environ: Environ, sr: StartResponse): Promis
     }
   }
 
+  const counted = peer as Peer;
+  counted.open++;
+  socket.once('close', () => counted.open--);
   const conn = new UpstreamConnection(socket, cfg, environ.REQUEST_METHOD === 'HEAD', signal, input, log);
   conn.send(head, outbound);
   let answer: Answer;
