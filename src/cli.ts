@@ -149,6 +149,13 @@ async function serve(appSpec: string | undefined, raw: Record<string, string | s
   await runSingleProcess(options, logger, service, appLine(appSpec, service));
 }
 
+/** What a SIGTERM does now: serve on for --drain-delay first, unless that delay is running already. */
+function termPlan(options: ServeOptions, delaying: boolean): string {
+  const drain = `finishing in-flight requests (up to ${options.shutdownTimeout} ms)`;
+  if (options.drainDelay > 0 && !delaying) return `serving on for ${options.drainDelay} ms (--drain-delay), then ${drain}`;
+  return drain;
+}
+
 /** --workers 0: this process serves; no reload, recycling or watchdog. */
 async function runSingleProcess(options: ServeOptions, logger: Logger, service: Service, started: string | undefined): Promise<void> {
   const gateway = new Gateway(service, options, logger);
@@ -161,17 +168,26 @@ async function runSingleProcess(options: ServeOptions, logger: Logger, service: 
     if (options.pidFile !== undefined) removePidFile(options.pidFile);
     exit(logger, exitCode);
   };
+  let delayed: NodeJS.Timeout | undefined;
   process.on('SIGTERM', () => {
     if (stopping) return;
-    stopping = true;
-    logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
-    void gateway.close(options.shutdownTimeout).then(done);
+    const drain = (): void => {
+      stopping = true;
+      void gateway.close(options.shutdownTimeout).then(done);
+    };
+    logger.info(`SIGTERM: ${termPlan(options, delayed !== undefined)}`);
+    if (options.drainDelay > 0 && delayed === undefined) delayed = setTimeout(drain, options.drainDelay);
+    else {
+      clearTimeout(delayed);
+      drain();
+    }
   });
   let interrupted = false;
   const stopNow = (signal: 'SIGINT' | 'SIGQUIT', code: number): void => {
     // "Stop now" holds during a SIGTERM drain too: Ctrl-C must not wait for the deadline.
     if (interrupted) return;
     interrupted = stopping = true;
+    clearTimeout(delayed);
     exitCode = code;
     logger.info(`${signal}: stopping now`);
     void gateway.closeNow().then(done);
@@ -255,8 +271,8 @@ async function runPrimary(options: ServeOptions, identity: Identity | undefined)
   // Handlers before binding: a supervisor (systemd, a test) may signal as soon as the process runs.
   process.on('SIGHUP', () => supervisor.reload());
   process.on('SIGTERM', () => {
-    logger.info(`SIGTERM: finishing in-flight requests (up to ${options.shutdownTimeout} ms)`);
-    supervisor.stopAll('drain', 0);
+    logger.info(`SIGTERM: ${termPlan(options, supervisor.state === 'draining')}`);
+    supervisor.terminate();
   });
   process.on('SIGINT', () => {
     logger.info('SIGINT: stopping now');

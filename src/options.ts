@@ -148,6 +148,7 @@ interface CommonOptions {
   requestTimeout: number;
   keepAliveTimeout: number;
   shutdownTimeout: number;
+  drainDelay: number;
   cgiBin: string | undefined;
   cgiMount: string;
   cgiTimeout: number;
@@ -224,6 +225,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { key: 'keepAliveTimeout', flags: '--keep-alive-timeout <time>', env: 'GATEWIRE_KEEP_ALIVE_TIMEOUT', description: 'idle time before a kept-alive connection is closed', default: '5s', parse: (t, w) => parseDuration(t, w) },
   { key: 'idleTimeout', flags: '--idle-timeout <time>', env: 'GATEWIRE_IDLE_TIMEOUT', description: 'idle time before a gateway connection (FastCGI keep-conn) or a stalled gateway request is closed', default: '300s', parse: (t, w) => parseDuration(t, w) },
   { key: 'shutdownTimeout', flags: '--shutdown-timeout <time>', env: 'GATEWIRE_SHUTDOWN_TIMEOUT', description: 'on SIGTERM, how long in-flight requests may finish', default: '30s', parse: (t, w) => parseDuration(t, w) },
+  { key: 'drainDelay', flags: '--drain-delay <time>', env: 'GATEWIRE_DRAIN_DELAY', description: 'on SIGTERM, keep accepting and serving this long with /readyz at 503 (a load balancer takes the server out of rotation) before the drain starts; a second SIGTERM drains at once', default: '0s', parse: (t, w) => parseDuration(t, w) },
   { key: 'cgiBin', flags: '--cgi-bin <dir>', env: 'GATEWIRE_CGI_BIN', description: 'host the CGI scripts of DIR (one process per request) under --cgi-mount', default: undefined, parse: (t) => t },
   { key: 'cgiMount', flags: '--cgi-mount <prefix>', env: 'GATEWIRE_CGI_MOUNT', description: 'URL prefix of the CGI scripts, below --mount ("" for all requests)', default: '/cgi-bin', parse: parseMount },
   { key: 'cgiTimeout', flags: '--cgi-timeout <time>', env: 'GATEWIRE_CGI_TIMEOUT', description: 'time for a script to send its response head; then 504 and its process group is killed', default: '60s', parse: (t, w) => parseDuration(t, w) },

@@ -300,7 +300,7 @@ export class Supervisor {
       if (this.readiness === 'starting') {
         // The worker said why, in one line; the server fails the way a single process does.
         this.quiet = true;
-        this.stopAll('stop', 2);
+        this.stopAll('kill', 2);
         return;
       }
       if (this.readiness === 'reloading') {
@@ -375,13 +375,34 @@ export class Supervisor {
     for (const w of this.workers.values()) this.tell(w, { t: 'reopen-logs' });
   }
 
-  /** TERM (graceful: every worker drains) or INT/QUIT (now). */
-  stopAll(how: 'drain' | 'now' | 'stop', code: number): void {
+  /**
+   * TERM. With --drain-delay, the server first says it is going (/readyz 503, STOPPING=1) and
+   * serves on, listeners open, for that long: a load balancer or Kubernetes takes it out of
+   * rotation before new connections would be refused (OP-29). Then every worker drains. A
+   * second TERM during the delay drains at once.
+   */
+  terminate(): void {
+    if (this.stopping) return;
+    const delay = this.run.options.drainDelay;
+    if (delay > 0 && this.delayTimer === undefined) {
+      clearTimeout(this.reloadTimer);
+      this.setReadiness('draining', `serving on for ${delay} ms (--drain-delay), then finishing in-flight requests`);
+      this.delayTimer = setTimeout(() => this.stopAll('drain', 0), delay);
+      return;
+    }
+    this.stopAll('drain', 0);
+  }
+
+  private delayTimer: NodeJS.Timeout | undefined;
+
+  /** TERM's drain (every worker finishes its requests), INT/QUIT (now), or a failed start (kill). */
+  stopAll(how: 'drain' | 'now' | 'kill', code: number): void {
     if (this.stopping && how !== 'now') return;
     const wasStopping = this.stopping;
     this.stopping = true;
     this.exitCode = Math.max(this.exitCode, code);
     clearTimeout(this.reloadTimer);
+    clearTimeout(this.delayTimer);
     clearInterval(this.watchdog);
     // The server is going away: new connections are refused from now on, not left waiting in a
     // backlog nobody will accept from (the workers close their copies as they start to drain).

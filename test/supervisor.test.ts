@@ -393,6 +393,57 @@ describe('--stats', () => {
   });
 });
 
+describe('--drain-delay', () => {
+  test('OP-29: TERM with --drain-delay 1s: /readyz 503 at once, new connections served for the delay, then refused; a request in flight finishes; exit 0 well within delay + drain', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'app.mjs');
+    writeApp(file, 'v1', "const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\nexport const slowToo = async (environ, startResponse) => { if (environ.PATH_INFO === '/slow') await sleep(1500); startResponse('200 OK', [['Content-Type', 'text/plain']]); return ['ok']; };");
+    const { proc, port } = await start([`${file}:slowToo`, '--http', '127.0.0.1:0', '--stats', '127.0.0.1:0', '--drain-delay', '1s']);
+    const statsPort = Number((await proc.waitFor(/stats: \/metrics, \/healthz, \/readyz, \/stats on 127\.0\.0\.1:(\d+)/))[1]);
+    expect((await get(statsPort, '/readyz')).status).toBe(200);
+    const t0 = Date.now();
+    proc.signal('SIGTERM');
+    await proc.waitFor(/SIGTERM: serving on for 1000 ms \(--drain-delay\)/);
+    const ready = await get(statsPort, '/readyz');
+    expect([ready.status, ready.body.trim()]).toEqual([503, 'draining']);
+    expect(Date.now() - t0).toBeLessThan(500);
+    // During the delay: fresh connections are accepted and served.
+    const slow = request({ port, path: '/slow', timeoutMs: 10_000 });
+    await sleep(300);
+    expect((await get(port)).status).toBe(200);
+    // After it: the drain; new connections are refused, the slow request still finishes.
+    await proc.waitFor(/draining: finishing in-flight requests/);
+    await sleep(100);
+    await expect(get(port)).rejects.toThrow(/ECONNREFUSED/);
+    expect((await slow).status).toBe(200);
+    expect(await proc.waitExit()).toEqual({ code: 0, signal: null });
+    const total = Date.now() - t0;
+    expect(total).toBeGreaterThanOrEqual(1000);
+    expect(total).toBeLessThan(1000 + 1500 + 2000);
+  });
+
+  test('OP-29: a second TERM during the delay drains at once; --workers 0 keeps serving for the delay too', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'app.mjs');
+    writeApp(file, 'v1');
+    const a = await start([file, '--http', '127.0.0.1:0', '--drain-delay', '30s']);
+    const t0 = Date.now();
+    a.proc.signal('SIGTERM');
+    await a.proc.waitFor(/serving on for 30000 ms/);
+    expect((await get(a.port)).status).toBe(200);
+    a.proc.signal('SIGTERM');
+    expect(await a.proc.waitExit()).toEqual({ code: 0, signal: null });
+    expect(Date.now() - t0).toBeLessThan(5000);
+
+    const proc = spawnCli(['serve', file, '--http', '127.0.0.1:0', '--workers', '0', '--drain-delay', '600ms']);
+    const port = Number((await proc.waitFor(/listening: \w+ on [^\s]*:(\d+)/))[1]);
+    proc.signal('SIGTERM');
+    await proc.waitFor(/serving on for 600 ms/);
+    expect((await get(port)).status).toBe(200);
+    expect(await proc.waitExit()).toEqual({ code: 0, signal: null });
+  });
+});
+
 describe('--stats with a cgi-bin and an upstream', () => {
   test('OP-30: scripts by outcome (a timeout among them), request body bytes, and a refused upstream counted against it', async () => {
     const dir = tempDir();
