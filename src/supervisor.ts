@@ -75,6 +75,8 @@ export interface PrimaryRun {
 
 /** How long a new worker may take to load the app and listen before it counts as failed. */
 const START_TIMEOUT_MS = 60_000;
+/** A worker that dies sooner than this after its start crashed "quickly" (the restart delay grows); one ready this long ends the streak. */
+const STABLE_MS = 1000;
 
 export class Supervisor {
   private held: HeldSocket[] = [];
@@ -83,6 +85,11 @@ export class Supervisor {
   private generation = 0;
   private target: number;
   private readiness: Readiness = 'starting';
+  /**
+   * Workers that died within STABLE_MS of their start, one after another: the restart delay
+   * doubles with each (100 ms, 200 ms, ... up to 5 s, OP-25). A worker that has served for
+   * STABLE_MS since it was ready ends the streak.
+   */
   private recentCrashes = 0;
   private appLine: string | undefined;
   private stopping = false;
@@ -205,6 +212,11 @@ export class Supervisor {
         w.lastBeat = Date.now();
         if (this.readiness === 'starting') logger.debug(`worker ${w.pid} ready`);
         else logger.info(`worker ${w.pid} ready`);
+        if (this.recentCrashes > 0) {
+          setTimeout(() => {
+            if (this.workers.get(w.pid) === w) this.recentCrashes = 0;
+          }, STABLE_MS).unref();
+        }
         if (this.appLine === undefined && msg.app !== undefined) {
           this.appLine = msg.app;
           logger.info(msg.app); // CLI-13: once per server
@@ -309,7 +321,7 @@ export class Supervisor {
       }
     }
     const reason: RestartReason = w.leaving === 'timeout' ? 'timeout' : 'crash';
-    const quick = Date.now() - w.startedAt < 1000;
+    const quick = Date.now() - w.startedAt < STABLE_MS;
     this.recentCrashes = quick ? this.recentCrashes + 1 : 0;
     const delay = reason === 'timeout' ? 0 : Math.min(100 * 2 ** this.recentCrashes, 5000);
     logger.error(`worker ${w.pid} exited (${how}${reason === 'timeout' ? ', killed by the watchdog' : ''}); starting a new one in ${delay} ms`);

@@ -228,6 +228,49 @@ describe('reload', () => {
     expect((await get(port)).body).toMatch(/^v2 \d+$/);
   });
 
+  test('OP-25: an app that crashes on some of its loads, HUP after HUP: a connection is never refused nor failed, the restart delay doubles and resets once a worker has stayed up', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'app.mjs');
+    const counter = path.join(dir, 'loads');
+    // Loads 2, 3 and 5 die at once (exit 1: a crash, not a load error the reload gives up on).
+    fs.writeFileSync(
+      file,
+      `import * as fs from 'node:fs';\nconst n = (fs.existsSync(${JSON.stringify(counter)}) ? Number(fs.readFileSync(${JSON.stringify(counter)}, 'utf8')) : 0) + 1;\nfs.writeFileSync(${JSON.stringify(counter)}, String(n));\nif ([2, 3, 5].includes(n)) process.exit(1);\nexport default function app(environ, startResponse) {\n  startResponse('200 OK', [['Content-Type', 'text/plain']]);\n  return ['load ' + n];\n}\n`,
+    );
+    const { proc, port } = await start([file, '--http', '127.0.0.1:0']);
+    let probing = true;
+    const seen: string[] = [];
+    const failures: string[] = [];
+    const probe = (async () => {
+      while (probing) {
+        try {
+          const r = await get(port);
+          if (r.status !== 200) failures.push(`status ${r.status}`);
+          else if (seen[seen.length - 1] !== r.body) seen.push(r.body);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+        await sleep(20);
+      }
+    })();
+    const reloadsDone = (n: number): Promise<unknown> => proc.until(`${n} reloads done`, () => ([...proc.stderr.matchAll(/reload done/g)].length >= n ? true : undefined), 15_000);
+    try {
+      proc.signal('SIGHUP');
+      await reloadsDone(1);
+      await sleep(1500); // load 4 stays up: the streak of quick crashes is over
+      proc.signal('SIGHUP');
+      await reloadsDone(2);
+      for (let i = 0; i < 250 && !seen.includes('load 6'); i++) await sleep(20);
+    } finally {
+      probing = false;
+      await probe;
+    }
+    expect(failures).toEqual([]);
+    expect(seen).toEqual(['load 1', 'load 4', 'load 6']);
+    const delays = [...proc.stderr.matchAll(/exited \(code 1\); starting a new one in (\d+) ms/g)].map((m) => Number(m[1]));
+    expect(delays).toEqual([200, 400, 200]);
+  });
+
   test('OP-4: a HUP applies a changed config file; a config file that no longer parses fails the reload and the old workers serve on', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'app.mjs');
