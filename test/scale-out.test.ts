@@ -167,3 +167,52 @@ describeWithPeers('OP-26: three instances behind one nginx upstream', ['nginx', 
     }
   });
 });
+
+describeWithPeers('OP-27: nginx closes idle upstream connections before gatewire does', ['nginx'], () => {
+  /** One POST through nginx on a fresh client connection; its status (0 for a failure). */
+  function post(port: number, pathname: string): Promise<number> {
+    const body = Buffer.alloc(512, 'p');
+    return new Promise((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: pathname, agent: false, headers: { 'Content-Type': 'text/plain', 'Content-Length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve(0));
+      req.end(body);
+    });
+  }
+
+  test('OP-27: keepalive_timeout 1s against gatewire idle timeouts of 3s, sparse POSTs over FastCGI keep-conn and HTTP for 14 s: every one 200, no "prematurely closed" or reset in the error log', async () => {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o755);
+    const app = path.join(dir, 'app.mjs');
+    fs.writeFileSync(
+      app,
+      "export default async function app(environ, startResponse) {\n  for await (const chunk of environ['gatewire.input']) void chunk;\n  startResponse('200 OK', [['Content-Type', 'text/plain']]);\n  return ['ok'];\n}\n",
+    );
+    const proc = spawnCli(['serve', app, '--fastcgi', `unix:${path.join(dir, 'fcgi.sock')}`, '--http', `unix:${path.join(dir, 'http.sock')}`, '--idle-timeout', '3s', '--keep-alive-timeout', '3s']);
+    await proc.waitFor(/primary \d+: 1 worker ready/);
+    const nginx = await startNginx({ template: 'keepalive-order', vars: { SOCK_DIR: dir } });
+    try {
+      // Gaps around both timeouts: below nginx's, at it, between the two, at gatewire's, beyond it.
+      const gaps = [200, 950, 1000, 1050, 1500, 2000, 2900, 3000, 3100, 100];
+      const run = async (pathname: string): Promise<number[]> => {
+        const statuses: number[] = [];
+        for (const gap of gaps) {
+          statuses.push(await post(nginx.port, pathname));
+          await sleep(gap);
+        }
+        statuses.push(await post(nginx.port, pathname));
+        return statuses;
+      };
+      const [fcgi, httpStatuses] = await Promise.all([run('/fcgi/x'), run('/http/x')]);
+      const errors = fs
+        .readFileSync(path.join(nginx.prefix, 'logs', 'error.log'), 'utf8')
+        .split('\n')
+        .filter((l) => /prematurely closed|reset by peer|upstream timed out|\[(error|crit)\]/.test(l));
+      expect({ fcgi, http: httpStatuses, errors }).toEqual({ fcgi: Array(gaps.length + 1).fill(200), http: Array(gaps.length + 1).fill(200), errors: [] });
+    } finally {
+      await nginx.stop();
+    }
+  });
+});
