@@ -150,6 +150,35 @@ describeWithPeers('OP-16, OP-17, OP-19: gatewire under systemd-socket-activate',
     for (const m of notify.messages) expect(m.pid).toBe(proc.pid);
   });
 
+  test('OP-28: as systemd drives it: READY=1 after a HUP comes only once the new workers serve; a TERM to the main pid alone (KillMode=mixed) lets an in-flight CGI script finish', async () => {
+    const dir = tempDir();
+    const cgi = path.join(dir, 'cgi');
+    fs.mkdirSync(cgi);
+    fs.writeFileSync(path.join(cgi, 'nap.sh'), '#!/bin/sh\nsleep 1.5\nprintf "Content-Type: text/plain\\n\\nrested\\n"\n', { mode: 0o755 });
+    const { proc, http, notify } = await activated(['--cgi-bin', cgi]);
+    await notify.until('READY=1', (m) => m.some((x) => x.msg.startsWith('READY=1')));
+    // A reload whose new worker takes a while to load: READY=1 waits for it (notify-reload's
+    // `systemctl reload` returns then, not at the signal).
+    const file = /app: (\S+)/.exec(proc.stderr)?.[1] as string;
+    fs.writeFileSync(file, "await new Promise((r) => setTimeout(r, 800));\nexport default function app(environ, startResponse) {\n  startResponse('200 OK', [['Content-Type', 'text/plain']]);\n  return ['v2 ' + process.pid];\n}\n");
+    proc.signal('SIGHUP');
+    await notify.until('RELOADING=1', (m) => m.some((x) => x.msg.startsWith('RELOADING=1')));
+    const reloadingSeen = Date.now();
+    await notify.until('READY=1 after the reload', (m) => m.filter((x) => x.msg.startsWith('READY=1')).length >= 2);
+    expect(Date.now() - reloadingSeen).toBeGreaterThanOrEqual(700);
+    expect((await request({ port: http })).body).toMatch(/^v2 \d+$/);
+    // systemctl stop with KillMode=mixed: SIGTERM to the main pid only.
+    const started = Date.now();
+    const script = request({ port: http, path: '/cgi-bin/nap.sh', timeoutMs: 10_000 });
+    await sleep(300);
+    proc.signal('SIGTERM');
+    await notify.until('STOPPING=1', (m) => m.some((x) => x.msg.startsWith('STOPPING=1')));
+    const reply = await script;
+    expect([reply.status, reply.body]).toEqual([200, 'rested\n']);
+    expect((await proc.waitExit()).code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000); // well within TimeoutStopSec (examples/systemd: 40 s)
+  });
+
   test('OP-16: socket activation meant for another pid is ignored: a systemd:NAME listener is then a one-line error, exit 2', async () => {
     const dir = tempDir();
     const app = path.join(dir, 'app.mjs');
