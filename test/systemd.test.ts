@@ -93,7 +93,7 @@ describe('OP-16: LISTEN_* as sd_listen_fds reads them', () => {
   });
 });
 
-describeWithPeers('OP-16, OP-17, OP-19: gatewire under systemd-socket-activate', ['python3'], () => {
+describeWithPeers('OP-16, OP-17, OP-19, OP-28: gatewire under systemd-socket-activate', ['python3'], () => {
   const activate = '/usr/bin/systemd-socket-activate';
 
   test('OP-19: sdNotify sends one datagram to a path and to an abstract name', async () => {
