@@ -3,45 +3,19 @@
  * own unix socket, behind one real nginx upstream (fixtures/nginx/scale-out.conf), loaded with
  * wrk while the instances are restarted one by one, reloaded one by one, or killed.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { type Proc, ensureBuilt, killAll, spawnCli, tempDir } from './fixtures/apps/cli-harness.js';
-import { describeWithPeers, peerPath, startNginx, type WebServer } from './helpers/peers.js';
+import { describeWithPeers, startNginx, type WebServer } from './helpers/peers.js';
 import { reportMeasure } from './helpers/rss.js';
+import { wrk } from './helpers/wrk.js';
 
 jest.setTimeout(90_000);
 beforeAll(() => ensureBuilt());
 afterEach(() => killAll());
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface WrkResult {
-  requests: number;
-  non2xx: number;
-  socketErrors: number;
-}
-
-function wrk(url: string, seconds: number, connections = 16): Promise<WrkResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(peerPath('wrk'), ['-t1', `-c${connections}`, `-d${seconds}s`, url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (text += c.toString()));
-    child.on('error', reject);
-    child.on('close', () => {
-      const requests = /(\d+) requests in/.exec(text);
-      if (requests === null) return reject(new Error(`no wrk report:\n${text}`));
-      const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-      resolve({
-        requests: Number(requests[1]),
-        non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0),
-        socketErrors: errors === null ? 0 : errors.slice(1, 5).reduce((a, b) => a + Number(b), 0),
-      });
-    });
-  });
-}
 
 /** POSTs 1 kB bodies through nginx one after the other until `stop()`; counts what was not 200. */
 function postLoop(port: number): { stop(): Promise<{ sent: number; failed: number }> } {

@@ -3,14 +3,14 @@
  * signalled with kill, loaded with wrk, and watched through its log lines, its pids and its
  * sockets. Reloads change the app's code on disk, as a deploy does.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { type Proc, ensureBuilt, killAll, request, runCli, spawnCli, tempDir } from './fixtures/apps/cli-harness.js';
-import { describeWithPeers, peerPath, RUNNING_AS_ROOT } from './helpers/peers.js';
+import { describeWithPeers, RUNNING_AS_ROOT } from './helpers/peers.js';
 import { reportMeasure } from './helpers/rss.js';
+import { wrk } from './helpers/wrk.js';
 
 jest.setTimeout(60_000);
 
@@ -58,36 +58,6 @@ async function bodiesUntil(port: number, want: (seen: Set<string>) => boolean, m
   const seen = new Set<string>();
   for (let i = 0; i < max && !want(seen); i++) seen.add((await get(port)).body);
   return seen;
-}
-
-interface WrkResult {
-  requests: number;
-  non2xx: number;
-  socketErrors: number;
-  text: string;
-}
-
-/** wrk -t1 -cC -dDs URL, its totals parsed. */
-function wrk(url: string, seconds: number, connections = 16): Promise<WrkResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(peerPath('wrk'), ['-t1', `-c${connections}`, `-d${seconds}s`, url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (text += c.toString()));
-    child.on('error', reject);
-    child.on('close', () => {
-      const requests = /(\d+) requests in/.exec(text);
-      if (requests === null) return reject(new Error(`no wrk report:\n${text}`));
-      const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
-      const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-      resolve({
-        requests: Number(requests[1]),
-        non2xx: non2xx === null ? 0 : Number(non2xx[1]),
-        socketErrors: errors === null ? 0 : errors.slice(1, 5).reduce((a, b) => a + Number(b), 0),
-        text,
-      });
-    });
-  });
 }
 
 function workerPids(stderr: string): number[] {
