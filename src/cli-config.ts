@@ -16,19 +16,29 @@
 import { type Command, Option } from 'commander';
 import { OptionError, type OptionFlags, type OptionSpec, type ResolvedOptions, SERVE_OPTIONS, type ServeOptions, resolveCliOptions } from './options.js';
 
+/**
+ * Every serve option (SERVE_OPTIONS) on `command`, for `serve` and `config`. Option keys are
+ * commander's attribute names for their flags (test/options.test.ts checks), so what commander
+ * parsed is already keyed like ServeOptions.
+ */
+export function addServeOptions(command: Command): void {
+  for (const spec of SERVE_OPTIONS) {
+    // Every option shows its default: none, unless the text gives one.
+    const dflt = spec.default === undefined ? (/\bdefault:/.test(spec.description) ? '' : 'default: none; ') : `default: ${spec.default === '' ? '""' : spec.default}; `;
+    const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
+    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    command.addOption(option);
+  }
+}
+
 export function registerConfigCommand(program: Command): Command {
   const config = program
     .command('config')
     .description('print the options serve would use, one TOML line each with where it came from (flag, env, file, default)')
     .argument('[app]', 'app module: PATH[:export], as given to serve')
     .exitOverride();
-  for (const spec of SERVE_OPTIONS) {
-    // The same options as serve (cli.ts buildProgram), so a serve command line can be checked as it is.
-    const dflt = spec.default === undefined ? (/\bdefault:/.test(spec.description) ? '' : 'default: none; ') : `default: ${spec.default === '' ? '""' : spec.default}; `;
-    const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
-    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
-    config.addOption(option);
-  }
+  // The same options as serve, so a serve command line can be checked as it is.
+  addServeOptions(config);
   config.addOption(new Option('--check', 'print only `ok` (exit 0) when serve would accept these options; else the error (exit 2)'));
   config.action((app: string | undefined, parsed: Record<string, string | string[] | boolean>) => {
     const { check, ...flags } = parsed;

@@ -10,19 +10,19 @@
  */
 import { chownSync, closeSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import type { Service } from './app.js';
 import type { Logger } from './log.js';
 import type * as LoaderModule from './loader.js';
 import type * as ComposeModule from './compose.js';
-import { OptionError, SERVE_OPTIONS, type ServeOptions, formatAddress, optionsFromCli } from './options.js';
+import { OptionError, type ServeOptions, formatAddress, optionsFromCli } from './options.js';
 import type * as ServerModule from './server.js';
 import type * as RegistryModule from './fronts/registry.js';
 import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
 import { registerRequestCommand } from './cli-request.js';
 import { registerCompareCommand } from './cli-compare.js';
-import { registerConfigCommand } from './cli-config.js';
+import { addServeOptions, registerConfigCommand } from './cli-config.js';
 import { type Identity, dropTo, removePidFile, resolveIdentity, writePidFile } from './privileges.js';
 import { workerInfo } from './worker-env.js';
 
@@ -66,15 +66,7 @@ function buildProgram(onServe: (app: string | undefined, raw: Record<string, str
     .description('serve an app on one or more listeners')
     .argument('[app]', 'app module: PATH[:export] (.js, .mjs, .cjs; ESM or CommonJS)')
     .exitOverride();
-  // Option keys are commander's attribute names for their flags (test/options.test.ts checks),
-  // so what commander parsed is already keyed like ServeOptions.
-  for (const spec of SERVE_OPTIONS) {
-    // Every option shows its default (the issue asks for it): none, unless the text gives one.
-    const dflt = spec.default === undefined ? (/\bdefault:/.test(spec.description) ? '' : 'default: none; ') : `default: ${spec.default === '' ? '""' : spec.default}; `;
-    const option = new Option(spec.flags, `${spec.description} (${dflt}env: ${spec.env})`);
-    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
-    serve.addOption(option);
-  }
+  addServeOptions(serve);
   serve.action(async (app: string | undefined, parsed: Record<string, string | string[]>) => onServe(app, parsed));
   registerCgiCommand(program);
   registerRequestCommand(program); // its client (upstream/request.ts) is required when it runs
