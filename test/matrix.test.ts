@@ -13,6 +13,7 @@
  * for that front only; one test per front and flavour lists those cases with their reasons.
  */
 import { createHash } from 'node:crypto';
+import type { Service } from '../src/app.js';
 import { FRONT_NAMES } from '../src/fronts/registry.js';
 import { FRONTS, REGISTRY_HARNESSES, type MatrixFront, type MatrixRequest, type MatrixResult, type MatrixServer, type Need, type StartOptions } from './helpers/fronts.js';
 import { type ContractWatch, type Flavour, LENGTH_BODY, SSE_EVENT_BYTES, gate, probe, resetProbe, resetSse, sse, validatedService } from './helpers/behaviour-apps.js';
@@ -35,7 +36,7 @@ async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promi
 }
 
 /** The servers a case can ask for; started on first use, per front and flavour. */
-type ServerKind = 'plain' | 'limited' | 'mounted' | 'single' | 'impatient';
+type ServerKind = 'plain' | 'limited' | 'mounted' | 'single' | 'impatient' | 'upgrading';
 const MAX_BODY = 1000;
 const SERVERS: Record<ServerKind, StartOptions> = {
   plain: {},
@@ -43,7 +44,40 @@ const SERVERS: Record<ServerKind, StartOptions> = {
   mounted: { mount: '/app' },
   single: { options: { maxInflight: '1' } },
   impatient: { options: { headersTimeout: '300ms' } },
+  // The service gets an `upgrade` handler (withUpgrade below), as a module's upgrade export gives one.
+  upgrading: {},
 };
+
+/**
+ * What the Upgrade case saw: the calls of the service's upgrade handler (the URL it was given),
+ * and the HTTP_UPGRADE of every request that reached the app instead.
+ */
+const upgrades = { calls: 0, url: '', appSaw: [] as Array<string | undefined> };
+
+/**
+ * The service with an `upgrade` handler, as `export function upgrade(req, socket, head)` makes
+ * one (src/loader.ts): it answers 101 itself, writes `upgraded <url>` on the connection it now
+ * owns and closes it. The app is wrapped to note the HTTP_UPGRADE it is called with.
+ */
+function withUpgrade(service: Service): Service {
+  return {
+    ...service,
+    app: (environ, startResponse) => {
+      upgrades.appSaw.push(environ.HTTP_UPGRADE);
+      return service.app(environ, startResponse);
+    },
+    upgrade: (req, socket) => {
+      upgrades.calls++;
+      upgrades.url = req.url ?? '';
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: matrix\r\nConnection: Upgrade\r\n\r\nupgraded ${req.url ?? ''}`);
+    },
+  };
+}
+
+/** The harnesses whose listener is node:http's, where the upgrade handler is called (H-15). */
+const UPGRADE_FRONTS = new Set(['http', 'auto-http']);
+/** The harnesses that are a gateway front directly: the Upgrade field reaches the app (F-47, S-13, U-12). */
+const GATEWAY_FRONTS = new Set(['fastcgi', 'scgi', 'uwsgi', 'auto-fastcgi', 'auto-scgi', 'auto-uwsgi']);
 
 interface Case {
   name: string;
@@ -482,6 +516,27 @@ const CASES: Case[] = [
     },
   },
   {
+    // Only node:http's listener can give the connection away: the other fronts' web server (or
+    // the upstream client's hop, for the via- harnesses, and inject() and `gatewire cgi`) owns it.
+    name: 'Upgrade: on --http and --auto HTTP the upgrade handler gets it, not the app (H-15); over FastCGI, SCGI and uwsgi it is a plain request with HTTP_UPGRADE (F-47, S-13, U-12); through a hop and elsewhere a plain request (H-16)',
+    server: 'upgrading',
+    async run(s, t) {
+      upgrades.calls = 0;
+      upgrades.url = '';
+      upgrades.appSaw = [];
+      // A raw socket where the 101 can come (node:http's client hands a 101 to an 'upgrade' listener).
+      const res = await s.request({ path: '/echo?x=1', headers: { Upgrade: 'matrix', Connection: 'Upgrade' }, exact: UPGRADE_FRONTS.has(t.front.name) });
+      if (UPGRADE_FRONTS.has(t.front.name)) {
+        expect({ status: res.status, body: res.body.toString('latin1'), calls: upgrades.calls, url: upgrades.url, appSaw: upgrades.appSaw }).toEqual({ status: 101, body: 'upgraded /echo?x=1', calls: 1, url: '/echo?x=1', appSaw: [] });
+        return;
+      }
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body.toString())).toMatchObject({ method: 'GET', path: '/echo', query: 'x=1' });
+      expect(upgrades.calls).toBe(0);
+      if (GATEWAY_FRONTS.has(t.front.name)) expect(upgrades.appSaw).toEqual(['matrix']);
+    },
+  },
+  {
     name: 'refusal 405: CONNECT (no tunnels)',
     flavours: ['environ'],
     needs: ['httpWire'],
@@ -517,7 +572,7 @@ describe.each(HARNESSES.map((f) => [f.name, f] as const))('behaviour matrix over
     const server = (kind: ServerKind): Promise<MatrixServer> => {
       let s = servers.get(kind);
       if (s === undefined) {
-        s = front.start(service, SERVERS[kind]);
+        s = front.start(kind === 'upgrading' ? withUpgrade(service) : service, SERVERS[kind]);
         servers.set(kind, s);
       }
       return s;

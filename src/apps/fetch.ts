@@ -50,10 +50,12 @@ export function fromFetchHandler(handler: FetchHandler): App {
     const reason = response.statusText || STATUS_CODES[response.status] || '';
     const body = response.body;
     if (body === null) {
-      startResponse(`${response.status} ${reason}`, headers);
+      const write = startResponse(`${response.status} ${reason}`, headers);
+      if (environ.REQUEST_METHOD === 'HEAD' && !hasLength) write(''); // R-9: a HEAD Response has no body (Hono strips it): send the head as is (R-12), not with a Content-Length: 0 the GET does not have
       return [];
     }
     const reader = body.getReader();
+    environ['gatewire.signal'].addEventListener('abort', () => void reader.cancel().catch(() => undefined), { once: true }); // R-5: client gone: cancel the body now (Hono's stream.onAbort), not at its next chunk
     // R-15: a body that is all there already goes out whole, with its length.
     const early = streaming || hasLength ? { chunks: [], done: false, pending: undefined } : await readQueued(reader);
     try {

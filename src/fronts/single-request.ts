@@ -393,8 +393,18 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
         input.finish();
         return;
       }
+      case 'app':
+        // The request is complete and the app runs: an EOF now means the web server gave up on
+        // the request (its client went away). nginx and Apache never half-close an SCGI or
+        // uwsgi connection, and neither protocol has a way to abort, so this is the only word
+        // the app gets: it is told at once (signal, req 'close'), not at its next write (an SSE
+        // stream one event late, a quiet long poll never).
+        if (this.exchange !== undefined && !this.finished) {
+          this.onClose();
+          this.socket.destroy();
+        }
+        return;
       default:
-        // 'app': the request is complete; the response goes out on the half-open connection.
         // 'closing': our end is on its way; the socket closes itself once it is flushed.
         return;
     }
