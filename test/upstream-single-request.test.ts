@@ -271,10 +271,19 @@ describe.each([
     await waitFor(() => fake.closed === fake.accepted, 'the upstream connection to be closed');
   });
 
-  test(`UP-27: a head, then silence before any body byte → 504, not an app's 500 (${protocol})`, async () => {
-    const { res, fake } = await through((s) => s.write(`${okHead}\r\n`));
-    expect(res.status).toBe(504);
+  test(`UP-27, R-12: a head, then silence: the head goes out alone (a flush, as nginx passes it on), and the read timeout cuts the response (${protocol})`, async () => {
+    const { res, fake } = await through((s) => s.write(`${okHead}\r\n`), { path: '/', timing: true });
+    expect({ status: res.status, truncated: res.truncated, body: res.body.length }).toEqual({ status: 200, truncated: true, body: 0 });
+    expect(res.headAt ?? Infinity).toBeLessThan(300);
     await waitFor(() => fake.closed === fake.accepted, 'the upstream connection to be closed');
+  });
+
+  test(`UP-12: a head, then a reset before any body byte: 502, not a cut 200 (${protocol})`, async () => {
+    const { res } = await through((s) => {
+      s.write(`${okHead}\r\n`);
+      setTimeout(() => s.resetAndDestroy(), 10);
+    });
+    expect(res.status).toBe(502);
   });
 
   test(`UP-12: closing mid-body (short of Content-Length) → the client sees a truncated response (${protocol})`, async () => {

@@ -226,6 +226,8 @@ export function connectTo(address: UpstreamAddress, timeout: number, signal: Abo
 
 /** What the clients' connection objects offer once the head is parsed (see {@link UpstreamRequest.answer}). */
 export interface AnsweredBody {
+  /** True when body bytes, the end or a failure are already there (firstBody settles at once). */
+  settled(): boolean;
   firstBody(): Promise<UpstreamError | undefined>;
   /** Gives up the rest of the answer and what it holds. */
   close(): void;
@@ -237,6 +239,9 @@ export interface AnsweredBody {
  * request id; a refusal drains the client's body and answers through src/reply.ts, and says
  * nothing when the client is already gone.
  */
+/** How long a response head that came without body bytes waits for them before it goes out alone. */
+export const LONE_HEAD_MS = 100;
+
 export class UpstreamRequest {
   readonly id: string;
   /** The client going away; not gatewire.signal, which would create an AbortController. */
@@ -265,19 +270,32 @@ export class UpstreamRequest {
   }
 
   /**
-   * Passes a parsed head on. The exchange sends the head with the first body byte anyway: it is
-   * waited for here, so an upstream that fails before any body byte still gets its 502/504
-   * rather than the 500 of a failed app. `ok` runs once the answer is known good.
+   * Passes a parsed head on. The first body byte is waited for, so an upstream that fails right
+   * after its head still gets a 502/504 rather than a cut response. A head that came alone (an
+   * upstream that flushed it: SSE, a long poll) is passed on alone after LONE_HEAD_MS, as an
+   * explicit flush (R-12), and a failure after that cuts the response. `ok` runs once the answer
+   * is known good.
    */
   async answer(answer: Answer, from: AnsweredBody, ok: () => void): Promise<Body> {
-    const early = await from.firstBody();
+    let lone = false;
+    let early: UpstreamError | undefined;
+    if (from.settled()) early = await from.firstBody();
+    else {
+      let timer: NodeJS.Timeout | undefined;
+      const first = from.firstBody();
+      const outcome = await Promise.race([first, new Promise<'lone'>((resolve) => (timer = setTimeout(resolve, LONE_HEAD_MS, 'lone')))]);
+      clearTimeout(timer);
+      if (outcome === 'lone') lone = true;
+      else early = outcome;
+    }
     if (early !== undefined) {
       from.close();
       return this.refuse(early.status, `after the response head: ${early.message}`);
     }
     ok();
     try {
-      this.sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
+      const write = this.sr(`${answer.status} ${answer.reason === '' ? replyReason(answer.status) : answer.reason}`, answer.headers);
+      if (lone) write('');
     } catch (err) {
       from.close();
       return this.refuse(502, `unusable response head: ${(err as Error).message}`);

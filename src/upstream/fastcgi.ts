@@ -1001,6 +1001,10 @@ class Exchange {
   }
 
   /** Resolves once body bytes are queued or the body ended: undefined, or the failure that came first. */
+  settled(): boolean {
+    return this.queue.length > 0 || this.ended || this.failure !== undefined;
+  }
+
   async firstBody(): Promise<UpstreamError | undefined> {
     while (this.queue.length === 0 && !this.ended && this.failure === undefined) {
       await new Promise<void>((resolve) => (this.waiter = resolve));

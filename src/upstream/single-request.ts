@@ -460,6 +460,10 @@ class UpstreamConnection {
   }
 
   /** Resolves once body bytes are queued or the body ended: undefined, or the failure that came first. */
+  settled(): boolean {
+    return this.queue.length > 0 || this.ended || this.failure !== undefined;
+  }
+
   async firstBody(): Promise<UpstreamError | undefined> {
     while (this.queue.length === 0 && !this.ended && this.failure === undefined) {
       await new Promise<void>((resolve) => {

@@ -113,7 +113,7 @@ function hopNeeds(wire: string): Record<Need, HopNeed> {
           }
         : { at: `the inner ${wire} front (--max-inflight applies to the gateway fronts only): its 503 comes back through the client` },
     mountRefusal: { at: 'the outer HTTP front has the mount and refuses outside it; the inner front keeps the SCRIPT_NAME / PATH_INFO it was sent (E-5.2)' },
-    earlyHeadViaClient: { cannot: `pending: the upstream client passes a head on with its first body bytes, not alone (no write('') for a lone head, R-12), so the outer front has nothing to flush before the body` },
+    earlyHeadViaClient: { at: `the upstream client passes a head that came alone on after LONE_HEAD_MS (100 ms) as an explicit flush (R-12): the outer front sends it before the body` },
   };
 }
 
