@@ -9,6 +9,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GROUPS, baselineRatios, resolveTargets } from './lib/groups.mjs';
 import { runTarget, removeTempDirs } from './lib/runner.mjs';
+import { MIXED_FRONTS, mixedPlan, mixedReport, runMixed } from './lib/mixed.mjs';
 import {
   summarize,
   computeRatios,
@@ -52,6 +53,7 @@ function usage() {
     ...[
       ['--only a,b', 'run only these targets of the group(s) [BENCH_ONLY]'],
       ['--baseline DIR', 'also run every gatewire target from DIR (another built checkout) as NAME@base, interleaved [BENCH_BASELINE]'],
+      ['--pairs LIST', 'mixed group: all (default), none, or FRONT:OTHER,... (FRONT measured alone, after OTHER) [BENCH_MIXED_PAIRS]'],
       ['--no-save', 'do not write bench/results/<group>-<timestamp>.json'],
       ['--list', 'list groups and targets, then exit'],
     ].map(([flag, help]) => `  ${flag}`.padEnd(23) + help),
@@ -60,7 +62,7 @@ function usage() {
 }
 
 function parseCli(argv) {
-  const options = { only: { type: 'string' }, baseline: { type: 'string' }, 'no-save': { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+  const options = { only: { type: 'string' }, baseline: { type: 'string' }, pairs: { type: 'string' }, 'no-save': { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
   for (const k of Object.keys(LOAD_OPTIONS)) options[k] = { type: 'string' };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
   return { values, groups: positionals };
@@ -113,6 +115,7 @@ function hostInfo() {
 const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 
 async function runGroup(name, baseGroup, values) {
+  if (baseGroup.mixed) return runMixedGroup(name, baseGroup, values);
   let group = baseGroup;
   const opts = loadOptions(values, group);
   const baseline = values.baseline ?? process.env.BENCH_BASELINE;
@@ -187,6 +190,53 @@ async function runGroup(name, baseGroup, values) {
   return result;
 }
 
+/** The mixed group (bench/lib/mixed.mjs): sessions on one gatewire process, not one load per target. */
+async function runMixedGroup(name, group, values) {
+  const opts = loadOptions(values, group);
+  const baseline = values.baseline ?? process.env.BENCH_BASELINE;
+  const only = values.only ?? process.env.BENCH_ONLY;
+  const pairs = values.pairs ?? process.env.BENCH_MIXED_PAIRS;
+  const plan = mixedPlan(group, { only, pairs });
+  const runOpts = { ...opts, root, bench, sampleMs: 500, countConnections: false };
+  const host = hostInfo();
+  const startedAt = new Date().toISOString();
+  const sessions = (1 + plan.pairs.length) * (baseline ? 2 : 1);
+  const loads = plan.refs.length + (2 * plan.fronts.length + 3 * plan.pairs.length) * (baseline ? 2 : 1);
+  console.log(`\n== ${name}: ${group.title}`);
+  console.log(
+    `   wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency, warm-up ${opts.warmup} s, ${opts.rounds} round(s); ` +
+      `fronts ${plan.fronts.join(', ') || '-'}; references ${plan.refs.join(', ') || '-'}; ${plan.pairs.length} pair(s); ` +
+      `per round ${sessions} gatewire session(s), ${loads} loads (about ${Math.ceil((loads * (opts.warmup + opts.duration + opts.settle + 1) + sessions * 3 + plan.refs.length * 3) / 60)} min); ` +
+      `${host.cpus} CPU(s) shared by wrk and the servers; load average ${host.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
+  );
+  const result = await runMixed(group, runOpts, { baseline, only, pairs });
+  const { text, markdown } = mixedReport(result);
+  console.log(`\n${text}`);
+  console.log(`\nMarkdown:\n\n${markdown}\n`);
+  const out = {
+    group: name,
+    title: group.title,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    host,
+    options: { ...opts, pairs: pairs ?? 'all', baseline: baseline ?? null, generator: 'wrk', command: `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency` },
+    plan: result.plan,
+    summaries: result.summaries,
+    ratios: result.ratios,
+    losses: result.losses,
+    rounds: result.rounds,
+    markdown,
+  };
+  if (!values['no-save']) {
+    const dir = join(bench, 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${name}-${stamp()}.json`);
+    writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+    console.log(`results written to ${relative(process.cwd(), file) || file}`);
+  }
+  return out;
+}
+
 async function main() {
   let cli;
   try {
@@ -204,6 +254,7 @@ async function main() {
     for (const [k, g] of Object.entries(GROUPS)) {
       console.log(`${k}: ${g.title}`);
       for (const t of resolveTargets(g)) console.log(`  ${t.name.padEnd(22)} ${t.label}`);
+      if (g.mixed) for (const [f, spec] of Object.entries(MIXED_FRONTS)) console.log(`  front ${f.padEnd(16)} ${spec.what} (reference: ${spec.ref})`);
     }
     return 0;
   }

@@ -96,7 +96,7 @@ function uwsgiPython(ctx, socketFlag, port) {
   };
 }
 
-const builtCli = { file: 'dist/src/cli.js', hint: 'run `npm run build` first' };
+export const builtCli = { file: 'dist/src/cli.js', hint: 'run `npm run build` first' };
 
 /** floor-net-<proto> and floor-raw-<proto>: the do-nothing floor servers behind nginx. */
 function floorTargets(proto) {
@@ -121,10 +121,10 @@ function gatewireNodeArgs() {
   return extra ? extra.split(/\s+/).filter(Boolean) : [];
 }
 
-/** `gatewire serve [app] <front args>` from the built CLI. */
-function gatewire(app, frontArgs) {
+/** `gatewire serve [app] <front args>` from the built CLI (`cli`: another checkout's, for --baseline). */
+export function gatewire(app, frontArgs, cli = 'dist/src/cli.js') {
   const appArg = app ? [app] : [];
-  return { cmd: node, args: [...gatewireNodeArgs(), 'dist/src/cli.js', 'serve', ...appArg, ...frontArgs, ...gatewireExtraArgs()] };
+  return { cmd: node, args: [...gatewireNodeArgs(), cli, 'serve', ...appArg, ...frontArgs, ...gatewireExtraArgs()] };
 }
 
 /** fcgiwrap with `workers` FastCGI worker processes (-c), started by spawn-fcgi, behind nginx. */
@@ -622,6 +622,19 @@ export const GROUPS = {
       { num: 'gatewire-uwsgi-scgi', den: 'nginx-uwsgi-scgi' },
       { num: 'gatewire-uwsgi-scgi', den: 'gatewire-uwsgi' },
     ],
+  },
+
+  // One gatewire process serving every front at once; run by bench/lib/mixed.mjs (sessions
+  // of several loads on one process, not one load per target). `targets` are the references,
+  // run as ordinary targets in every round; the fronts and their references are MIXED_FRONTS
+  // in mixed.mjs. README, "mixed".
+  mixed: {
+    title: 'one gatewire process serving --http, --fastcgi, --scgi, --uwsgi and --cgi-bin: each front after the others, vs the references',
+    mixed: true,
+    targets: ['raw-node', 'gatewire-environ', 'uwsgi-fastcgi', 'floor-net-scgi', 'floor-net-uwsgi', 'fcgiwrap-c4'],
+    ratios: [],
+    // the issue's measurement: wrk -t1 -c32, 5 s loads
+    defaults: { duration: 5, connections: 32, rounds: 3 },
   },
 
   // Memory: idle, and under 256 concurrent keep-alive connections.

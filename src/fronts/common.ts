@@ -4,6 +4,7 @@
  * H-14), a ResponseSink for protocols whose body is the raw rest of the connection (SCGI,
  * uwsgi), and the access-log record.
  */
+import { createHook } from 'node:async_hooks';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { CgiVars, HeaderList, Service } from '../app.js';
@@ -103,10 +104,47 @@ export function appTimedOut(
 
 /** A plain net.Server whose connections a ConnectionHandler serves (every front but HTTP). */
 export function listenOn(handler: ConnectionHandler, serverOptions: net.ServerOpts = {}): Listener {
+  keepTickObjectShape();
   const server = net.createServer(serverOptions);
   server.on('connection', (socket: Socket) => handler.handle(socket));
   return { server, closeIdle: () => handler.closeIdle() };
 }
+
+/** The tick object kept by keepTickObjectShape (held only so that it stays alive). */
+let tickObject: object | undefined;
+
+/**
+ * Keeps one of process.nextTick's queue entries alive for the life of the process, so the hidden
+ * classes (maps) of those entries can never be collected. Every front runs several nextTick
+ * calls per request inside node:net, node:http and streams, and Node builds each entry with an
+ * object literal with computed keys (`{ [async_id_symbol]: id, ..., callback, args }`). V8's
+ * feedback for such a literal goes from monomorphic straight to megamorphic on the first
+ * different map, and megamorphic means a runtime call (Runtime_DefineKeyedOwnPropertyInLiteral)
+ * for every entry, for the rest of the process: process.nextTick goes from ~45 ns to ~250 ns.
+ * The maps do change: an idle spell with no entry alive (between two loads, after the last
+ * connection of a burst closes) lets a full GC collect them, and the next entry builds new
+ * ones. That was the "slower after another front's load" of a mixed process (issue 15): 15 % of
+ * an HTTP request's CPU profile in that runtime call. An entry held here keeps the maps alive.
+ * Taken with an init-only async hook around one nextTick call (executionAsyncResource() would
+ * do too, but it switches every native callback to the async-hooks trampoline for good); the
+ * hook is disabled again before this returns. Once per process, before any request.
+ */
+export function keepTickObjectShape(): void {
+  if (tickObject !== undefined) return;
+  tickObject = {};
+  const hook = createHook({
+    init(_asyncId, type, _triggerAsyncId, resource) {
+      if (type === 'TickObject') tickObject = resource;
+    },
+  }).enable();
+  try {
+    process.nextTick(keepTickObjectShapeNoop);
+  } finally {
+    hook.disable();
+  }
+}
+
+function keepTickObjectShapeNoop(): void {}
 
 /**
  * Which peers may connect, from a comma list of addresses and CIDR ranges (IPv4 and IPv6).

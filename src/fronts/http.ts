@@ -23,7 +23,7 @@ import type { Logger } from '../log.js';
 import { type Reply, reply, replyBytes, sendReply } from '../reply.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
-import { type InflightCounter, appDeadline, appTimedOut, resetAfterFlush } from './common.js';
+import { type InflightCounter, appDeadline, appTimedOut, keepTickObjectShape, resetAfterFlush } from './common.js';
 import { takeConnection } from './http-raw.js';
 import type { FrontContext, FrontModule, ListenerProtocol } from './registry.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
@@ -115,6 +115,7 @@ function drainOnClose(server: http.Server): void {
 }
 
 export function createHttpServer(opts: HttpFrontOptions): http.Server {
+  keepTickObjectShape(); // process.nextTick's entries keep one map (common.ts)
   const server = http.createServer({
     maxHeaderSize: opts.maxHeaderBytes,
     requireHostHeader: true,
