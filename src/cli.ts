@@ -18,6 +18,7 @@ import type * as ComposeModule from './compose.js';
 import { OptionError, type ServeOptions, formatAddress, optionsFromCli } from './options.js';
 import type * as ServerModule from './server.js';
 import type * as RegistryModule from './fronts/registry.js';
+import { setServingFlags } from './v8-flags.js';
 import { SERVER_SOFTWARE } from './environ.js';
 import { registerCgiCommand } from './cli-cgi.js';
 import { registerRequestCommand } from './cli-request.js';
@@ -320,6 +321,7 @@ function exit(logger: Logger, code: number): void {
 }
 
 async function main(argv: string[]): Promise<void> {
+  setServingFlags();
   const program = buildProgram(serve);
   try {
     await program.parseAsync(argv);
