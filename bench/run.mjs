@@ -174,7 +174,7 @@ async function runGroup(name, baseGroup, values) {
     startedAt,
     finishedAt: new Date().toISOString(),
     host,
-    options: { ...opts, generator: 'wrk', command: `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency` },
+    options: { ...opts, ...extraArgs(), generator: 'wrk', command: `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency` },
     summaries,
     ratios,
     runs: Object.fromEntries(rounds),
@@ -188,6 +188,11 @@ async function runGroup(name, baseGroup, values) {
     console.log(`results written to ${relative(process.cwd(), file) || file}`);
   }
   return result;
+}
+
+/** The extra gatewire arguments and node flags of the run (groups.mjs), kept with its results. */
+function extraArgs() {
+  return { gatewireArgs: process.env.BENCH_GATEWIRE_ARGS ?? '', nodeArgs: process.env.BENCH_NODE_ARGS ?? '' };
 }
 
 /** The mixed group (bench/lib/mixed.mjs): sessions on one gatewire process, not one load per target. */
@@ -219,7 +224,7 @@ async function runMixedGroup(name, group, values) {
     startedAt,
     finishedAt: new Date().toISOString(),
     host,
-    options: { ...opts, pairs: pairs ?? 'all', baseline: baseline ?? null, generator: 'wrk', command: `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency` },
+    options: { ...opts, pairs: pairs ?? 'all', baseline: baseline ?? null, ...extraArgs(), generator: 'wrk', command: `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency` },
     plan: result.plan,
     summaries: result.summaries,
     ratios: result.ratios,

@@ -201,6 +201,7 @@ describe('the tarball', () => {
     expect(tarFiles).toContain('package/dist/src/cli.js');
     expect(tarFiles).toContain('package/dist/src/serve.js');
     expect(tarFiles).toContain('package/dist/protocols/fastcgi/index.js');
+    expect(tarFiles).toContain('package/LICENSE'); // the `license` field's text ships with the code
     expect(tarFiles.filter((f) => /^package\/prebuilds\/linux-x64\/[^/]+\.node$/.test(f))).toEqual(['package/prebuilds/linux-x64/gatewire_spawn.napi.uv1.glibc.node']);
     // Nothing from the development tree: tests, source maps, sources of dist/.
     expect(tarFiles.filter((f) => /^package\/(test|bench|fixtures|src|protocols|dist\/test)\//.test(f) || f.endsWith('.map'))).toEqual([]);
