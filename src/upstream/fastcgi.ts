@@ -189,16 +189,18 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
   // it the script sees an empty body).
   const params = upstreamVars(environ, cfg.params);
   params.push(['CONTENT_LENGTH', String(outboundLength(outbound))]);
+  let head: [Buffer, Buffer];
   try {
-    // Checked before connecting (UP-2): a pair over 65535 bytes or a char above U+00FF cannot go out.
-    encodeFastcgiRequest(1, { keepConn: cfg.keepConn, params });
+    // Encoded before connecting (UP-2): a pair over 65535 bytes or a char above U+00FF cannot go
+    // out. Request id 1 is the one every connection without multiplexing uses.
+    head = encodeFastcgiRequest(1, { keepConn: cfg.keepConn, params });
   } catch (err) {
     if (err instanceof LimitError) return refuse(431, `request head does not fit fastcgi: ${err.detail}`, 'warn');
     if (err instanceof ProtocolError) return refuse(400, `request cannot be sent over fastcgi: ${err.detail}`, 'warn');
     throw err;
   }
 
-  const request: RequestSpec = { params, outbound, isHead: environ.REQUEST_METHOD === 'HEAD', signal, input, log };
+  const request: RequestSpec = { params, head, outbound, isHead: environ.REQUEST_METHOD === 'HEAD', signal, input, log };
   const tried = new Set<Peer>();
   let retried = false;
   for (;;) {
@@ -243,6 +245,8 @@ async function forward(cfg: Config, group: UpstreamGroup, pools: Map<Peer, Pool>
 
 interface RequestSpec {
   params: Array<[string, string]>;
+  /** BEGIN_REQUEST and the PARAMS stream for request id 1 (another id is encoded anew). */
+  head: [beginRequest: Buffer, params: Buffer];
   outbound: Outbound;
   isHead: boolean;
   signal: AbortWatch | undefined;
@@ -557,7 +561,7 @@ class Connection {
     const exchange = new Exchange(id, this, request, reused);
     this.exchanges.set(id, exchange);
     this.decoder.register(id);
-    const [begin, params] = encodeFastcgiRequest(id, { keepConn: this.pool.cfg.keepConn, params: request.params });
+    const [begin, params] = id === 1 ? request.head : encodeFastcgiRequest(id, { keepConn: this.pool.cfg.keepConn, params: request.params });
     const body = request.outbound;
     const socket = this.socket;
     if (body.kind === 'buffer') {
