@@ -15,11 +15,13 @@ import { InflightCounter } from '../src/fronts/common.js';
 import { FRONTS as registry } from '../src/fronts/registry.js';
 import { resolveOptions } from '../src/options.js';
 import { Gateway } from '../src/server.js';
+import { type GcFunction, obtainGc } from '../src/memory.js';
 import { type MatrixRequest, type MatrixResult, fastcgiRequest, httpRequest, scgiRequest, uwsgiRequest } from './helpers/fronts.js';
 import { FcgiConn, fcgiRequest as fcgiOnConn, nginxParams, parseCgiResponse } from './helpers/fcgi-client.js';
 import type { GatewayAddress } from './helpers/scgi-client.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const gc = obtainGc() as GcFunction;
 
 interface Line {
   level: string;
@@ -160,8 +162,12 @@ describe.each(Object.keys(FRONTS))('--timeout on %s', (front) => {
 
     test.each(['/never', '/late'])('OP-10: %s gets a 504 within the timeout, logged with the request id, the signal aborts', async (path) => {
       const key = `${front}-${kind}-${path}`;
+      // A full GC while the app waits: the abort must still reach what the app kept (a fetch
+      // handler that holds only request.signal, not the Request).
+      const collect = setTimeout(() => gc({ type: 'major', execution: 'sync' }), 150);
       const t0 = performance.now();
       const res = await send(server.addr, server.port, { path, headers: { 'X-Key': key } });
+      clearTimeout(collect);
       const ms = performance.now() - t0;
       expect(res.status).toBe(504);
       expect(res.body.toString()).toMatch(/^Gateway Timeout\nrequest id: \S+\n$/);

@@ -243,6 +243,12 @@ describe('CLI-4: app loading', () => {
     await proc.waitFor(/error app failed/);
   });
 
+  test('CLI-4, R-5, OP-10: a fetch handler that kept only request.signal sees the abort after full GCs (the Request is held for it)', async () => {
+    const { proc, port } = await serve([app('fetch-signal.mjs'), '--http', '127.0.0.1:0', '--timeout', '400ms', '--workers', '0'], { NODE_OPTIONS: '--expose-gc' });
+    expect((await request({ port, path: '/never' })).status).toBe(504);
+    await proc.waitFor(/fetch-signal: \/never aborted: timeout: app did not answer in 400 ms/, 'stderr', 5000);
+  });
+
   const failures: Array<[string, string, RegExp[]]> = [
     ['a missing file', app('does-not-exist.mjs'), [/no such file/, /does-not-exist\.mjs/]],
     ['a missing export (lists the exports)', `${app('esm.mjs')}:nope`, [/no export named nope/, /default/, /notAnApp/, /plainObject/, /second/]],

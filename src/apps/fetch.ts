@@ -30,7 +30,14 @@ const MAX_EARLY_READS = 16;
 
 export function fromFetchHandler(handler: FetchHandler): App {
   return async (environ, startResponse) => {
-    const response = await handler(toRequest(environ));
+    const request = toRequest(environ);
+    // The one abort listener of the exchange holds the Request. undici's Request follows
+    // gatewire.signal only through a WeakRef to a controller that the Request alone holds: a
+    // handler that kept just request.signal (to pass it on to a fetch, or listen to it) lost the
+    // abort at the first GC once nothing held the Request (R-5, OP-10).
+    const held: { request: Request; reader: ReadableStreamDefaultReader<Uint8Array> | undefined } = { request, reader: undefined };
+    environ['gatewire.signal'].addEventListener('abort', () => void held.reader?.cancel().catch(() => undefined), { once: true }); // R-5: client gone: cancel the body now (Hono's stream.onAbort), not at its next chunk
+    const response = await handler(request);
     if (!(response instanceof Response)) throw new TypeError(`the fetch handler returned ${typeof response}, not a Response`);
     const headers: HeaderList = [];
     let streaming = false;
@@ -55,7 +62,7 @@ export function fromFetchHandler(handler: FetchHandler): App {
       return [];
     }
     const reader = body.getReader();
-    environ['gatewire.signal'].addEventListener('abort', () => void reader.cancel().catch(() => undefined), { once: true }); // R-5: client gone: cancel the body now (Hono's stream.onAbort), not at its next chunk
+    held.reader = reader;
     // R-15: a body that is all there already goes out whole, with its length.
     const early = streaming || hasLength ? { chunks: [], done: false, pending: undefined } : await readQueued(reader);
     try {
