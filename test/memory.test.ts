@@ -4,7 +4,7 @@
  * (100 MiB through nginx into a cold gatewire).
  */
 import * as vm from 'node:vm';
-import { BODY_GC_INTERVAL, GcNudge, obtainGc } from '../src/memory.js';
+import { ANSWER_GC_INTERVAL, BODY_GC_INTERVAL, GcNudge, obtainGc } from '../src/memory.js';
 
 describe('GcNudge', () => {
   test('F-28: collects once per interval of bytes, counting across calls', () => {
@@ -26,6 +26,11 @@ describe('GcNudge', () => {
   test('the body interval is a few MiB (the RSS bound of F-28 is 32 MiB)', () => {
     expect(BODY_GC_INTERVAL).toBeGreaterThanOrEqual(1024 * 1024);
     expect(BODY_GC_INTERVAL).toBeLessThanOrEqual(8 * 1024 * 1024);
+  });
+
+  test('upstream answers nudge less often than request bodies, still within 8 MiB (UP-32)', () => {
+    expect(ANSWER_GC_INTERVAL).toBeGreaterThan(BODY_GC_INTERVAL);
+    expect(ANSWER_GC_INTERVAL).toBeLessThanOrEqual(8 * 1024 * 1024);
   });
 });
 

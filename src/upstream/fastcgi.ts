@@ -54,7 +54,7 @@ import type { Readable } from 'node:stream';
 import type { Body, Environ, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
 import type { AbortWatch } from '../request.js';
-import { noteBodyBytes } from '../memory.js';
+import { noteAnswerBytes, noteBodyBytes } from '../memory.js';
 import { CgiResponseParser, type CgiHeadLimits } from '../../protocols/cgi/response.js';
 import {
   encodeAbortRequest,
@@ -825,7 +825,7 @@ class Exchange {
       }
     }
     if (chunk.length > 0) {
-      noteBodyBytes(chunk.length);
+      noteAnswerBytes(chunk.length); // the read buffers are freed while young (src/memory.ts)
       this.queue.push(chunk);
       this.queued += chunk.length;
       if (this.queued > FASTCGI_DEFAULTS.highWaterMark && !this.ended) this.conn.pauseFor(this);

@@ -37,7 +37,7 @@ import type { Readable } from 'node:stream';
 import type { Body, Environ, HeaderList, StartResponse } from '../app.js';
 import type { Logger } from '../logger.js';
 import type { AbortWatch } from '../request.js';
-import { noteBodyBytes } from '../memory.js';
+import { noteAnswerBytes, noteBodyBytes } from '../memory.js';
 import type { UpstreamAddress, UpstreamProtocol, UpstreamTarget } from './address.js';
 import {
   asUpstreamError,
@@ -357,7 +357,7 @@ class UpstreamConnection {
       }
     }
     if (chunk.length > 0) {
-      noteBodyBytes(chunk.length);
+      noteAnswerBytes(chunk.length); // the read buffers are freed while young (src/memory.ts)
       this.queue.push(chunk);
     }
     if (this.ended) this.destroySocket();
