@@ -294,7 +294,11 @@ class UpstreamConnection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('error', (err: NodeJS.ErrnoException) => this.fail(new UpstreamError(`connection error: ${err.code ?? err.message}`, 502)));
-    socket.on('close', () => this.fail(new UpstreamError('the upstream closed the connection', 502)));
+    // Every exchange ends with this close: the error (its stack trace costs microseconds) is
+    // made only when the close still means something.
+    socket.on('close', () => {
+      if (!this.over) this.fail(new UpstreamError('the upstream closed the connection', 502));
+    });
     socket.on('timeout', () => this.onTimeout());
     signal?.add(this.onAbort);
   }
@@ -410,16 +414,20 @@ class UpstreamConnection {
     if (!this.destroyed) this.socket.setTimeout(this.cfg.readTimeout);
   }
 
+  /** Nothing can change the outcome any more: a failure now would be ignored. */
+  private get over(): boolean {
+    return this.phase === 'done' || (this.phase !== 'head' && (this.ended || this.failure !== undefined));
+  }
+
   /** The first failure wins; later ones (the close after a reset) change nothing. */
   private fail(err: Error): void {
-    if (this.phase === 'done') return;
+    if (this.over) return;
     if (this.phase === 'head') {
       this.phase = 'done';
       this.rejectHead(err);
       this.destroy();
       return;
     }
-    if (this.ended || this.failure !== undefined) return;
     this.failure = err;
     this.destroySocket();
     this.wake();
