@@ -7,9 +7,9 @@
  * no copy). It never reads the body: the caller reads exactly `contentLength` bytes (U-6) and never
  * parses another packet from what follows.
  *
- * modifier1 is reported as received. The allow-list (U-2) is the front's policy: the `header`
- * getter exposes modifier1 as soon as 4 bytes are in, so a front can close on a refused type before
- * buffering its vars. Checked here: the LE16 sizes and exact consumption of the block (U-4: key size
+ * modifier1 is reported as received. The allow-list (U-2) is the front's policy: `checkHeader` runs
+ * as soon as the 4 header bytes are in, so a front can close on a refused type before any vars byte
+ * is buffered or decoded (the `header` getter also exposes it from then on). Checked here: the LE16 sizes and exact consumption of the block (U-4: key size
  * 0 and truncated entries rejected, empty values legal), datasize against `maxUwsgiPacketSize`
  * (U-3, checked before any vars byte is buffered) and CONTENT_LENGTH (U-6: empty or absent = 0,
  * digits only otherwise). Left to the environ builder: duplicate names (U-5 = F-22), dropping
@@ -40,6 +40,12 @@ export interface UwsgiDecoderOptions {
   maxUwsgiPacketSize?: number;
   /** Largest CONTENT_LENGTH accepted. Default `Number.MAX_SAFE_INTEGER`. */
   maxBodyBytes?: number;
+  /**
+   * Called once with the packet header, before its datasize is checked and before any vars byte is
+   * buffered or decoded (the U-2 allow-list). What it throws, push() throws, and the decoder is
+   * failed from then on.
+   */
+  checkHeader?: (header: UwsgiPacketHeader) => void;
 }
 
 export interface UwsgiRequestHead extends UwsgiPacketHeader {
@@ -70,8 +76,10 @@ export class UwsgiDecoder {
   readonly maxUwsgiPacketSize: number;
   readonly maxBodyBytes: number;
   #state: UwsgiDecoderState = 'header';
-  #error: ProtocolError | undefined;
-  #headerBytes = Buffer.alloc(UWSGI_HEADER_SIZE);
+  #error: unknown;
+  readonly #checkHeader: ((header: UwsgiPacketHeader) => void) | undefined;
+  /** A packet header split across chunks, gathered here (created only then). */
+  #headerBytes: Buffer | undefined;
   #headerHave = 0;
   #header: UwsgiPacketHeader | undefined;
   /** Vars bytes kept from earlier chunks. */
@@ -86,6 +94,7 @@ export class UwsgiDecoder {
       MAX_UWSGI_DATASIZE,
     );
     this.maxBodyBytes = checkLimit('maxBodyBytes', options.maxBodyBytes, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    this.#checkHeader = options.checkHeader;
   }
 
   get state(): UwsgiDecoderState {
@@ -104,9 +113,9 @@ export class UwsgiDecoder {
 
   /**
    * Feeds the next socket chunk. Returns undefined while the packet is incomplete, the decoded head
-   * once datasize bytes of vars have arrived. Throws ProtocolError/LimitError for bad bytes; after
-   * an error every call rethrows it. Pushing after the head was returned throws a plain Error
-   * (the body is the caller's business).
+   * once datasize bytes of vars have arrived. Throws ProtocolError/LimitError for bad bytes (and
+   * whatever `checkHeader` throws); after an error every call rethrows it. Pushing after the head
+   * was returned throws a plain Error (the body is the caller's business).
    */
   push(chunk: Buffer): UwsgiRequestHead | undefined {
     if (this.#error !== undefined) throw this.#error;
@@ -116,10 +125,8 @@ export class UwsgiDecoder {
     try {
       return this.#push(chunk);
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        this.#state = 'failed';
-        this.#error = err;
-      }
+      this.#state = 'failed';
+      this.#error = err;
       throw err;
     }
   }
@@ -141,12 +148,18 @@ export class UwsgiDecoder {
   #push(chunk: Buffer): UwsgiRequestHead | undefined {
     let i = 0;
     if (this.#state === 'header') {
-      const take = Math.min(UWSGI_HEADER_SIZE - this.#headerHave, chunk.length);
-      chunk.copy(this.#headerBytes, this.#headerHave, 0, take);
-      this.#headerHave += take;
-      i = take;
-      if (this.#headerHave < UWSGI_HEADER_SIZE) return undefined;
-      const h = this.#headerBytes;
+      let h: Buffer;
+      if (this.#headerHave === 0 && chunk.length >= UWSGI_HEADER_SIZE) {
+        h = chunk; // the usual case: the whole header in the first chunk, read in place
+        i = UWSGI_HEADER_SIZE;
+      } else {
+        h = this.#headerBytes ??= Buffer.alloc(UWSGI_HEADER_SIZE);
+        i = Math.min(UWSGI_HEADER_SIZE - this.#headerHave, chunk.length);
+        chunk.copy(h, this.#headerHave, 0, i);
+        this.#headerHave += i;
+        if (this.#headerHave < UWSGI_HEADER_SIZE) return undefined;
+      }
+      this.#headerHave = UWSGI_HEADER_SIZE;
       const header: UwsgiPacketHeader = {
         modifier1: h[0] as number,
         datasize: (h[1] as number) | ((h[2] as number) << 8), // U-1: little-endian
@@ -154,11 +167,12 @@ export class UwsgiDecoder {
       };
       this.#header = header;
       this.#state = 'vars';
+      this.#checkHeader?.(header);
       if (header.datasize > this.maxUwsgiPacketSize) {
         throw new LimitError(
           PROTOCOL,
           UwsgiErrorCode.VarsTooLarge,
-          `vars block of ${header.datasize} bytes (header "${showBytes(h)}") exceeds maxUwsgiPacketSize ${this.maxUwsgiPacketSize}`,
+          `vars block of ${header.datasize} bytes (header "${showBytes(h.subarray(0, UWSGI_HEADER_SIZE))}") exceeds maxUwsgiPacketSize ${this.maxUwsgiPacketSize}`,
           'maxUwsgiPacketSize',
         );
       }

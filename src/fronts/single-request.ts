@@ -61,6 +61,10 @@ export class HeadPeek {
   private bytes: Buffer = Buffer.alloc(0);
   add(chunk: Buffer): void {
     if (this.bytes.length >= PEEK_BYTES) return;
+    if (this.bytes.length === 0 && chunk.length <= PEEK_BYTES) {
+      this.bytes = chunk; // the usual case: the whole head in one read
+      return;
+    }
     const take = chunk.subarray(0, PEEK_BYTES - this.bytes.length);
     this.bytes = this.bytes.length === 0 ? take : Buffer.concat([this.bytes, take]);
   }

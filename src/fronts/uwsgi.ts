@@ -25,7 +25,6 @@ import { serializeHttpHead } from '../../protocols/cgi/head.js';
 import {
   MAX_UWSGI_DATASIZE,
   Modifier1,
-  UWSGI_HEADER_SIZE,
   UWSGI_REQUEST_MODIFIERS,
   UwsgiDecoder,
   peekUwsgiVar,
@@ -38,11 +37,6 @@ function serializeUwsgiHead(status: number, reason: string, headers: HeaderList)
   return serializeHttpHead('HTTP/1.1', status, reason, headers);
 }
 
-/** The decoder's packet header, read through a call so narrowing does not survive a push(). */
-function packetHeader(decoder: UwsgiDecoder): UwsgiPacketHeader | undefined {
-  return decoder.header;
-}
-
 function lastValue(pairs: GatewayHead['pairs'], name: string): string | undefined {
   let value: string | undefined;
   for (const [k, v] of pairs) if (k === name) value = v;
@@ -53,45 +47,28 @@ function lastValue(pairs: GatewayHead['pairs'], name: string): string | undefine
 function uwsgiProtocol(opts: GatewayFrontOptions, modifiers: ReadonlySet<number>): SingleRequestProtocol {
   const maxUwsgiPacketSize = Math.min(opts.maxParamsBytes, MAX_UWSGI_DATASIZE);
   let prefixWarned = false;
-  const refuseModifier = (modifier1: number): never => {
-    throw new CloseWithoutReply(`packet type modifier1=${modifier1} is not a request type (allowed: ${[...modifiers].join(', ')})`);
+  const checkHeader = (header: UwsgiPacketHeader): void => {
+    if (modifiers.has(header.modifier1)) return;
+    throw new CloseWithoutReply(`packet type modifier1=${header.modifier1} is not a request type (allowed: ${[...modifiers].join(', ')})`);
   };
-  const toHead = (head: UwsgiRequestHead, rest: Buffer): GatewayHead => ({
+  const toHead = (head: UwsgiRequestHead): GatewayHead => ({
     pairs: head.vars,
     contentLength: head.contentLength,
-    rest,
+    rest: head.rest,
     stripScriptName: head.modifier1 === Modifier1.WsgiPathInfo,
   });
   return {
     name: 'uwsgi',
     newReader(): HeadReader {
       // No body limit here: gatewayVars refuses a CONTENT_LENGTH over it with a 413, knowing the method.
-      const decoder = new UwsgiDecoder({ maxUwsgiPacketSize });
+      // U-2: modifier1 is checked as soon as the packet header is in, before any vars byte.
+      const decoder = new UwsgiDecoder({ maxUwsgiPacketSize, checkHeader });
       const peek = new HeadPeek();
       return {
         push(chunk) {
           peek.add(chunk);
-          let data = chunk;
-          if (packetHeader(decoder) === undefined) {
-            // U-2: feed the packet header alone and check modifier1 before any vars byte.
-            const need = UWSGI_HEADER_SIZE - decoder.bufferedBytes;
-            let head: UwsgiRequestHead | undefined;
-            try {
-              head = decoder.push(data.subarray(0, need));
-            } catch (err) {
-              const h = packetHeader(decoder);
-              if (h !== undefined && !modifiers.has(h.modifier1)) refuseModifier(h.modifier1);
-              throw err;
-            }
-            const h = packetHeader(decoder);
-            if (h === undefined) return undefined;
-            if (!modifiers.has(h.modifier1)) refuseModifier(h.modifier1);
-            if (head !== undefined) return toHead(head, data.subarray(need)); // datasize 0
-            data = data.subarray(need);
-            if (data.length === 0) return undefined;
-          }
-          const head = decoder.push(data);
-          return head === undefined ? undefined : toHead(head, head.rest);
+          const head = decoder.push(chunk);
+          return head === undefined ? undefined : toHead(head);
         },
         end: () => decoder.end(),
         method: () => peekUwsgiVar(peek.seen, 'REQUEST_METHOD'),

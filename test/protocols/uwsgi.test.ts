@@ -255,6 +255,31 @@ describe('uwsgi modifier1 (U-2, §4.3)', () => {
   });
 });
 
+  test('U-2: checkHeader sees the header before the datasize limit and any vars byte; its throw is sticky', () => {
+    const packet = encodeUwsgiRequest([['A', 'b']], { modifier1: Modifier1.Eval });
+    for (const split of [0, 1, 3, 4, 5]) {
+      const seen: number[] = [];
+      const decoder = new UwsgiDecoder({
+        maxUwsgiPacketSize: 1, // the vars block is larger: the check must come first
+        checkHeader: (h) => {
+          seen.push(h.modifier1, h.datasize);
+          if (h.modifier1 === Modifier1.Eval) throw new RangeError('refused type');
+        },
+      });
+      const push = (): unknown => {
+        if (split > 0) decoder.push(packet.subarray(0, split));
+        return decoder.push(packet.subarray(split));
+      };
+      expect(push).toThrow('refused type');
+      expect(seen).toEqual([22, packet.length - 4]);
+      expect(() => decoder.push(Buffer.from('x'))).toThrow('refused type');
+      expect(decoder.state).toBe('failed');
+    }
+    // An accepted header: the head decodes as without the hook.
+    const ok = new UwsgiDecoder({ checkHeader: () => undefined });
+    expect(ok.push(encodeUwsgiRequest([['A', 'b']]))?.vars).toEqual([['A', 'b']]);
+  });
+
 describe('uwsgi vars block (U-3, U-4, §4.3)', () => {
   test('U-3 §4.3: datasize 65535 of valid vars accepted with default options', () => {
     const bytes = maxPacket();
