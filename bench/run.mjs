@@ -2,6 +2,7 @@
 // gatewire benchmark harness. Usage: `npm run bench -- <group>... [options]`
 // (= `node bench/run.mjs <group>... [options]`). See bench/README.md for the method.
 
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -94,6 +95,13 @@ function hostInfo() {
   } catch {
     /* not a git checkout */
   }
+  // Tracked files changed since that commit: the measured build may not be the commit's code.
+  let gitDirty = null;
+  try {
+    gitDirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+  } catch {
+    /* no git */
+  }
   return {
     cpus: c.length,
     cpuModel: c[0]?.model ?? null,
@@ -103,6 +111,7 @@ function hostInfo() {
     wrk,
     loadavg: loadavg(),
     gitCommit,
+    gitDirty,
     peers: {
       gunicorn: commandVersion('gunicorn', ['--version']),
       uwsgi: commandVersion('uwsgi', ['--version']),
@@ -110,6 +119,12 @@ function hostInfo() {
       python3: commandVersion('/usr/bin/python3', ['--version']),
     },
   };
+}
+
+/** Which code is measured: the commit, and whether tracked files differ from it. */
+function codeLine(host) {
+  if (host.gitCommit === null) return 'not a git checkout';
+  return `commit ${host.gitCommit.slice(0, 7)}${host.gitDirty ? ' with uncommitted changes' : ''}`;
 }
 
 const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
@@ -139,7 +154,7 @@ async function runGroup(name, baseGroup, values) {
   console.log(
     `   wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency, warm-up ${opts.warmup} s, ` +
       `${opts.rounds} round(s); ${host.cpus} CPU(s) shared by wrk and the server; ` +
-      `load average ${host.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
+      `load average ${host.loadavg.map((x) => x.toFixed(2)).join(' ')}; ${codeLine(host)}`,
   );
 
   const rounds = new Map(targets.map((t) => [t.name, []]));
@@ -212,7 +227,7 @@ async function runMixedGroup(name, group, values) {
     `   wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency, warm-up ${opts.warmup} s, ${opts.rounds} round(s); ` +
       `fronts ${plan.fronts.join(', ') || '-'}; references ${plan.refs.join(', ') || '-'}; ${plan.pairs.length} pair(s); ` +
       `per round ${sessions} gatewire session(s), ${loads} loads (about ${Math.ceil((loads * (opts.warmup + opts.duration + opts.settle + 1) + sessions * 3 + plan.refs.length * 3) / 60)} min); ` +
-      `${host.cpus} CPU(s) shared by wrk and the servers; load average ${host.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
+      `${host.cpus} CPU(s) shared by wrk and the servers; load average ${host.loadavg.map((x) => x.toFixed(2)).join(' ')}; ${codeLine(host)}`,
   );
   const result = await runMixed(group, runOpts, { baseline, only, pairs });
   const { text, markdown } = mixedReport(result);
