@@ -513,10 +513,10 @@ export class Exchange {
       const [name, value] = pair;
       if (typeof name !== 'string' || !isValidHeaderName(name)) throw new AppContractError(`invalid header name ${safeShow(name)} (R-2)`);
       if (typeof value !== 'string' || !isValidHeaderValue(value)) throw new AppContractError(`invalid value for header ${name}: ${safeShow(value)} (R-2)`);
-      const lower = name.toLowerCase();
-      if (lower === 'status') throw new AppContractError('a header named Status is not allowed (R-7)');
-      if (isHopByHop(lower)) throw new AppContractError(`hop-by-hop header ${name} is not allowed from an app (R-6)`);
-      if (lower === 'content-length') {
+      // The lengths first: a lower-cased copy of every name (Content-Type, ...) is garbage.
+      if (name.length === 6 && name.toLowerCase() === 'status') throw new AppContractError('a header named Status is not allowed (R-7)');
+      if (isHopByHop(name)) throw new AppContractError(`hop-by-hop header ${name} is not allowed from an app (R-6)`);
+      if (name.length === 14 && name.toLowerCase() === 'content-length') {
         if (!/^[0-9]{1,15}$/.test(value) || this.declaredLength >= 0) throw new AppContractError(`invalid Content-Length ${safeShow(value)} (R-8)`);
         if (code === 204) continue; // R-9: no Content-Length on 204
         this.declaredLength = Number(value);
