@@ -9,8 +9,9 @@
  *
  * modifier1 is reported as received. The allow-list (U-2) is the front's policy: `checkHeader` runs
  * as soon as the 4 header bytes are in, so a front can close on a refused type before any vars byte
- * is buffered or decoded (the `header` getter also exposes it from then on). Checked here: the LE16 sizes and exact consumption of the block (U-4: key size
- * 0 and truncated entries rejected, empty values legal), datasize against `maxUwsgiPacketSize`
+ * is buffered or decoded (the `header` getter also exposes it from then on). Checked here: the LE16
+ * sizes and exact consumption of the block (U-4: key size 0 and truncated entries rejected, empty
+ * values legal), datasize against `maxUwsgiPacketSize`
  * (U-3, checked before any vars byte is buffered) and CONTENT_LENGTH (U-6: empty or absent = 0,
  * digits only otherwise). Left to the environ builder: duplicate names (U-5 = F-22), dropping
  * names with `=`, `.` or NUL (U-5), ignoring `UWSGI_*` magic vars (U-10). Strings are latin1 (U-11).
