@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,19 +88,16 @@ function hostInfo() {
   const c = cpus();
   let wrk = commandVersion('wrk', ['--version']);
   if (wrk) wrk = wrk.replace(/\s+Copyright.*/, '');
+  // The measured commit, and whether tracked files differ from it (then the build may not be the
+  // commit's code). Through git itself: a fresh clone keeps its refs packed, not in .git/refs.
+  const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   let gitCommit = null;
-  try {
-    const head = readFileSync(join(root, '.git/HEAD'), 'utf8').trim();
-    gitCommit = head.startsWith('ref: ') ? readFileSync(join(root, '.git', head.slice(5)), 'utf8').trim() : head;
-  } catch {
-    /* not a git checkout */
-  }
-  // Tracked files changed since that commit: the measured build may not be the commit's code.
   let gitDirty = null;
   try {
-    gitDirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+    gitCommit = git('rev-parse', 'HEAD');
+    gitDirty = git('status', '--porcelain', '--untracked-files=no') !== '';
   } catch {
-    /* no git */
+    /* not a git checkout, or no git */
   }
   return {
     cpus: c.length,
