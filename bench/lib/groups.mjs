@@ -98,20 +98,27 @@ function uwsgiPython(ctx, socketFlag, port) {
 
 export const builtCli = { file: 'dist/src/cli.js', hint: 'run `npm run build` first' };
 
-/** floor-net-<proto> and floor-raw-<proto>: the do-nothing floor servers behind nginx. */
+/**
+ * floor-net-<proto> and floor-raw-<proto>: the do-nothing floor servers behind nginx; and two
+ * net.Server floors that do a little before answering: floor-work-<proto> spins 1 µs,
+ * floor-split-<proto> decodes the head into its name and value strings. Their ratios to
+ * floor-net-<proto> show how much req/s a microsecond per connection costs here.
+ */
 function floorTargets(proto) {
-  const make = (kind, what) =>
-    behindNginx(`floor-${kind}-${proto}`, `nginx ${proto}_pass → do-nothing ${what} (bench/servers/scgi-floor-${kind}.mjs --proto ${proto})`, {
+  const make = (name, kind, what, extra = []) =>
+    behindNginx(name, `nginx ${proto}_pass → ${what} (bench/servers/scgi-floor-${kind}.mjs --proto ${proto}${extra.map((a) => ` ${a}`).join('')})`, {
       backend: (ctx, port) => ({
         cmd: node,
-        args: [join(ctx.bench, `servers/scgi-floor-${kind}.mjs`), String(port), HOST, '--proto', proto],
+        args: [join(ctx.bench, `servers/scgi-floor-${kind}.mjs`), String(port), HOST, '--proto', proto, ...extra],
       }),
       location: (ctx, port) => passTo(proto, port),
       requires: [{ file: PARAMS[proto] }],
     });
   return {
-    [`floor-net-${proto}`]: make('net', 'net.Server'),
-    [`floor-raw-${proto}`]: make('raw', 'raw tcp_wrap handle'),
+    [`floor-net-${proto}`]: make(`floor-net-${proto}`, 'net', 'do-nothing net.Server'),
+    [`floor-raw-${proto}`]: make(`floor-raw-${proto}`, 'raw', 'do-nothing raw tcp_wrap handle'),
+    [`floor-work-${proto}`]: make(`floor-work-${proto}`, 'net', 'the net.Server floor spinning 1 µs per connection', ['--work-ns', '1000']),
+    [`floor-split-${proto}`]: make(`floor-split-${proto}`, 'net', 'the net.Server floor splitting the head into strings', ['--split']),
   };
 }
 
@@ -563,25 +570,29 @@ export const GROUPS = {
 
   scgi: {
     title: 'SCGI behind nginx: gatewire vs uWSGI --scgi-socket, with the do-nothing Node floors',
-    targets: ['nginx-return200', 'gatewire-scgi', 'uwsgi-scgi', 'floor-net-scgi', 'floor-raw-scgi'],
+    targets: ['nginx-return200', 'gatewire-scgi', 'uwsgi-scgi', 'floor-net-scgi', 'floor-raw-scgi', 'floor-work-scgi', 'floor-split-scgi'],
     ratios: [
       { num: 'gatewire-scgi', den: 'uwsgi-scgi', min: 1.2 },
       { num: 'gatewire-scgi', den: 'floor-net-scgi' },
       { num: 'floor-net-scgi', den: 'uwsgi-scgi' },
       { num: 'floor-raw-scgi', den: 'uwsgi-scgi' },
       { num: 'gatewire-scgi', den: 'nginx-return200' },
+      { num: 'floor-work-scgi', den: 'floor-net-scgi' },
+      { num: 'floor-split-scgi', den: 'floor-net-scgi' },
     ],
   },
 
   uwsgi: {
     title: 'uwsgi protocol behind nginx: gatewire vs uWSGI --uwsgi-socket, with the do-nothing Node floors',
-    targets: ['nginx-return200', 'gatewire-uwsgi', 'uwsgi-uwsgi', 'floor-net-uwsgi', 'floor-raw-uwsgi'],
+    targets: ['nginx-return200', 'gatewire-uwsgi', 'uwsgi-uwsgi', 'floor-net-uwsgi', 'floor-raw-uwsgi', 'floor-work-uwsgi', 'floor-split-uwsgi'],
     ratios: [
       { num: 'gatewire-uwsgi', den: 'uwsgi-uwsgi', min: 1.2 },
       { num: 'gatewire-uwsgi', den: 'floor-net-uwsgi' },
       { num: 'floor-net-uwsgi', den: 'uwsgi-uwsgi' },
       { num: 'floor-raw-uwsgi', den: 'uwsgi-uwsgi' },
       { num: 'gatewire-uwsgi', den: 'nginx-return200' },
+      { num: 'floor-work-uwsgi', den: 'floor-net-uwsgi' },
+      { num: 'floor-split-uwsgi', den: 'floor-net-uwsgi' },
     ],
   },
 
