@@ -10,7 +10,7 @@ import type { Service } from './app.js';
 import { DescriptorWatch } from './descriptors.js';
 import { normalizeMount } from './environ.js';
 import { ListenError } from './errors.js';
-import { InflightCounter } from './fronts/common.js';
+import { InflightCounter, trackSockets } from './fronts/common.js';
 import { FRONTS, type FrontContext, type FrontName, type Listener, frontByName, frontFlags } from './fronts/registry.js';
 import type { Logger } from './log.js';
 import { type ListenAddress, type ServeOptions, formatAddress } from './options.js';
@@ -52,7 +52,9 @@ export interface GatewayOptions {
 export class Gateway {
   readonly listeners: BoundListener[] = [];
   private readonly opened: Listener[] = [];
+  /** Every accepted socket until it closes: shutdown cuts what is left. */
   private readonly sockets = new Set<net.Socket>();
+  private readonly track = trackSockets(this.sockets);
   private ownedSocketFiles: string[] = [];
   private closing: Promise<void> | undefined;
   private readonly descriptors: DescriptorWatch;
@@ -90,10 +92,7 @@ export class Gateway {
       const listener = frontByName(spec.front).load().listen(ctx);
       const server = listener.server;
       this.opened.push(listener);
-      server.on('connection', (socket: net.Socket) => {
-        this.sockets.add(socket);
-        socket.once('close', () => this.sockets.delete(socket));
-      });
+      server.on('connection', this.track);
       const address = await this.bind(server, spec.address);
       const label = spec.label ?? formatAddress(address);
       this.listeners.push({ front: spec.front, address, server, label });

@@ -102,6 +102,21 @@ export function appTimedOut(
   }
 }
 
+/**
+ * A 'connection' listener that keeps `sockets` holding every open socket. The 'close' listener is
+ * one function shared by all (an emitter calls it with the socket as `this`), not a closure and
+ * a `once` wrapper per connection: SCGI and uwsgi pay for those on every request.
+ */
+export function trackSockets(sockets: Set<Socket>): (socket: Socket) => void {
+  function untrack(this: Socket): void {
+    sockets.delete(this);
+  }
+  return (socket) => {
+    sockets.add(socket);
+    socket.on('close', untrack);
+  };
+}
+
 /** A plain net.Server whose connections a ConnectionHandler serves (every front but HTTP). */
 export function listenOn(handler: ConnectionHandler, serverOptions: net.ServerOpts = {}): Listener {
   keepTickObjectShape();

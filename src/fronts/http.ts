@@ -23,7 +23,7 @@ import type { Logger } from '../log.js';
 import { type Reply, reply, replyBytes, sendReply } from '../reply.js';
 import { RequestContext, makeEnviron, newRequestId, newVars } from '../request.js';
 import { LimitedInput } from '../input.js';
-import { type InflightCounter, appDeadline, appTimedOut, keepTickObjectShape, resetAfterFlush } from './common.js';
+import { type InflightCounter, appDeadline, appTimedOut, keepTickObjectShape, resetAfterFlush, trackSockets } from './common.js';
 import { takeConnection } from './http-raw.js';
 import type { FrontContext, FrontModule, ListenerProtocol } from './registry.js';
 import { serializeHttpHead } from '../../protocols/cgi/head.js';
@@ -90,10 +90,7 @@ export const DRAIN_IDLE_GRACE_MS = 1000;
  */
 function drainOnClose(server: http.Server): void {
   const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
+  server.on('connection', trackSockets(sockets));
   const closeIdle = http.Server.prototype.closeIdleConnections;
   let since: number | undefined;
   // node:http's close() calls closeIdleConnections() on the instance first: this is that hook.

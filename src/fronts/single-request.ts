@@ -56,9 +56,11 @@ export interface HeadReader {
 /** How many of a head's first bytes a reader keeps for method() (nginx sends it early). */
 export const PEEK_BYTES = 4096;
 
+const NO_BYTES: Buffer = Buffer.alloc(0);
+
 /** The first PEEK_BYTES of a head, gathered across reads. */
 export class HeadPeek {
-  private bytes: Buffer = Buffer.alloc(0);
+  private bytes: Buffer = NO_BYTES;
   add(chunk: Buffer): void {
     if (this.bytes.length >= PEEK_BYTES) return;
     if (this.bytes.length === 0 && chunk.length <= PEEK_BYTES) {
