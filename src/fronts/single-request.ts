@@ -162,7 +162,7 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
     socket.on('end', () => this.onEnd());
     socket.on('close', () => {
       this.onClose();
-      if (this.finished) this.release();
+      this.releaseIfDone();
     });
     socket.on('timeout', () => this.onTimeout());
     socket.on('finish', () => this.onFinish());
@@ -311,17 +311,19 @@ class SingleRequestConnection implements BodySource, ExchangeLog {
     const socket = this.socket;
     if (!socket.destroyed) socket.resume();
     if (started !== 0) gatewayAccess(this.opts, this.protocol.name, vars, ctx.id, exchange.accessStatus, exchange.sentBytes, started, this.input?.received ?? 0);
-    if (socket.destroyed) this.release();
+    this.releaseIfDone();
   }
 
   /**
-   * The request is over and the connection closed: drop what it held. Not a nicety: a closed
-   * socket stays reachable until the next full GC (V8's scavenger keeps Node's handle objects,
-   * and what hangs off them, alive), so everything the connection still points at is copied by
-   * every scavenge and then promoted to the old space. Releasing it here halved what each SCGI
-   * request promoted (bench/README.md, "Per-connection cost").
+   * Once the app call is over and the connection closed (whichever comes last calls this), drop
+   * what the connection held. Not a nicety: a closed socket stays reachable until the next full
+   * GC (V8's scavenger keeps Node's handle objects, and what hangs off them, alive), so
+   * everything the connection still points at is copied by every scavenge and then promoted to
+   * the old space. Releasing it here halved what each SCGI request promoted (bench/README.md,
+   * "Per-connection cost").
    */
-  private release(): void {
+  private releaseIfDone(): void {
+    if (!this.finished || !this.socket.destroyed) return;
     this.exchange = undefined;
     this.ctx = undefined;
     this.input = undefined;
